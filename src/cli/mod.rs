@@ -1,0 +1,127 @@
+//! The command line: `serve` (the default), `check`, `render` and `simulate`.
+
+mod check;
+mod render;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigSource, LogFormat};
+use crate::server::Application;
+use crate::telemetry;
+
+/// Relays Beyond Presence call events to Slack and Discord.
+#[derive(Debug, Parser)]
+#[command(name = "callrelay", version, about)]
+pub struct Cli {
+    /// The configuration file. Default `./relay.toml`, or the built-in example when that is missing.
+    #[arg(long, global = true, env = "CALLRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format; overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay (the default).
+    Serve,
+    /// Validate the configuration and every template against built-in samples; exit 1 on problems.
+    Check,
+    /// Print the exact bodies an event would be posted as, per channel.
+    Render {
+        /// A JSON event file, or `-` for standard input. Default: the built-in samples.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// Only this channel (rendered even if no route sends the event there).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Pretty-print the JSON (the posted body is compact).
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Play a realistic call against a running relay and print its answers.
+    Simulate {
+        /// The relay's webhook URL. Default: from `server.listen` and `server.path`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Live messages to send before `call_ended`.
+        #[arg(long, default_value_t = 6)]
+        messages: usize,
+    },
+}
+
+/// Runs the command line; the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let source = ConfigSource::resolve(cli.config.as_deref());
+    let loaded = config::load(&source);
+    let format = cli
+        .log_format
+        .or_else(|| loaded.as_ref().ok().map(|c| c.log.format))
+        .unwrap_or_default();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init(format);
+            match loaded {
+                Ok(config) => serve(config),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Check => check::run(&source, loaded),
+        Command::Render {
+            event,
+            channel,
+            pretty,
+        } => match loaded {
+            Ok(config) => render::run(&config, event.as_deref(), channel.as_deref(), pretty),
+            Err(e) => fail(&e),
+        },
+        Command::Simulate { url, messages } => {
+            let url = url.or_else(|| loaded.ok().map(|c| default_url(&c)));
+            match url {
+                Some(url) => simulate::run(&url, messages),
+                None => fail(&"no --url given and no valid configuration to derive it from"),
+            }
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime starts");
+    let result: anyhow::Result<()> = runtime.block_on(async move {
+        let source = config.source.display_name();
+        let path = config.server.path.clone();
+        let app = Application::build(config).await?;
+        tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
+        app.run_until_stopped().await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("{e:#}")),
+    }
+}
+
+fn default_url(config: &Config) -> String {
+    let listen = config
+        .server
+        .listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    format!("http://{listen}{}", config.server.path)
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}

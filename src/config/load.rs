@@ -1,0 +1,409 @@
+//! Reading `relay.toml`: TOML syntax, `CALLRELAY__SECTION__KEY` overrides (through the `config`
+//! crate), `${VAR}` substitution, then validation of channels, routes and templates.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{
+    Channel, ChannelConfig, Config, ConfigError, FileConfig, Platform, Problem, TemplateOverrides,
+    WebhookUrl,
+};
+use crate::render::Renderer;
+use crate::routing::Router;
+use crate::sinks::discord;
+
+/// The configuration file used when `--config` and `CALLRELAY_CONFIG` are not given.
+pub const DEFAULT_CONFIG_PATH: &str = "relay.toml";
+
+/// The shipped `relay.toml`, built into the binary so a fresh checkout or a bare binary runs.
+pub const DEFAULT_CONFIG: &str = include_str!("../../relay.toml");
+
+/// Where a configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A file on disk.
+    File(PathBuf),
+    /// The built-in copy of the shipped `relay.toml` (used when no file exists at the default path).
+    BuiltIn,
+}
+
+impl ConfigSource {
+    /// `--config` if given, else `./relay.toml` if it exists, else the built-in default.
+    pub fn resolve(explicit: Option<&Path>) -> Self {
+        match explicit {
+            Some(path) => Self::File(path.to_path_buf()),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Self::File(PathBuf::from(DEFAULT_CONFIG_PATH))
+            }
+            None => Self::BuiltIn,
+        }
+    }
+
+    /// How the source is named in messages.
+    pub fn display_name(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::BuiltIn => "<built-in relay.toml>".to_owned(),
+        }
+    }
+
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            Self::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Self::BuiltIn => PathBuf::new(),
+        }
+    }
+}
+
+/// Loads and validates a configuration. `check` and `serve` both come through here.
+///
+/// A channel whose `webhook_url` names an unset environment variable is loaded as disabled (its
+/// `target` holds the reason) so a first run still starts; `check` reports those as errors.
+pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+    let file = source.display_name();
+    let text = match source {
+        ConfigSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::one(problem(&file, None, "file", format!("cannot be read: {e}")))
+        })?,
+        ConfigSource::BuiltIn => DEFAULT_CONFIG.to_owned(),
+    };
+    let lines = LineFinder { text: &text };
+
+    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+        let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+        return Err(ConfigError::one(problem(
+            &file,
+            line,
+            "syntax",
+            e.message().to_owned(),
+        )));
+    }
+    let mut tree =
+        merged_tree(&text).map_err(|m| ConfigError::one(problem(&file, None, "environment", m)))?;
+
+    let mut problems = Vec::new();
+    let mut disabled: BTreeMap<String, String> = BTreeMap::new();
+    substitute_env(&mut tree, &mut Vec::new(), &mut |path, var| {
+        let key = path.join(".");
+        match path.as_slice() {
+            [c, name, url] if c == "channels" && url == "webhook_url" => {
+                let at = lines
+                    .find(path)
+                    .map(|l| format!(", line {l}"))
+                    .unwrap_or_default();
+                disabled.insert(
+                    name.clone(),
+                    format!("environment variable `{var}` is not set (key `{key}`{at})"),
+                );
+            }
+            _ => problems.push(problem(
+                &file,
+                lines.find(path),
+                &format!("key `{key}`"),
+                format!("environment variable `{var}` is not set"),
+            )),
+        }
+    });
+
+    let raw: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
+        let key = e.path().to_string();
+        ConfigError::one(problem(
+            &file,
+            lines.find(&path),
+            &format!("key `{key}`"),
+            e.inner().to_string(),
+        ))
+    })?;
+
+    if !raw.server.path.starts_with('/') {
+        problems.push(problem(
+            &file,
+            lines.find(&["server".into(), "path".into()]),
+            "key `server.path`",
+            "must start with `/`".into(),
+        ));
+    }
+
+    let mut channels = BTreeMap::new();
+    let mut overrides: BTreeMap<String, (Platform, TemplateOverrides)> = BTreeMap::new();
+    for (name, cfg) in &raw.channels {
+        let at = lines.find(&["channels".into(), name.clone()]);
+        match build_channel(name, cfg, disabled.get(name)) {
+            Ok(channel) => {
+                overrides.insert(name.clone(), (channel.platform, templates_of(cfg).clone()));
+                channels.insert(name.clone(), channel);
+            }
+            Err(message) => {
+                problems.push(problem(&file, at, &format!("channel `{name}`"), message))
+            }
+        }
+    }
+
+    let router = Router::compile(&raw.routes, &raw.channels).map_err(|route_problems| {
+        route_problems
+            .into_iter()
+            .map(|rp| {
+                let line = lines.find_nth_table("routes", rp.index);
+                problem(&file, line, &format!("route `{}`", rp.name), rp.message)
+            })
+            .collect::<Vec<_>>()
+    });
+    let router = match router {
+        Ok(r) => Some(r),
+        Err(mut ps) => {
+            problems.append(&mut ps);
+            None
+        }
+    };
+
+    let templates_dir = source.base_dir().join(&raw.templates.dir);
+    let renderer = match Renderer::load(&templates_dir, &overrides) {
+        Ok(r) => Some(r),
+        Err(mut ps) => {
+            problems.append(&mut ps);
+            None
+        }
+    };
+
+    match (router, renderer) {
+        (Some(router), Some(renderer)) if problems.is_empty() => Ok(Config {
+            source: source.clone(),
+            server: raw.server,
+            delivery: raw.delivery,
+            log: raw.log,
+            templates_dir,
+            channels,
+            router,
+            renderer,
+        }),
+        _ => Err(ConfigError { problems }),
+    }
+}
+
+fn problem(file: &str, line: Option<usize>, subject: &str, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line,
+        subject: subject.to_owned(),
+        message,
+    }
+}
+
+fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
+    match cfg {
+        ChannelConfig::Slack(c) => &c.templates,
+        ChannelConfig::Discord(c) => &c.templates,
+    }
+}
+
+fn build_channel(
+    name: &str,
+    cfg: &ChannelConfig,
+    disabled: Option<&String>,
+) -> Result<Channel, String> {
+    let (platform, raw_url, username, avatar_url) = match cfg {
+        ChannelConfig::Slack(c) => (Platform::Slack, &c.webhook_url, None, None),
+        ChannelConfig::Discord(c) => (
+            Platform::Discord,
+            &c.webhook_url,
+            c.username.clone(),
+            c.avatar_url.clone(),
+        ),
+    };
+    if let Some(u) = &username {
+        discord::check_username(u).map_err(|m| format!("`username` {m}"))?;
+    }
+    let target = match disabled {
+        Some(why) => Err(why.clone()),
+        None => {
+            let url = WebhookUrl::parse(raw_url).map_err(|m| format!("`webhook_url` {m}"))?;
+            Ok(match platform {
+                Platform::Slack => url,
+                Platform::Discord => {
+                    discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?
+                }
+            })
+        }
+    };
+    Ok(Channel {
+        name: name.to_owned(),
+        platform,
+        target,
+        username,
+        avatar_url,
+    })
+}
+
+/// The file merged with `CALLRELAY__SECTION__KEY` environment overrides, as a JSON tree.
+fn merged_tree(text: &str) -> Result<Value, String> {
+    let settings = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("CALLRELAY")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    settings
+        .try_deserialize::<Value>()
+        .map_err(|e| e.to_string())
+}
+
+/// Replaces `${VAR}` in every string with the variable's value; calls `missing(path, var)` for each
+/// unset variable (the text is then left as it was).
+fn substitute_env(
+    value: &mut Value,
+    path: &mut Vec<String>,
+    missing: &mut dyn FnMut(&Vec<String>, &str),
+) {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let var = &after[..end];
+                match std::env::var(var) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => {
+                        missing(path, var);
+                        out.push_str(&rest[start..start + 3 + end]);
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                substitute_env(item, path, missing);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                path.push(k.clone());
+                substitute_env(v, path, missing);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Finds the line a dotted key path was written on, by reading the TOML text (best effort).
+struct LineFinder<'a> {
+    text: &'a str,
+}
+
+impl LineFinder<'_> {
+    /// The line of `[[table]]` number `index` (0-based).
+    fn find_nth_table(&self, table: &str, index: usize) -> Option<usize> {
+        let header = format!("[[{table}]]");
+        self.text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with(&header))
+            .nth(index)
+            .map(|(i, _)| i + 1)
+    }
+
+    /// The line `path` was written on: its own `key =` line, else its table's header.
+    fn find(&self, path: &[String]) -> Option<usize> {
+        if let Some(Ok(index)) = path.get(1).map(|s| s.parse::<usize>()) {
+            let header = self.find_nth_table(&path[0], index)?;
+            return Some(self.key_after(header, &path[2..]).unwrap_or(header));
+        }
+        for k in (1..=path.len()).rev() {
+            let header = format!("[{}]", path[..k].join("."));
+            let found = self
+                .text
+                .lines()
+                .position(|l| l.trim_start().starts_with(&header));
+            if let Some(n) = found {
+                return Some(self.key_after(n + 1, &path[k..]).unwrap_or(n + 1));
+            }
+        }
+        self.key_after(0, path)
+    }
+
+    /// The first line after line `after` (1-based) that sets `rest[0]`, before the next table that
+    /// does not mention it.
+    fn key_after(&self, after: usize, rest: &[String]) -> Option<usize> {
+        let first = rest.first()?;
+        for (n, line) in self.text.lines().enumerate().skip(after) {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') && !mentions_key(trimmed, first) {
+                return None;
+            }
+            if mentions_key(trimmed, first) {
+                return Some(n + 1);
+            }
+        }
+        None
+    }
+}
+
+fn mentions_key(line: &str, key: &str) -> bool {
+    let line = line.trim_start();
+    if line.starts_with('#') {
+        return false;
+    }
+    if line.starts_with('[') {
+        let inner = line.trim_start_matches('[');
+        let inner = inner.split(']').next().unwrap_or("");
+        return inner
+            .split('.')
+            .any(|part| part.trim().trim_matches('"') == key);
+    }
+    let Some((lhs, _)) = line.split_once('=') else {
+        return false;
+    };
+    let first = lhs.split('.').next().unwrap_or("").trim().trim_matches('"');
+    first == key || lhs.trim().trim_matches('"') == key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_substitution_replaces_every_occurrence_and_reports_missing() {
+        std::env::set_var("CALLRELAY_TEST_A", "alpha");
+        let mut v = serde_json::json!({"x": "a=${CALLRELAY_TEST_A}/${CALLRELAY_TEST_UNSET_B}/${CALLRELAY_TEST_A}"});
+        let mut missing = Vec::new();
+        substitute_env(&mut v, &mut Vec::new(), &mut |p, var| {
+            missing.push((p.join("."), var.to_owned()))
+        });
+        assert_eq!(v["x"], "a=alpha/${CALLRELAY_TEST_UNSET_B}/alpha");
+        assert_eq!(
+            missing,
+            vec![("x".to_owned(), "CALLRELAY_TEST_UNSET_B".to_owned())]
+        );
+    }
+
+    #[test]
+    fn line_finder_locates_nested_keys_and_array_tables() {
+        let text = "[server]\nlisten = \"x\"\n\n[channels.live]\nkind = \"slack\"\nwebhook_url = \"u\"\n\n[[routes]]\nchannels = []\n[[routes]]\nname = \"b\"\nchannels = [\"x\"]\n";
+        let f = LineFinder { text };
+        let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
+        assert_eq!(f.find(&p("server.listen")), Some(2));
+        assert_eq!(f.find(&p("channels.live.webhook_url")), Some(6));
+        assert_eq!(f.find(&p("routes.1.channels")), Some(12));
+        assert_eq!(f.find_nth_table("routes", 1), Some(10));
+    }
+}

@@ -1,0 +1,271 @@
+//! `relay.toml`: the shape of the configuration, loaded and validated once into an immutable [`Config`].
+//!
+//! Every field below is documented here; this file is the configuration reference.
+
+mod error;
+mod load;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use error::{ConfigError, Problem};
+pub use load::{load, ConfigSource, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH};
+pub use secret::WebhookUrl;
+
+use crate::render::Renderer;
+use crate::routing::Router;
+
+/// The whole file as written, before validation. Unknown keys anywhere are errors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The HTTP listener that Beyond Presence posts to.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where the Handlebars templates live.
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    /// How posts to Slack and Discord are made.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Destinations, by name. The name is what routes refer to and what logs show.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelConfig>,
+    /// Routing rules, evaluated in order for every event.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `0.0.0.0:8080`.
+    pub listen: String,
+    /// Path that accepts Beyond Presence events. Default `/webhook`. Put a secret in it
+    /// (`/webhook/${CALLRELAY_PATH_SECRET}`) so only whoever knows the URL can post.
+    pub path: String,
+    /// Largest accepted request body in bytes; larger bodies are answered 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            path: "/webhook".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[templates]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    /// Directory of `.json.hbs` templates, relative to the directory of `relay.toml`. Default
+    /// `templates`. A shipped default template missing from it is taken from the built-in copy.
+    pub dir: PathBuf,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("templates"),
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Longest wait for one post to Slack or Discord, e.g. `"10s"`. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `"pretty"` (default) for people, `"json"` for log collectors. `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[channels.NAME]`: one destination. `kind` selects the platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChannelConfig {
+    /// A Slack incoming webhook.
+    Slack(SlackChannelConfig),
+    /// A Discord webhook.
+    Discord(DiscordChannelConfig),
+}
+
+/// `kind = "slack"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackChannelConfig {
+    /// The incoming-webhook URL (`https://hooks.slack.com/services/…`). A secret: write it as
+    /// `"${SLACK_WEBHOOK_URL}"` and keep the value in the environment.
+    pub webhook_url: String,
+    /// Per-event template overrides, relative to `templates.dir`.
+    #[serde(default)]
+    pub templates: TemplateOverrides,
+}
+
+/// `kind = "discord"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordChannelConfig {
+    /// The webhook URL as copied from Discord (`https://discord.com/api/webhooks/ID/TOKEN`). A secret.
+    /// The relay posts to `/api/v10/webhooks/ID/TOKEN?wait=true` on the same host and path prefix.
+    pub webhook_url: String,
+    /// Name shown as the author of the posts (1–80 characters, not containing "discord" or
+    /// "clyde"). Optional; a template that sets `username` wins.
+    pub username: Option<String>,
+    /// Avatar image URL for the posts. Optional; a template that sets `avatar_url` wins.
+    pub avatar_url: Option<String>,
+    /// Per-event template overrides, relative to `templates.dir`.
+    #[serde(default)]
+    pub templates: TemplateOverrides,
+}
+
+/// `[channels.NAME.templates]`: which template renders each event type for this channel.
+/// Unset entries use `<kind>/<event_type>.json.hbs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOverrides {
+    /// Template for live `message` events.
+    pub message: Option<String>,
+    /// Template for `call_ended` summaries.
+    pub call_ended: Option<String>,
+    /// Template for the dashboard's `test` event.
+    pub test: Option<String>,
+}
+
+impl TemplateOverrides {
+    /// The override for one event type, if any.
+    pub fn get(&self, event_type: crate::event::EventType) -> Option<&str> {
+        use crate::event::EventType;
+        match event_type {
+            EventType::Message => self.message.as_deref(),
+            EventType::CallEnded => self.call_ended.as_deref(),
+            EventType::Test => self.test.as_deref(),
+        }
+    }
+}
+
+/// `[[routes]]`: one rule. Every route whose `events` and `match` hold sends the event to its channels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name used in errors and logs. Default `route N` (1-based position).
+    pub name: Option<String>,
+    /// Event types this route takes: `"message"`, `"call_ended"`, `"test"`. Default
+    /// `["message", "call_ended"]`; `test` events are routed only where listed.
+    pub events: Option<Vec<String>>,
+    /// Channel names to send to.
+    pub channels: Vec<String>,
+    /// Conditions on the normalised event, keyed by dotted path (`"call_data.agentId"`). All must
+    /// hold. A value means equals; an array means one of; a table with one operator means `regex`,
+    /// `not`, `not_in`, `gt`, `gte`, `lt`, `lte` or `exists`.
+    #[serde(default, rename = "match")]
+    pub conditions: BTreeMap<String, serde_json::Value>,
+    /// When true, routes after this one are not evaluated once this one matches.
+    #[serde(default)]
+    pub stop: bool,
+}
+
+/// The platform a channel posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Platform {
+    /// Slack incoming webhooks.
+    Slack,
+    /// Discord webhooks.
+    Discord,
+}
+
+impl Platform {
+    /// Lower-case name, as in `kind` and the template folder.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Slack => "slack",
+            Platform::Discord => "discord",
+        }
+    }
+}
+
+/// A validated channel.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// The channel's name in `relay.toml`.
+    pub name: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// Where to post (for Discord already rewritten to `/api/v10/…?wait=true`), or why the channel
+    /// is disabled (its URL's environment variable is unset).
+    pub target: Result<WebhookUrl, String>,
+    /// Discord `username` default.
+    pub username: Option<String>,
+    /// Discord `avatar_url` default.
+    pub avatar_url: Option<String>,
+}
+
+/// A loaded, validated configuration: the immutable snapshot every stage reads.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from, for messages.
+    pub source: ConfigSource,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[delivery]`
+    pub delivery: DeliveryConfig,
+    /// `[log]`
+    pub log: LogConfig,
+    /// The templates directory, resolved against the config file's directory.
+    pub templates_dir: PathBuf,
+    /// Channels by name.
+    pub channels: BTreeMap<String, Channel>,
+    /// Compiled routes.
+    pub router: Router,
+    /// Compiled templates for every channel and event type.
+    pub renderer: Renderer,
+}
+
+impl Config {
+    /// Channels that cannot send, with the reason, in name order.
+    pub fn disabled_channels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.channels.values().filter_map(|c| match &c.target {
+            Ok(_) => None,
+            Err(why) => Some((c.name.as_str(), why.as_str())),
+        })
+    }
+}

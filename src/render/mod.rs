@@ -1,0 +1,241 @@
+//! Rendering: an event through a channel's Handlebars template into the exact bodies to post.
+//!
+//! Templates are `.json.hbs` files in strict mode. `{{value}}` is escaped for a JSON string (and,
+//! for Slack, by Slack's `&`, `<`, `>` rules first), so no user text can break the payload or form a
+//! mention. After rendering, the output must be JSON; Discord bodies get `allowed_mentions` and the
+//! channel's username; then the platform's limits are enforced, splitting into several posts if
+//! needed.
+
+mod builtin;
+mod helpers;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+pub use builtin::BUILTIN_TEMPLATES;
+pub use helpers::HELPERS;
+
+use crate::config::{Channel, Platform, Problem, TemplateOverrides};
+use crate::event::EventType;
+use crate::sinks::{discord, slack, Fitted};
+
+/// Compiled templates for every channel and event type.
+pub struct Renderer {
+    slack: Handlebars<'static>,
+    discord: Handlebars<'static>,
+    chosen: BTreeMap<(String, EventType), String>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("templates", &self.chosen)
+            .finish()
+    }
+}
+
+/// The bodies to post for one event on one channel, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// JSON bodies, each within the platform's limits.
+    pub posts: Vec<String>,
+    /// What limit enforcement cut or split (worth a warning).
+    pub notes: Vec<String>,
+}
+
+/// A template that failed for one event. Never silently dropped: logged with all of this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template `{template}`{}: {message} (channel `{channel}`, call `{call_id}`)", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+pub struct RenderError {
+    /// The template's path relative to the templates directory (or `built-in:…`).
+    pub template: String,
+    /// The template line at fault, when Handlebars knows it.
+    pub line: Option<usize>,
+    /// The channel being rendered for.
+    pub channel: String,
+    /// The event's call id.
+    pub call_id: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Escapes `s` for a JSON string on `platform`.
+pub fn escape_for(platform: Platform, s: &str) -> String {
+    let s = match platform {
+        Platform::Slack => slack::escape(s),
+        Platform::Discord => s.to_owned(),
+    };
+    let quoted = serde_json::to_string(&s).expect("a string always serialises");
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+impl Renderer {
+    /// Loads and compiles the template for every channel and event type. A template file missing
+    /// from `dir` falls back to the built-in copy when it is a shipped default; an override must
+    /// exist.
+    pub fn load(
+        dir: &Path,
+        channels: &BTreeMap<String, (Platform, TemplateOverrides)>,
+    ) -> Result<Renderer, Vec<Problem>> {
+        let mut slack = registry(Platform::Slack);
+        let mut discord = registry(Platform::Discord);
+        let mut chosen = BTreeMap::new();
+        let mut problems = Vec::new();
+        let mut registered: HashSet<(Platform, String)> = HashSet::new();
+        for (channel, (platform, overrides)) in channels {
+            for event_type in EventType::ALL {
+                let (relative, is_override) = match overrides.get(event_type) {
+                    Some(path) => (path.to_owned(), true),
+                    None => (default_template(*platform, event_type), false),
+                };
+                let path: PathBuf = dir.join(&relative);
+                let (name, source) = if path.is_file() {
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => (relative.clone(), text),
+                        Err(e) => {
+                            problems.push(problem(
+                                &path.display().to_string(),
+                                None,
+                                channel,
+                                format!("cannot be read: {e}"),
+                            ));
+                            continue;
+                        }
+                    }
+                } else if let (false, Some(text)) = (is_override, builtin::get(&relative)) {
+                    (format!("built-in:{relative}"), text.to_owned())
+                } else {
+                    problems.push(problem(
+                        &path.display().to_string(),
+                        None,
+                        channel,
+                        "template file not found".into(),
+                    ));
+                    continue;
+                };
+                let hb = if *platform == Platform::Slack {
+                    &mut slack
+                } else {
+                    &mut discord
+                };
+                if registered.insert((*platform, name.clone())) {
+                    if let Err(e) = hb.register_template_string(&name, source) {
+                        let shown = if name.starts_with("built-in:") {
+                            name.clone()
+                        } else {
+                            path.display().to_string()
+                        };
+                        problems.push(problem(
+                            &shown,
+                            e.pos().map(|(l, _)| l),
+                            channel,
+                            e.reason().to_string(),
+                        ));
+                        continue;
+                    }
+                }
+                chosen.insert((channel.clone(), event_type), name);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Renderer {
+                slack,
+                discord,
+                chosen,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The template a channel uses for an event type.
+    pub fn template_for(&self, channel: &str, event_type: EventType) -> Option<&str> {
+        self.chosen
+            .get(&(channel.to_owned(), event_type))
+            .map(String::as_str)
+    }
+
+    /// Renders `context` (a serialised [`crate::event::Event`]) for `channel`.
+    pub fn render(
+        &self,
+        channel: &Channel,
+        event_type: EventType,
+        context: &Value,
+    ) -> Result<Rendered, RenderError> {
+        let call_id = context
+            .get("call_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let template = self
+            .template_for(&channel.name, event_type)
+            .unwrap_or("?")
+            .to_owned();
+        let fail = |line: Option<usize>, message: String| RenderError {
+            template: template.clone(),
+            line,
+            channel: channel.name.clone(),
+            call_id: call_id.clone(),
+            message,
+        };
+        let hb = match channel.platform {
+            Platform::Slack => &self.slack,
+            Platform::Discord => &self.discord,
+        };
+        let output = hb
+            .render(&template, context)
+            .map_err(|e| fail(e.line_no, e.reason().to_string()))?;
+        let mut body: Value = serde_json::from_str(&output).map_err(|e| {
+            fail(None, format!("the output is not valid JSON: {e} (output line {}; run `callrelay render` to see it)", e.line()))
+        })?;
+        let fitted: Fitted = match channel.platform {
+            Platform::Slack => slack::fit(body),
+            Platform::Discord => {
+                discord::apply_defaults(
+                    &mut body,
+                    channel.username.as_deref(),
+                    channel.avatar_url.as_deref(),
+                );
+                discord::fit(body)
+            }
+        }
+        .map_err(|m| fail(None, m))?;
+        let posts = fitted
+            .posts
+            .iter()
+            .map(|p| serde_json::to_string(p).expect("JSON values serialise"))
+            .collect();
+        Ok(Rendered {
+            posts,
+            notes: fitted.notes,
+        })
+    }
+}
+
+fn registry(platform: Platform) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(helpers::escape(platform));
+    helpers::register(&mut hb, platform);
+    hb
+}
+
+/// `slack/message.json.hbs` and the like.
+pub fn default_template(platform: Platform, event_type: EventType) -> String {
+    format!("{}/{}.json.hbs", platform.as_str(), event_type.as_str())
+}
+
+fn problem(file: &str, line: Option<usize>, channel: &str, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line,
+        subject: format!("template for channel `{channel}`"),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests;

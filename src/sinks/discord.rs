@@ -1,0 +1,305 @@
+//! Discord webhooks: the execute URL, message limits, mention safety, and Discord's answers.
+//!
+//! References: <https://discord.com/developers/docs/resources/webhook#execute-webhook>,
+//! <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>,
+//! <https://discord.com/developers/docs/topics/rate-limits>.
+
+use serde_json::{json, Map, Value};
+
+use super::{Answer, Fitted, Outcome};
+use crate::config::WebhookUrl;
+use crate::text;
+
+/// The API version the relay speaks. <https://discord.com/developers/docs/reference#api-versioning>
+pub const API_VERSION: &str = "v10";
+/// `content`. <https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params>
+pub const MAX_CONTENT_CHARS: usize = 2_000;
+/// Embeds in one message. <https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params>
+pub const MAX_EMBEDS: usize = 10;
+/// Embed title. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_TITLE_CHARS: usize = 256;
+/// Embed description. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_DESCRIPTION_CHARS: usize = 4_096;
+/// Fields per embed. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_FIELDS: usize = 25;
+/// Field name. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_FIELD_NAME_CHARS: usize = 256;
+/// Field value. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_FIELD_VALUE_CHARS: usize = 1_024;
+/// Footer text. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_FOOTER_CHARS: usize = 2_048;
+/// Author name. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_AUTHOR_CHARS: usize = 256;
+/// Title, description, field names and values, footer and author name across all embeds of one
+/// message. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+pub const MAX_EMBED_TOTAL_CHARS: usize = 6_000;
+/// Webhook username length. <https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params>
+pub const MAX_USERNAME_CHARS: usize = 80;
+
+/// Discord refuses usernames containing these. <https://discord.com/developers/docs/resources/user#usernames-and-nicknames>
+const FORBIDDEN_IN_USERNAME: [&str; 2] = ["discord", "clyde"];
+
+/// The URL to post to: `/api/v10/webhooks/ID/TOKEN?wait=true` on the configured host and path
+/// prefix. A URL copied from Discord's UI (`/api/webhooks/…`) has no version; one with another
+/// version is moved to v10. `wait=true` makes Discord answer 200 with the saved message, or an
+/// error, instead of a 204 that hides failures.
+pub fn execute_url(url: &WebhookUrl) -> Result<WebhookUrl, String> {
+    let mut url = url.expose().clone();
+    let segments: Vec<String> = url
+        .path_segments()
+        .map(|s| s.map(String::from).collect())
+        .unwrap_or_default();
+    let api = segments
+        .iter()
+        .position(|s| s == "api")
+        .ok_or(NOT_A_WEBHOOK)?;
+    let mut rest = &segments[api + 1..];
+    if rest.first().is_some_and(|s| is_version(s)) {
+        rest = &rest[1..];
+    }
+    if rest.len() < 3 || rest[0] != "webhooks" || rest[1].is_empty() || rest[2].is_empty() {
+        return Err(NOT_A_WEBHOOK.into());
+    }
+    let mut path: Vec<&str> = segments[..=api].iter().map(String::as_str).collect();
+    path.push(API_VERSION);
+    path.extend(rest.iter().map(String::as_str));
+    url.set_path(&path.join("/"));
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "wait")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(query)
+        .append_pair("wait", "true");
+    WebhookUrl::parse(url.as_str())
+}
+
+const NOT_A_WEBHOOK: &str = "is not a Discord webhook URL (expected …/api/webhooks/ID/TOKEN)";
+
+fn is_version(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('v') && s[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+/// Checks a webhook username against Discord's rules.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let n = text::chars(name.trim());
+    if n == 0 || n > MAX_USERNAME_CHARS {
+        return Err(format!(
+            "must be 1 to {MAX_USERNAME_CHARS} characters, not {n}"
+        ));
+    }
+    let lower = name.to_lowercase();
+    if let Some(word) = FORBIDDEN_IN_USERNAME.iter().find(|w| lower.contains(*w)) {
+        return Err(format!("may not contain \"{word}\" (Discord refuses it)"));
+    }
+    Ok(())
+}
+
+/// Sets `allowed_mentions: {"parse": []}` unless the body already says otherwise, so no text in
+/// a post can ping `@everyone`, `@here`, a role or a user; fills `username`/`avatar_url` from the
+/// channel when the template left them out.
+pub fn apply_defaults(body: &mut Value, username: Option<&str>, avatar_url: Option<&str>) {
+    if let Value::Object(top) = body {
+        top.entry("allowed_mentions")
+            .or_insert_with(|| json!({"parse": []}));
+        if let Some(u) = username {
+            top.entry("username").or_insert_with(|| json!(u));
+        }
+        if let Some(a) = avatar_url {
+            top.entry("avatar_url").or_insert_with(|| json!(a));
+        }
+    }
+}
+
+/// Enforces Discord's limits on a rendered body: over-long text is cut with `…`; more than
+/// [`MAX_EMBEDS`] embeds, or more than [`MAX_EMBED_TOTAL_CHARS`] across them, are split across
+/// several posts in order (`content` goes with the first).
+pub fn fit(body: Value) -> Result<Fitted, String> {
+    let Value::Object(mut top) = body else {
+        return Err("a Discord body must be a JSON object".into());
+    };
+    let mut notes = Vec::new();
+    if let Some(u) = top.get("username").and_then(Value::as_str) {
+        check_username(u).map_err(|m| format!("`username` {m}"))?;
+    }
+    if let Some(Value::String(c)) = top.get_mut("content") {
+        cut(c, MAX_CONTENT_CHARS, "content", &mut notes);
+    }
+    let content = match top.remove("content") {
+        Some(Value::String(c)) if !c.trim().is_empty() => Some(c),
+        None | Some(Value::Null) | Some(Value::String(_)) => None,
+        Some(_) => return Err("`content` must be a string".into()),
+    };
+    let mut embeds = match top.remove("embeds") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(e)) => e,
+        Some(_) => return Err("`embeds` must be an array".into()),
+    };
+    if content.is_none() && embeds.is_empty() {
+        return Err("a Discord message needs a non-empty `content` or `embeds`".into());
+    }
+    for (i, e) in embeds.iter_mut().enumerate() {
+        fit_embed(e, i, &mut notes)?;
+    }
+
+    let mut groups: Vec<Vec<Value>> = Vec::new();
+    let mut size = 0;
+    for e in embeds {
+        let n = embed_chars(&e);
+        match groups.last_mut() {
+            Some(g) if g.len() < MAX_EMBEDS && size + n <= MAX_EMBED_TOTAL_CHARS => {
+                g.push(e);
+                size += n;
+            }
+            _ => {
+                groups.push(vec![e]);
+                size = n;
+            }
+        }
+    }
+    if groups.len() > 1 {
+        notes.push(format!("embeds split across {} posts", groups.len()));
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let posts = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let mut post: Map<String, Value> = top.clone();
+            if i == 0 {
+                if let Some(c) = &content {
+                    post.insert("content".into(), json!(c));
+                }
+            }
+            if !group.is_empty() {
+                post.insert("embeds".into(), Value::Array(group));
+            }
+            Value::Object(post)
+        })
+        .collect();
+    Ok(Fitted { posts, notes })
+}
+
+fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), String> {
+    let Value::Object(embed) = e else {
+        return Err(format!("embeds[{i}] must be an object"));
+    };
+    let limits = [
+        ("/title", MAX_TITLE_CHARS),
+        ("/description", MAX_DESCRIPTION_CHARS),
+        ("/footer/text", MAX_FOOTER_CHARS),
+        ("/author/name", MAX_AUTHOR_CHARS),
+    ];
+    let mut e_value = Value::Object(std::mem::take(embed));
+    for (pointer, max) in limits {
+        if let Some(Value::String(t)) = e_value.pointer_mut(pointer) {
+            cut(t, max, &format!("embeds[{i}]{pointer}"), notes);
+        }
+    }
+    if let Some(Value::Array(fields)) = e_value.get_mut("fields") {
+        if fields.len() > MAX_FIELDS {
+            notes.push(format!(
+                "embeds[{i}].fields: {} fields cut to {MAX_FIELDS}",
+                fields.len()
+            ));
+            fields.truncate(MAX_FIELDS);
+        }
+        for (j, f) in fields.iter_mut().enumerate() {
+            for (key, max) in [
+                ("name", MAX_FIELD_NAME_CHARS),
+                ("value", MAX_FIELD_VALUE_CHARS),
+            ] {
+                match f.get_mut(key) {
+                    Some(Value::String(t)) if t.trim().is_empty() => *t = "—".into(),
+                    Some(Value::String(t)) => {
+                        cut(t, max, &format!("embeds[{i}].fields[{j}].{key}"), notes)
+                    }
+                    _ => return Err(format!("embeds[{i}].fields[{j}] needs a string `{key}`")),
+                }
+            }
+        }
+    }
+    // One embed alone may still exceed the per-message total: shorten its description, then drop
+    // trailing fields.
+    let over = embed_chars(&e_value).saturating_sub(MAX_EMBED_TOTAL_CHARS);
+    if over > 0 {
+        if let Some(Value::String(d)) = e_value.get_mut("description") {
+            let keep = text::chars(d).saturating_sub(over);
+            *d = text::truncate(d, keep.max(1));
+            notes.push(format!(
+                "embeds[{i}].description shortened to fit {MAX_EMBED_TOTAL_CHARS} characters"
+            ));
+        }
+        while embed_chars(&e_value) > MAX_EMBED_TOTAL_CHARS {
+            match e_value.get_mut("fields").and_then(Value::as_array_mut) {
+                Some(fields) if !fields.is_empty() => {
+                    fields.pop();
+                    notes.push(format!(
+                        "embeds[{i}]: a field dropped to fit {MAX_EMBED_TOTAL_CHARS} characters"
+                    ));
+                }
+                _ => break,
+            }
+        }
+    }
+    *e = e_value;
+    Ok(())
+}
+
+/// Characters an embed counts toward [`MAX_EMBED_TOTAL_CHARS`].
+pub fn embed_chars(e: &Value) -> usize {
+    let s = |p: &str| e.pointer(p).and_then(Value::as_str).map_or(0, text::chars);
+    let fields = e.get("fields").and_then(Value::as_array).map_or(0, |fs| {
+        fs.iter()
+            .map(|f| {
+                f.get("name").and_then(Value::as_str).map_or(0, text::chars)
+                    + f.get("value")
+                        .and_then(Value::as_str)
+                        .map_or(0, text::chars)
+            })
+            .sum()
+    });
+    s("/title") + s("/description") + s("/footer/text") + s("/author/name") + fields
+}
+
+fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
+    let n = text::chars(t);
+    if n > max {
+        *t = text::truncate(t, max);
+        notes.push(format!("{what} cut from {n} to {max} characters"));
+    }
+}
+
+/// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries
+/// `retry_after` (float seconds) in its JSON body and a `Retry-After` header.
+pub fn classify(answer: &Answer) -> Outcome {
+    let body = answer.body.trim();
+    match answer.status {
+        200..=299 => Outcome::Delivered,
+        429 => {
+            let from_body = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("retry_after").and_then(Value::as_f64))
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(std::time::Duration::from_secs_f64);
+            Outcome::Retry {
+                after: from_body.or_else(|| answer.retry_after_header()),
+                reason: format!("429 {body}"),
+            }
+        }
+        500..=599 => Outcome::Retry {
+            after: None,
+            reason: format!("{} {body}", answer.status),
+        },
+        status => Outcome::Permanent {
+            reason: format!("{status} {body}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Discord URL rewriting, limits and answers.
+
+use serde_json::json;
+
+use super::*;
+
+fn rewrite(raw: &str) -> Result<String, String> {
+    execute_url(&WebhookUrl::parse(raw).unwrap()).map(|u| u.expose().to_string())
+}
+
+#[test]
+fn urls_move_to_v10_with_wait_true_keeping_host_prefix_and_query() {
+    assert_eq!(
+        rewrite("https://discord.com/api/webhooks/123/tok").unwrap(),
+        "https://discord.com/api/v10/webhooks/123/tok?wait=true"
+    );
+    assert_eq!(
+        rewrite("https://discord.com/api/v9/webhooks/123/tok?wait=false").unwrap(),
+        "https://discord.com/api/v10/webhooks/123/tok?wait=true"
+    );
+    assert_eq!(
+        rewrite("http://127.0.0.1:9000/proxy/api/webhooks/1/t?thread_id=5").unwrap(),
+        "http://127.0.0.1:9000/proxy/api/v10/webhooks/1/t?thread_id=5&wait=true"
+    );
+    assert!(rewrite("https://discord.com/channels/1/2").is_err());
+    assert!(rewrite("https://discord.com/api/webhooks/123").is_err());
+}
+
+#[test]
+fn usernames_follow_discords_rules() {
+    assert!(check_username("Call Bot").is_ok());
+    assert!(check_username("").is_err());
+    assert!(check_username(&"x".repeat(81)).is_err());
+    assert!(check_username("My Discord Bot")
+        .unwrap_err()
+        .contains("discord"));
+    assert!(check_username("clyde").is_err());
+}
+
+#[test]
+fn mentions_are_disabled_unless_the_template_chose() {
+    let mut body = json!({"content": "@everyone"});
+    apply_defaults(&mut body, Some("Bot"), None);
+    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+    assert_eq!(body["username"], "Bot");
+    let mut body =
+        json!({"content": "x", "allowed_mentions": {"parse": ["users"]}, "username": "Mine"});
+    apply_defaults(&mut body, Some("Bot"), None);
+    assert_eq!(body["allowed_mentions"], json!({"parse": ["users"]}));
+    assert_eq!(body["username"], "Mine");
+}
+
+#[test]
+fn embeds_over_the_totals_split_into_ordered_posts() {
+    let embeds: Vec<_> = (0..14)
+        .map(|i| json!({"title": format!("e{i}"), "description": "d".repeat(1500)}))
+        .collect();
+    let fitted =
+        fit(json!({"content": "head", "embeds": embeds, "allowed_mentions": {"parse": []}}))
+            .unwrap();
+    let mut titles = Vec::new();
+    for (i, post) in fitted.posts.iter().enumerate() {
+        let es = post["embeds"].as_array().unwrap();
+        assert!(es.len() <= MAX_EMBEDS);
+        assert!(es.iter().map(embed_chars).sum::<usize>() <= MAX_EMBED_TOTAL_CHARS);
+        assert_eq!(post["allowed_mentions"], json!({"parse": []}));
+        assert_eq!(post.get("content").is_some(), i == 0);
+        titles.extend(es.iter().map(|e| e["title"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(titles, (0..14).map(|i| format!("e{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn each_field_is_cut_to_its_limit_and_empty_values_filled() {
+    let body = json!({"embeds": [{
+        "title": "t".repeat(300), "description": "d".repeat(5000),
+        "fields": (0..30).map(|_| json!({"name": "n".repeat(300), "value": ""})).collect::<Vec<_>>(),
+        "footer": {"text": "f".repeat(3000)}, "author": {"name": "a".repeat(300)}
+    }]});
+    let fitted = fit(body).unwrap();
+    let e = &fitted.posts[0]["embeds"][0];
+    assert_eq!(text::chars(e["title"].as_str().unwrap()), MAX_TITLE_CHARS);
+    assert!(text::chars(e["description"].as_str().unwrap()) <= MAX_DESCRIPTION_CHARS);
+    assert!(e["fields"].as_array().unwrap().len() <= MAX_FIELDS);
+    assert_eq!(e["fields"][0]["value"], "—");
+    assert!(embed_chars(e) <= MAX_EMBED_TOTAL_CHARS);
+    assert!(fit(json!({"content": ""})).is_err());
+    assert!(fit(json!({"content": "x", "username": "discord"})).is_err());
+}
+
+#[test]
+fn answers_are_classified() {
+    let answer = |status, body: &str| Answer {
+        status,
+        headers: Default::default(),
+        body: body.into(),
+    };
+    assert_eq!(classify(&answer(200, "{}")), Outcome::Delivered);
+    assert_eq!(
+        classify(&answer(
+            429,
+            r#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#
+        )),
+        Outcome::Retry {
+            after: Some(std::time::Duration::from_millis(1500)),
+            reason:
+                r#"429 {"message":"You are being rate limited.","retry_after":1.5,"global":false}"#
+                    .into()
+        }
+    );
+    assert!(matches!(
+        classify(&answer(502, "")),
+        Outcome::Retry { after: None, .. }
+    ));
+    assert!(matches!(
+        classify(&answer(404, r#"{"code":10015}"#)),
+        Outcome::Permanent { .. }
+    ));
+}

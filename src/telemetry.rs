@@ -1,0 +1,111 @@
+//! Logs and counters. Each happening has one function here that writes the log line and updates the
+//! metric together, so the two never disagree. Channel labels are names, never URLs.
+
+use metrics::counter;
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+use crate::event::EventType;
+use crate::render::RenderError;
+
+/// Installs the global log subscriber: `RUST_LOG` filtering (default `info`), pretty or JSON lines,
+/// on standard error. Safe to call twice (the second call does nothing).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// An event was accepted and handed to delivery.
+pub fn event_accepted(event_type: EventType, call_id: &str, deliveries: usize) {
+    counter!("callrelay_events_received_total", "type" => event_type.as_str(), "outcome" => "accepted").increment(1);
+    tracing::debug!(
+        event_type = event_type.as_str(),
+        call_id,
+        deliveries,
+        "Accepted an event."
+    );
+}
+
+/// An event of a type this version does not know was answered 200 and not routed.
+pub fn event_unknown(event_type: &str) {
+    counter!("callrelay_events_received_total", "type" => "unknown", "outcome" => "ignored")
+        .increment(1);
+    tracing::info!(
+        event_type,
+        "Ignored an event of unknown type (answered 200 for forward compatibility)."
+    );
+}
+
+/// A request was refused (400, 413, …).
+pub fn event_rejected(status: u16, reason: &str) {
+    counter!("callrelay_events_received_total", "type" => "invalid", "outcome" => "rejected")
+        .increment(1);
+    tracing::warn!(status, reason, "Rejected a request.");
+}
+
+/// An event matched no route.
+pub fn event_unrouted(event_type: EventType, call_id: &str) {
+    tracing::debug!(
+        event_type = event_type.as_str(),
+        call_id,
+        "No route matched the event."
+    );
+}
+
+/// A route sent an event to a channel that is disabled.
+pub fn channel_skipped(channel: &str, why: &str, call_id: &str) {
+    counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => "channel_disabled").increment(1);
+    tracing::warn!(
+        channel,
+        call_id,
+        why,
+        "Skipped a delivery because the channel is disabled."
+    );
+}
+
+/// A channel is disabled at start.
+pub fn channel_disabled(channel: &str, why: &str) {
+    tracing::warn!(
+        channel,
+        why,
+        "Channel is disabled; events routed to it will not be sent."
+    );
+}
+
+/// A template failed for an event.
+pub fn render_failed(e: &RenderError) {
+    counter!("callrelay_render_errors_total", "channel" => e.channel.clone()).increment(1);
+    tracing::error!(
+        channel = %e.channel, call_id = %e.call_id, template = %e.template, line = e.line,
+        error = %e.message, "A template failed; the event was not sent to this channel."
+    );
+}
+
+/// Limit enforcement changed a rendered body.
+pub fn render_adjusted(channel: &str, call_id: &str, notes: &[String]) {
+    tracing::info!(channel, call_id, changes = %notes.join("; "), "Fitted a message to the platform's limits.");
+}
+
+/// A post was accepted by the platform.
+pub fn delivered(channel: &str, call_id: &str) {
+    counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => "delivered").increment(1);
+    tracing::debug!(channel, call_id, "Delivered a post.");
+}
+
+/// A post failed.
+pub fn delivery_failed(channel: &str, call_id: &str, reason: &str, permanent: bool) {
+    let outcome = if permanent { "rejected" } else { "failed" };
+    counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => outcome)
+        .increment(1);
+    tracing::error!(
+        channel,
+        call_id,
+        reason,
+        permanent,
+        "A post to the channel failed."
+    );
+}

@@ -1,0 +1,106 @@
+//! Character-safe text cutting shared by template helpers and platform limits.
+//!
+//! Platform limits count characters (Unicode scalar values), never bytes, so every cut here lands
+//! on a character boundary and can never split a UTF-8 sequence.
+
+/// The mark appended to cut text.
+pub const ELLIPSIS: char = '…';
+
+/// Number of characters in `s`.
+pub fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `s` cut to at most `max` characters, ending in `…` when cut. A cut never leaves half of an
+/// HTML entity (`&amp;`, as Slack escaping writes) behind.
+pub fn truncate(s: &str, max: usize) -> String {
+    if chars(s) <= max {
+        return s.to_owned();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let keep: String = s.chars().take(max - 1).collect();
+    let keep = match keep.rfind('&') {
+        Some(amp) if !keep[amp..].contains(';') && keep.len() - amp <= 8 => keep[..amp].to_owned(),
+        _ => keep,
+    };
+    let mut out = keep.trim_end().to_owned();
+    out.push(ELLIPSIS);
+    out
+}
+
+/// Splits `s` into pieces whose cost (the sum of `cost(c)` per character) is at most `max`,
+/// preferring to break after a newline, then after a space, in the last fifth of a piece.
+/// Concatenating the pieces gives back `s` exactly.
+pub fn chunks(s: &str, max: usize, cost: impl Fn(char) -> usize) -> Vec<String> {
+    let max = max.max(8);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = cost(c);
+        if used + w > max && !current.is_empty() {
+            let (head, tail) = split_at_break(&current);
+            out.push(head);
+            used = tail.chars().map(&cost).sum();
+            current = tail;
+        }
+        current.push(c);
+        used += w;
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Splits a full piece at its last newline or space in its last fifth, if any.
+fn split_at_break(piece: &str) -> (String, String) {
+    let n = chars(piece);
+    let floor = n - n / 5;
+    let positions: Vec<(usize, char)> = piece.char_indices().collect();
+    for wanted in ['\n', ' '] {
+        if let Some(i) = positions.iter().rposition(|&(_, c)| c == wanted) {
+            if i >= floor && i + 1 < n {
+                let byte = positions[i + 1].0;
+                return (piece[..byte].to_owned(), piece[byte..].to_owned());
+            }
+        }
+    }
+    (piece.to_owned(), String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("hello", 5), "hello");
+        assert_eq!(truncate("hello world", 6), "hello…");
+        let emoji = "😀".repeat(10);
+        let cut = truncate(&emoji, 4);
+        assert_eq!(cut, "😀😀😀…");
+        assert_eq!(chars(&cut), 4);
+        assert_eq!(truncate("a &amp; b", 6), "a…");
+    }
+
+    #[test]
+    fn chunks_reassemble_exactly_and_respect_the_cost() {
+        let text = "word ".repeat(300) + &"é".repeat(50) + "\nend";
+        let pieces = chunks(&text, 100, |_| 1);
+        assert_eq!(pieces.concat(), text);
+        assert!(pieces.iter().all(|p| chars(p) <= 100));
+        assert!(
+            pieces[0].ends_with(' '),
+            "breaks at a space: {:?}",
+            pieces[0]
+        );
+        let amps = "&".repeat(100);
+        let pieces = chunks(&amps, 50, |c| if c == '&' { 5 } else { 1 });
+        assert!(pieces.iter().all(|p| chars(p) * 5 <= 50));
+        assert_eq!(pieces.concat(), amps);
+        assert_eq!(chunks("", 10, |_| 1), vec![String::new()]);
+    }
+}
