@@ -83,6 +83,11 @@ impl Application {
         self.port
     }
 
+    /// A handle on the delivery lanes (tests use it to wait until everything queued was posted).
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
+    }
+
     /// Serves until SIGINT/SIGTERM, then stops accepting, finishes requests in flight and gives queued
     /// posts up to [`SHUTDOWN_GRACE`] to go out.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -1,0 +1,272 @@
+//! `spawn_app` and friends: a real relay on a free loopback port, configured from a real file,
+//! with mock Slack and Discord endpoints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use callrelay::config::{self, ConfigSource};
+use callrelay::dispatch::Dispatcher;
+use callrelay::server::Application;
+use serde_json::Value;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Slack webhook path on the mock (token included, so secrecy can be checked).
+pub const SLACK_PATH: &str = "/services/T000/B000/slacksecrettoken";
+/// Discord webhook path as a user would paste it (no API version).
+pub const DISCORD_PASTED_PATH: &str = "/api/webhooks/123456/discordsecrettoken";
+/// Where the relay must post for Discord.
+pub const DISCORD_PATH: &str = "/api/v10/webhooks/123456/discordsecrettoken";
+
+/// The shipped templates directory.
+pub fn templates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+}
+
+/// A running relay and its mocks.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The webhook URL.
+    pub webhook: String,
+    /// Mock Slack.
+    pub slack: MockServer,
+    /// Mock Discord.
+    pub discord: MockServer,
+    /// Plain client.
+    pub client: reqwest::Client,
+    dispatcher: Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+/// The default test configuration: the shipped shape (live messages to Slack, summaries to
+/// Discord, tests to Slack), on the mocks. `{slack}` and `{discord}` are replaced by mock URLs.
+pub const DEFAULT_TOML: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+path = "/webhook"
+
+[channels.live]
+kind = "slack"
+webhook_url = "{slack}"
+
+[channels.summaries]
+kind = "discord"
+webhook_url = "{discord}"
+username = "Call Relay"
+
+[[routes]]
+name = "live messages"
+events = ["message"]
+channels = ["live"]
+
+[[routes]]
+name = "summaries"
+events = ["call_ended"]
+channels = ["summaries"]
+
+[[routes]]
+name = "connection test"
+events = ["test"]
+channels = ["live"]
+"#;
+
+/// Mock Slack answering 200 `ok`.
+pub async fn mock_slack() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Mock Discord answering 200 with a message, only on the v10 path with `wait=true`.
+pub async fn mock_discord() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(DISCORD_PATH))
+        .and(query_param("wait", "true"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1", "type": 0})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Writes `toml` (with `{slack}`, `{slack_base}`, `{discord}` and `{templates}` filled in) to a
+/// temp dir.
+pub fn write_config(
+    toml: &str,
+    slack: &MockServer,
+    discord: &MockServer,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = toml
+        .replace("{slack}", &format!("{}{SLACK_PATH}", slack.uri()))
+        .replace(
+            "{discord}",
+            &format!("{}{DISCORD_PASTED_PATH}", discord.uri()),
+        )
+        .replace("{slack_base}", &slack.uri())
+        .replace("{templates}", &templates_dir().display().to_string());
+    let text = if text.contains("[templates]") {
+        text
+    } else {
+        format!(
+            "[templates]\ndir = \"{}\"\n{text}",
+            templates_dir().display()
+        )
+    };
+    let file = dir.path().join("relay.toml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+/// The relay with [`DEFAULT_TOML`].
+pub async fn spawn_app() -> TestApp {
+    spawn_with(DEFAULT_TOML).await
+}
+
+/// The relay with a given configuration.
+pub async fn spawn_with(toml: &str) -> TestApp {
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let (dir, file) = write_config(toml, &slack, &discord);
+    let config = config::load(&ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
+    let path = config.server.path.clone();
+    let app = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let dispatcher = app.dispatcher();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        webhook: format!("{address}{path}"),
+        address,
+        slack,
+        discord,
+        client: reqwest::Client::new(),
+        dispatcher,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// POSTs a JSON event to the webhook.
+    pub async fn post_event(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(&self.webhook)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs raw bytes to the webhook.
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(&self.webhook)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until every accepted delivery has been posted, then returns the JSON bodies a mock
+    /// received, in order.
+    pub async fn received(&self, mock: &MockServer) -> Vec<Value> {
+        assert_eq!(
+            self.dispatcher.drain(Duration::from_secs(20)).await,
+            0,
+            "deliveries still pending"
+        );
+        bodies(mock).await
+    }
+
+    /// The raw requests a mock received, after waiting for pending deliveries.
+    pub async fn requests(&self, mock: &MockServer) -> Vec<wiremock::Request> {
+        assert_eq!(
+            self.dispatcher.drain(Duration::from_secs(20)).await,
+            0,
+            "deliveries still pending"
+        );
+        mock.received_requests().await.unwrap()
+    }
+}
+
+/// The JSON bodies a mock received, in order.
+pub async fn bodies(mock: &MockServer) -> Vec<Value> {
+    mock.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice(&r.body)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&r.body)))
+        })
+        .collect()
+}
+
+/// A Beyond Presence `message` event.
+pub fn message(call_id: &str, sender: &str, text: &str) -> Value {
+    serde_json::json!({"event_type":"message","call_id":call_id,
+        "message":{"sender":sender,"message":text,"sent_at":"2024-01-15T10:30:00Z"},
+        "call_data":{"userName":"John Doe","agentId":"agent_456"}})
+}
+
+/// A Beyond Presence `call_ended` event.
+pub fn call_ended(call_id: &str, sentiment: &str) -> Value {
+    serde_json::json!({"event_type":"call_ended","call_id":call_id,
+        "evaluation":{"topic":"Account Support","user_sentiment":sentiment,"duration_minutes":5.5,"messages_count":2},
+        "messages":[{"sender":"ai","message":"Hello, how can I help?","sent_at":"2024-01-15T10:30:00Z"},
+                    {"sender":"user","message":"My card was declined.","sent_at":"2024-01-15T10:30:05Z"}],
+        "user_name":"John Doe"})
+}
+
+/// Every string inside a JSON value.
+pub fn strings(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|i| walk(i, out)),
+            Value::Object(m) => m.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+/// Validates a body against Discord's official execute-webhook schema, plus the rules the schema
+/// does not state (6,000 characters across embeds; content or embeds required).
+pub fn assert_valid_discord_body(body: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/discord-webhook-schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::new(&schema).unwrap()
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "Discord would refuse this body: {errors:?}\n{body}"
+    );
+    let embeds = body["embeds"].as_array().cloned().unwrap_or_default();
+    let total: usize = embeds
+        .iter()
+        .map(callrelay::sinks::discord::embed_chars)
+        .sum();
+    assert!(total <= 6000, "{total} characters across embeds");
+    let content = body["content"].as_str().unwrap_or("");
+    assert!(
+        !content.is_empty() || !embeds.is_empty(),
+        "a body needs content or embeds"
+    );
+}

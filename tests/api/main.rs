@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server on port 0, wiremock servers standing in for Slack and Discord,
+//! real configuration files, and the real binary for the command line.
+
+mod cli;
+mod config;
+mod delivery;
+mod helpers;
+mod hostile;
+mod receive;
+mod routes;
