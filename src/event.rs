@@ -139,18 +139,11 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<Incoming, ParseE
 
 /// Normalises an already parsed body.
 pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming, ParseError> {
-    let name = value
-        .get("event_type")
-        .and_then(Value::as_str)
-        .ok_or(ParseError::NoEventType)?;
+    let name = value.get("event_type").and_then(Value::as_str).ok_or(ParseError::NoEventType)?;
     let Some(event_type) = EventType::from_name(name) else {
         return Ok(Incoming::Unknown(name.to_owned()));
     };
-    let call_data = value
-        .get("call_data")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let call_data = value.get("call_data").and_then(Value::as_object).cloned().unwrap_or_default();
     let call_id = text(value.get("call_id"));
     let mut event = Event {
         event_type,
@@ -164,17 +157,11 @@ pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming,
         evaluation: Evaluation::default(),
         test_message: None,
     };
-    let missing = |field| ParseError::Missing {
-        event_type: event_type.as_str(),
-        field,
-    };
+    let missing = |field| ParseError::Missing { event_type: event_type.as_str(), field };
     match event_type {
         EventType::Message => {
             call_id.ok_or(missing("call_id"))?;
-            let utterance = value
-                .get("message")
-                .and_then(utterance)
-                .ok_or(missing("message.message"))?;
+            let utterance = value.get("message").and_then(utterance).ok_or(missing("message.message"))?;
             event.message = Some(utterance);
         }
         EventType::CallEnded => {
@@ -199,36 +186,20 @@ fn utterance(v: &Value) -> Option<Utterance> {
         Some("user") => Sender::User,
         _ => Sender::Agent,
     };
-    let sent_at = v
-        .get("sent_at")
-        .and_then(Value::as_str)
-        .and_then(parse_time);
-    Some(Utterance {
-        sender,
-        is_agent: sender == Sender::Agent,
-        message,
-        sent_at,
-    })
+    let sent_at = v.get("sent_at").and_then(Value::as_str).and_then(parse_time);
+    Some(Utterance { sender, is_agent: sender == Sender::Agent, message, sent_at })
 }
 
 fn evaluation(map: &Map<String, Value>) -> Evaluation {
     let mut other = map.clone();
-    for key in [
-        "topic",
-        "user_sentiment",
-        "duration_minutes",
-        "messages_count",
-    ] {
+    for key in ["topic", "user_sentiment", "duration_minutes", "messages_count"] {
         other.remove(key);
     }
     Evaluation {
         topic: text(map.get("topic")),
         user_sentiment: text(map.get("user_sentiment")).map(|s| s.trim().to_lowercase()),
-        duration_minutes: number(map.get("duration_minutes"))
-            .filter(|n| n.is_finite() && *n >= 0.0),
-        messages_count: number(map.get("messages_count"))
-            .filter(|n| *n >= 0.0)
-            .map(|n| n.round() as u64),
+        duration_minutes: number(map.get("duration_minutes")).filter(|n| n.is_finite() && *n >= 0.0),
+        messages_count: number(map.get("messages_count")).filter(|n| *n >= 0.0).map(|n| n.round() as u64),
         other,
     }
 }
@@ -281,45 +252,26 @@ mod tests {
 
     #[test]
     fn naive_timestamps_are_utc_and_rfc3339_keeps_its_offset() {
-        assert_eq!(
-            parse_time("2025-10-28T10:31:25.159564")
-                .unwrap()
-                .to_rfc3339(),
-            "2025-10-28T10:31:25.159564+00:00"
-        );
-        assert_eq!(
-            parse_time("2024-01-15T10:30:00Z").unwrap().to_rfc3339(),
-            "2024-01-15T10:30:00+00:00"
-        );
-        assert_eq!(
-            parse_time("2024-01-15T12:30:00+02:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2024-01-15T10:30:00+00:00"
-        );
+        assert_eq!(parse_time("2025-10-28T10:31:25.159564").unwrap().to_rfc3339(), "2025-10-28T10:31:25.159564+00:00");
+        assert_eq!(parse_time("2024-01-15T10:30:00Z").unwrap().to_rfc3339(), "2024-01-15T10:30:00+00:00");
+        assert_eq!(parse_time("2024-01-15T12:30:00+02:00").unwrap().to_rfc3339(), "2024-01-15T10:30:00+00:00");
         assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]
     fn ai_and_unknown_senders_are_the_agent() {
         for s in ["ai", "assistant", "AI"] {
-            let e = event(
-                json!({"event_type":"message","call_id":"c","message":{"sender":s,"message":"hi"}}),
-            );
+            let e = event(json!({"event_type":"message","call_id":"c","message":{"sender":s,"message":"hi"}}));
             assert_eq!(e.message.unwrap().sender, Sender::Agent);
         }
-        let e = event(
-            json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":"hi"}}),
-        );
+        let e = event(json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":"hi"}}));
         assert!(!e.message.unwrap().is_agent);
     }
 
     #[test]
     fn numeric_strings_become_numbers_and_junk_becomes_null() {
-        let e = event(
-            json!({"event_type":"call_ended","call_id":"c","evaluation":{
-            "duration_minutes":"5.5","messages_count":"12","user_sentiment":" Negative ","score":3}}),
-        );
+        let e = event(json!({"event_type":"call_ended","call_id":"c","evaluation":{
+            "duration_minutes":"5.5","messages_count":"12","user_sentiment":" Negative ","score":3}}));
         assert_eq!(e.evaluation.duration_minutes, Some(5.5));
         assert_eq!(e.evaluation.messages_count, Some(12));
         assert_eq!(e.evaluation.user_sentiment.as_deref(), Some("negative"));
@@ -327,10 +279,7 @@ mod tests {
         let e = event(
             json!({"event_type":"call_ended","call_id":"c","evaluation":{"duration_minutes":"soon","messages_count":null}}),
         );
-        assert_eq!(
-            (e.evaluation.duration_minutes, e.evaluation.messages_count),
-            (None, None)
-        );
+        assert_eq!((e.evaluation.duration_minutes, e.evaluation.messages_count), (None, None));
     }
 
     #[test]
@@ -347,33 +296,17 @@ mod tests {
     #[test]
     fn required_fields_and_unknown_types() {
         let err = |v: Value| from_value(&v, now()).unwrap_err().to_string();
-        assert_eq!(
-            err(json!({"call_id":"c"})),
-            "the body has no string field `event_type`"
-        );
-        assert_eq!(
-            err(json!({"event_type":7})),
-            "the body has no string field `event_type`"
-        );
-        assert!(
-            err(json!({"event_type":"message","message":{"message":"x"}})).contains("`call_id`")
-        );
-        assert!(
-            err(json!({"event_type":"message","call_id":"c","message":{"sender":"user"}}))
-                .contains("`message.message`")
-        );
+        assert_eq!(err(json!({"call_id":"c"})), "the body has no string field `event_type`");
+        assert_eq!(err(json!({"event_type":7})), "the body has no string field `event_type`");
+        assert!(err(json!({"event_type":"message","message":{"message":"x"}})).contains("`call_id`"));
+        assert!(err(json!({"event_type":"message","call_id":"c","message":{"sender":"user"}}))
+            .contains("`message.message`"));
         assert!(err(json!({"event_type":"call_ended"})).contains("`call_id`"));
         assert_eq!(
             from_value(&json!({"event_type":"call_started"}), now()).unwrap(),
             Incoming::Unknown("call_started".into())
         );
-        assert!(matches!(
-            parse(b"{not json", now()),
-            Err(ParseError::Json(_))
-        ));
-        assert!(matches!(
-            parse(b"\"\xff\"", now()),
-            Err(ParseError::Json(_))
-        ));
+        assert!(matches!(parse(b"{not json", now()), Err(ParseError::Json(_))));
+        assert!(matches!(parse(b"\"\xff\"", now()), Err(ParseError::Json(_))));
     }
 }

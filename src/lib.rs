@@ -14,5 +14,6 @@ pub mod routing;
 pub mod samples;
 pub mod server;
 pub mod sinks;
+pub mod store;
 pub mod telemetry;
 pub mod text;

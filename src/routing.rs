@@ -69,17 +69,8 @@ impl Router {
         let mut problems = Vec::new();
         let mut compiled = Vec::new();
         for (index, cfg) in routes.iter().enumerate() {
-            let name = cfg
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("route {}", index + 1));
-            let mut fail = |message: String| {
-                problems.push(RouteProblem {
-                    index,
-                    name: name.clone(),
-                    message,
-                })
-            };
+            let name = cfg.name.clone().unwrap_or_else(|| format!("route {}", index + 1));
+            let mut fail = |message: String| problems.push(RouteProblem { index, name: name.clone(), message });
             let events = match &cfg.events {
                 None => vec![EventType::Message, EventType::CallEnded],
                 Some(names) => names
@@ -99,10 +90,7 @@ impl Router {
             for ch in &cfg.channels {
                 if !channels.contains_key(ch) {
                     let known: Vec<&str> = channels.keys().map(String::as_str).collect();
-                    fail(format!(
-                        "unknown channel `{ch}` (defined: {})",
-                        known.join(", ")
-                    ));
+                    fail(format!("unknown channel `{ch}` (defined: {})", known.join(", ")));
                 }
             }
             let mut conditions = Vec::new();
@@ -112,13 +100,7 @@ impl Router {
                     Err(m) => fail(format!("match `{path}`: {m}")),
                 }
             }
-            compiled.push(Route {
-                name,
-                events,
-                channels: cfg.channels.clone(),
-                conditions,
-                stop: cfg.stop,
-            });
+            compiled.push(Route { name, events, channels: cfg.channels.clone(), conditions, stop: cfg.stop });
         }
         if problems.is_empty() {
             Ok(Router { routes: compiled })
@@ -165,11 +147,7 @@ impl Route {
 
     /// The `match` conditions as written, for `check`'s table.
     pub fn describe_conditions(&self) -> String {
-        self.conditions
-            .iter()
-            .map(|(p, _)| p.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.conditions.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -181,13 +159,9 @@ fn compile_condition(spec: &Value) -> Result<Vec<Condition>, String> {
         }
         Value::Object(ops) => {
             if ops.is_empty() {
-                return Err(format!(
-                    "an empty table; use one of the operators {OPERATORS}"
-                ));
+                return Err(format!("an empty table; use one of the operators {OPERATORS}"));
             }
-            ops.iter()
-                .map(|(op, arg)| compile_operator(op, arg))
-                .collect()
+            ops.iter().map(|(op, arg)| compile_operator(op, arg)).collect()
         }
         Value::Null => Err("null is not a condition".into()),
         scalar => Ok(vec![Condition::Equals(scalar.clone())]),
@@ -195,15 +169,10 @@ fn compile_condition(spec: &Value) -> Result<Vec<Condition>, String> {
 }
 
 fn compile_operator(op: &str, arg: &Value) -> Result<Condition, String> {
-    let number = || {
-        arg.as_f64()
-            .ok_or_else(|| format!("`{op}` needs a number, not {arg}"))
-    };
+    let number = || arg.as_f64().ok_or_else(|| format!("`{op}` needs a number, not {arg}"));
     Ok(match op {
         "regex" => {
-            let pattern = arg
-                .as_str()
-                .ok_or_else(|| format!("`regex` needs a string, not {arg}"))?;
+            let pattern = arg.as_str().ok_or_else(|| format!("`regex` needs a string, not {arg}"))?;
             Condition::Regex(Regex::new(pattern).map_err(|e| format!("invalid regex: {e}"))?)
         }
         "not" => match arg {
@@ -223,19 +192,14 @@ fn compile_operator(op: &str, arg: &Value) -> Result<Condition, String> {
         "gte" => Condition::Compare(Comparison::Gte, number()?),
         "lt" => Condition::Compare(Comparison::Lt, number()?),
         "lte" => Condition::Compare(Comparison::Lte, number()?),
-        "exists" => Condition::Exists(
-            arg.as_bool()
-                .ok_or_else(|| format!("`exists` needs true or false, not {arg}"))?,
-        ),
+        "exists" => Condition::Exists(arg.as_bool().ok_or_else(|| format!("`exists` needs true or false, not {arg}"))?),
         other => return Err(format!("unknown operator `{other}` (known: {OPERATORS})")),
     })
 }
 
 fn scalars(items: &[Value]) -> Result<(), String> {
     match items.iter().find(|v| v.is_array() || v.is_object()) {
-        Some(v) => Err(format!(
-            "a list may hold only strings, numbers and booleans, not {v}"
-        )),
+        Some(v) => Err(format!("a list may hold only strings, numbers and booleans, not {v}")),
         None => Ok(()),
     }
 }

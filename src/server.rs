@@ -1,5 +1,6 @@
-//! The HTTP receiver: Beyond Presence posts here. It parses, routes, renders and queues, answers 200
-//! in milliseconds, and does no network I/O of its own; delivery happens after the answer.
+//! The HTTP receiver: Beyond Presence posts here. It parses, routes, renders and stores; answers 200
+//! only once the event's posts are committed to the store, and does no network I/O of its own;
+//! delivery happens after the answer.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,32 +15,38 @@ use serde_json::json;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::event::{self, Incoming};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 use crate::{pipeline, sinks, telemetry};
 
-/// How long shutdown waits for queued posts to go out.
+/// How long shutdown waits for requests and posts in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A bound, ready-to-run relay.
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
 }
 
 struct State {
     config: Arc<Config>,
-    dispatcher: Dispatcher,
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Application {
-    /// Binds `server.listen` (port 0 picks a free port) and starts the delivery lanes.
+    /// Opens the store, binds `server.listen` (port 0 picks a free port) and starts the lanes,
+    /// which resume whatever was queued before.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(&config.server.listen).with_context(|| {
-            format!(
-                "cannot listen on `{}` (key `server.listen`)",
-                config.server.listen
-            )
-        })?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.path, config.store.max_bytes)?);
+        Self::build_with_store(config, store).await
+    }
+
+    /// As [`Application::build`], with a given store.
+    pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&config.server.listen)
+            .with_context(|| format!("cannot listen on `{}` (key `server.listen`)", config.server.listen))?;
         let port = listener.local_addr()?.port();
         for (name, why) in config.disabled_channels() {
             telemetry::channel_disabled(name, why);
@@ -50,12 +57,9 @@ impl Application {
             .values()
             .filter_map(|c| sinks::for_channel(c, &client).map(|s| (c.name.clone(), s)))
             .collect();
-        let dispatcher = Dispatcher::start(sinks);
+        let dispatcher = Arc::new(Dispatcher::start(&config, store.clone(), sinks).await);
         let path = config.server.path.clone();
-        let state = web::Data::new(State {
-            config: Arc::new(config),
-            dispatcher: dispatcher.clone(),
-        });
+        let state = web::Data::new(State { config: Arc::new(config), store, dispatcher: dispatcher.clone() });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -66,16 +70,13 @@ impl Application {
                         .route(web::method(actix_web::http::Method::OPTIONS).to(preflight)),
                 )
                 .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
                 .default_service(web::to(not_found))
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?
         .run();
-        Ok(Application {
-            port,
-            server,
-            dispatcher,
-        })
+        Ok(Application { port, server, dispatcher })
     }
 
     /// The port actually bound.
@@ -83,21 +84,21 @@ impl Application {
         self.port
     }
 
-    /// A handle on the delivery lanes (tests use it to wait until everything queued was posted).
-    pub fn dispatcher(&self) -> Dispatcher {
+    /// The delivery lanes (tests use it to wait until everything queued was posted).
+    pub fn dispatcher(&self) -> Arc<Dispatcher> {
         self.dispatcher.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then stops accepting, finishes requests in flight and gives queued
-    /// posts up to [`SHUTDOWN_GRACE`] to go out.
+    /// Serves until SIGINT/SIGTERM; then stops accepting, finishes requests in flight, lets posts
+    /// in flight finish within [`SHUTDOWN_GRACE`], and leaves the rest queued for the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        let left = self.dispatcher.drain(SHUTDOWN_GRACE).await;
-        if left > 0 {
-            tracing::warn!(left, "Stopped with posts still queued; they were not sent.");
-        } else {
-            tracing::info!("Stopped; every queued post was sent.");
-        }
+        self.dispatcher.stop(SHUTDOWN_GRACE).await;
+        let queued: u64 = match self.dispatcher.store().depths().await {
+            Ok(d) => d.iter().map(|d| d.pending).sum(),
+            Err(_) => 0,
+        };
+        tracing::info!(queued, "Stopped; queued posts will be sent after the next start.");
         Ok(())
     }
 }
@@ -111,6 +112,9 @@ pub enum ApiError {
     /// 413: the body is over `server.max_body_bytes`.
     #[error("the body is larger than {0} bytes (server.max_body_bytes)")]
     TooLarge(usize),
+    /// 503: the event could not be stored, so it is not acknowledged.
+    #[error("the relay cannot store events right now; nothing was accepted")]
+    Unavailable(#[source] StoreError),
 }
 
 impl ResponseError for ApiError {
@@ -118,11 +122,15 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        telemetry::event_rejected(self.status_code().as_u16(), &self.to_string());
+        match self {
+            ApiError::Unavailable(e) => telemetry::store_failed("accept an event", &e.to_string()),
+            _ => telemetry::event_rejected(self.status_code().as_u16(), &self.to_string()),
+        }
         HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
     }
 }
@@ -134,20 +142,21 @@ async fn receive(state: web::Data<State>, payload: web::Payload) -> Result<HttpR
         .await
         .map_err(|_| ApiError::TooLarge(max))?
         .map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-    let event = match event::parse(&body, chrono::Utc::now())
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?
-    {
+    let event = match event::parse(&body, chrono::Utc::now()).map_err(|e| ApiError::BadRequest(e.to_string()))? {
         Incoming::Event(e) => e,
         Incoming::Unknown(kind) => {
             telemetry::event_unknown(&kind);
-            return Ok(HttpResponse::Ok()
-                .json(json!({"status": "ignored", "reason": "unknown event_type"})));
+            return Ok(HttpResponse::Ok().json(json!({"status": "ignored", "reason": "unknown event_type"})));
         }
     };
-    let deliveries = pipeline::deliveries(&state.config, &event);
-    let count = deliveries.len();
-    for lost in state.dispatcher.enqueue(deliveries) {
-        tracing::error!(channel = %lost.channel, call_id = %lost.call_id, "No delivery lane for the channel.");
+    let plan = pipeline::plan(&state.config, &event);
+    let count = plan.deliveries.len();
+    let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
+    if count > 0 || !plan.dead.is_empty() {
+        state.store.accept(plan.deliveries, plan.dead).await.map_err(ApiError::Unavailable)?;
+    }
+    for c in &channels {
+        state.dispatcher.wake(c);
     }
     telemetry::event_accepted(event.event_type, &event.call_id, count);
     Ok(HttpResponse::Ok().json(json!({"status": "accepted", "deliveries": count})))
@@ -164,6 +173,26 @@ async fn preflight() -> HttpResponse {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the store takes writes and no channel is broken; says which are, as JSON.
+async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let store = state.store.ping().await;
+    let broken = state.dispatcher.broken();
+    let disabled: serde_json::Map<String, serde_json::Value> =
+        state.config.disabled_channels().map(|(n, why)| (n.to_owned(), json!(why))).collect();
+    let ready = store.is_ok() && broken.is_empty();
+    let body = json!({
+        "ready": ready,
+        "store": match &store { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "broken_channels": broken,
+        "disabled_channels": disabled,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 async fn not_found() -> HttpResponse {

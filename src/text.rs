@@ -92,11 +92,7 @@ mod tests {
         let pieces = chunks(&text, 100, |_| 1);
         assert_eq!(pieces.concat(), text);
         assert!(pieces.iter().all(|p| chars(p) <= 100));
-        assert!(
-            pieces[0].ends_with(' '),
-            "breaks at a space: {:?}",
-            pieces[0]
-        );
+        assert!(pieces[0].ends_with(' '), "breaks at a space: {:?}", pieces[0]);
         let amps = "&".repeat(100);
         let pieces = chunks(&amps, 50, |c| if c == '&' { 5 } else { 1 });
         assert!(pieces.iter().all(|p| chars(p) * 5 <= 50));

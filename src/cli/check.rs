@@ -11,12 +11,7 @@ use crate::{pipeline, samples};
 
 /// Mention and link syntax that occurs only in the hostile sample, so finding it in a Slack body
 /// means user text escaped escaping.
-const HOSTILE_TOKENS: [&str; 4] = [
-    "<@U123>",
-    "<!subteam^S123>",
-    "<#C123>",
-    "<https://evil.example|click>",
-];
+const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
 
 pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) -> ExitCode {
     let config = match loaded {
@@ -27,10 +22,8 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
         }
     };
     let file = source.display_name();
-    let mut problems: Vec<String> = config
-        .disabled_channels()
-        .map(|(name, why)| format!("{file}: channel `{name}`: disabled: {why}"))
-        .collect();
+    let mut problems: Vec<String> =
+        config.disabled_channels().map(|(name, why)| format!("{file}: channel `{name}`: disabled: {why}")).collect();
 
     println!("Configuration: {file}\n");
     let channel_rows = config
@@ -53,24 +46,14 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
         .map(|r| {
             vec![
                 r.name.clone(),
-                r.events
-                    .iter()
-                    .map(|e| e.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                r.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
                 r.channels.join(", "),
                 r.describe_conditions(),
                 if r.stop { "yes".into() } else { String::new() },
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["ROUTE", "EVENTS", "CHANNELS", "MATCH", "STOP"],
-            route_rows
-        )
-    );
+    print!("{}", table(&["ROUTE", "EVENTS", "CHANNELS", "MATCH", "STOP"], route_rows));
     println!();
 
     let events: Vec<(&str, Event)> = samples::all()
@@ -106,19 +89,12 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
             }
         }
     }
-    println!(
-        "Rendered {rendered} samples for {} channel/event pairs into {posts} posts.",
-        pairs.len()
-    );
+    println!("Rendered {rendered} samples for {} channel/event pairs into {posts} posts.", pairs.len());
     if problems.is_empty() {
         println!("OK: the configuration and templates are valid.");
         ExitCode::SUCCESS
     } else {
-        eprintln!(
-            "\n{} problem{}:",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
+        eprintln!("\n{} problem{}:", problems.len(), if problems.len() == 1 { "" } else { "s" });
         for p in &problems {
             eprintln!("  - {p}");
         }
@@ -137,10 +113,9 @@ fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
                 .find(|t| strings.iter().any(|s| s.contains(*t)))
                 .map(|t| format!("user text reached Slack unescaped (`{t}`); use {{{{value}}}}, not {{{{{{value}}}}}}"))
         }
-        Platform::Discord => value
-            .get("allowed_mentions")
-            .is_none()
-            .then(|| "the body has no `allowed_mentions`".to_owned()),
+        Platform::Discord => {
+            value.get("allowed_mentions").is_none().then(|| "the body has no `allowed_mentions`".to_owned())
+        }
     }
 }
 
@@ -162,11 +137,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("  ").trim_end().to_owned() + "\n"
     };
     let mut out = line(headers.iter().map(|h| h.to_string()).collect());

@@ -1,6 +1,7 @@
-//! The command line: `serve` (the default), `check`, `render` and `simulate`.
+//! The command line: `serve` (the default), `check`, `render`, `dlq` and `simulate`.
 
 mod check;
+mod dlq;
 mod render;
 mod simulate;
 
@@ -47,6 +48,12 @@ pub enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// List, replay or purge dead letters.
+    Dlq {
+        /// What to do.
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
     /// Play a realistic call against a running relay and print its answers.
     Simulate {
         /// The relay's webhook URL. Default: from `server.listen` and `server.path`.
@@ -62,10 +69,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let source = ConfigSource::resolve(cli.config.as_deref());
     let loaded = config::load(&source);
-    let format = cli
-        .log_format
-        .or_else(|| loaded.as_ref().ok().map(|c| c.log.format))
-        .unwrap_or_default();
+    let format = cli.log_format.or_else(|| loaded.as_ref().ok().map(|c| c.log.format)).unwrap_or_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             telemetry::init(format);
@@ -75,12 +79,12 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Check => check::run(&source, loaded),
-        Command::Render {
-            event,
-            channel,
-            pretty,
-        } => match loaded {
+        Command::Render { event, channel, pretty } => match loaded {
             Ok(config) => render::run(&config, event.as_deref(), channel.as_deref(), pretty),
+            Err(e) => fail(&e),
+        },
+        Command::Dlq { command } => match loaded {
+            Ok(config) => dlq::run(&config, command),
             Err(e) => fail(&e),
         },
         Command::Simulate { url, messages } => {
@@ -94,10 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let source = config.source.display_name();
         let path = config.server.path.clone();
@@ -113,11 +114,7 @@ fn serve(config: Config) -> ExitCode {
 }
 
 fn default_url(config: &Config) -> String {
-    let listen = config
-        .server
-        .listen
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]");
+    let listen = config.server.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     format!("http://{listen}{}", config.server.path)
 }
 

@@ -8,26 +8,15 @@ use crate::config::Config;
 use crate::event::{self, Incoming};
 use crate::{pipeline, samples};
 
-pub(super) fn run(
-    config: &Config,
-    event_file: Option<&Path>,
-    only: Option<&str>,
-    pretty: bool,
-) -> ExitCode {
+pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>, pretty: bool) -> ExitCode {
     if let Some(name) = only {
         if !config.channels.contains_key(name) {
-            eprintln!(
-                "error: no channel `{name}` in {}",
-                config.source.display_name()
-            );
+            eprintln!("error: no channel `{name}` in {}", config.source.display_name());
             return ExitCode::FAILURE;
         }
     }
     let bodies: Vec<(String, serde_json::Value)> = match event_file {
-        None => samples::all()
-            .into_iter()
-            .map(|s| (format!("sample: {}", s.name), s.body))
-            .collect(),
+        None => samples::all().into_iter().map(|s| (format!("sample: {}", s.name), s.body)).collect(),
         Some(path) => match read_event(path) {
             Ok(v) => vec![(path.display().to_string(), v)],
             Err(e) => {
@@ -61,31 +50,20 @@ pub(super) fn run(
         }
         for name in channels {
             let channel = &config.channels[&name];
-            let note = if routed.contains(&name) {
-                ""
-            } else {
-                " (no route sends this event here)"
-            };
+            let note = if routed.contains(&name) { "" } else { " (no route sends this event here)" };
             match config.renderer.render(channel, event.event_type, &ctx) {
                 Ok(r) => {
                     let n = r.posts.len();
                     for (i, post) in r.posts.iter().enumerate() {
-                        let template = config
-                            .renderer
-                            .template_for(&name, event.event_type)
-                            .unwrap_or("?");
+                        let template = config.renderer.template_for(&name, event.event_type).unwrap_or("?");
                         println!(
                             "# {label} → channel `{name}` ({}, {template}), post {}/{n}{note}",
                             channel.platform.as_str(),
                             i + 1
                         );
                         if pretty {
-                            let v: serde_json::Value =
-                                serde_json::from_str(post).expect("rendered posts are JSON");
-                            println!(
-                                "{}",
-                                serde_json::to_string_pretty(&v).expect("JSON serialises")
-                            );
+                            let v: serde_json::Value = serde_json::from_str(post).expect("rendered posts are JSON");
+                            println!("{}", serde_json::to_string_pretty(&v).expect("JSON serialises"));
                         } else {
                             println!("{post}");
                         }
@@ -111,9 +89,7 @@ pub(super) fn run(
 fn read_event(path: &Path) -> Result<serde_json::Value, String> {
     let mut text = String::new();
     if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| format!("standard input: {e}"))?;
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("standard input: {e}"))?;
     } else {
         text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }

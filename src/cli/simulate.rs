@@ -8,29 +8,18 @@ use serde_json::{json, Value};
 use crate::samples;
 
 pub(super) fn run(url: &str, messages: usize) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a Tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
     runtime.block_on(play(url, messages))
 }
 
 async fn play(url: &str, messages: usize) -> ExitCode {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client settings are valid");
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client settings are valid");
     let mut ok = true;
     let call_id = format!("sim_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
     println!("Simulating call {call_id} against {url}");
 
-    ok &= post(
-        &client,
-        url,
-        "test event",
-        json!({"event_type": "test", "message": "Webhook test"}),
-    )
-    .await;
+    ok &= post(&client, url, "test event", json!({"event_type": "test", "message": "Webhook test"})).await;
 
     let preflight = client
         .request(reqwest::Method::OPTIONS, url)
@@ -49,11 +38,7 @@ async fn play(url: &str, messages: usize) -> ExitCode {
                 .to_owned();
             let good = r.status().as_u16() == 204 && allow == "*";
             ok &= good;
-            println!(
-                "{} CORS preflight → {} (Access-Control-Allow-Origin: {allow})",
-                mark(good),
-                r.status().as_u16()
-            );
+            println!("{} CORS preflight → {} (Access-Control-Allow-Origin: {allow})", mark(good), r.status().as_u16());
         }
         Err(e) => {
             ok = false;

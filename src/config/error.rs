@@ -18,11 +18,7 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(
-                f,
-                "{}:{line}: {}: {}",
-                self.file, self.subject, self.message
-            ),
+            Some(line) => write!(f, "{}:{line}: {}: {}", self.file, self.subject, self.message),
             None => write!(f, "{}: {}: {}", self.file, self.subject, self.message),
         }
     }
@@ -38,20 +34,14 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error of one problem.
     pub fn one(problem: Problem) -> Self {
-        Self {
-            problems: vec![problem],
-        }
+        Self { problems: vec![problem] }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(
-            f,
-            "the configuration has {n} problem{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "the configuration has {n} problem{}:", if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{
-    Channel, ChannelConfig, Config, ConfigError, FileConfig, Platform, Problem, TemplateOverrides,
+    Channel, ChannelConfig, Config, ConfigError, FileConfig, Platform, Problem, StoreConfig, TemplateOverrides,
     WebhookUrl,
 };
 use crate::render::Renderer;
 use crate::routing::Router;
-use crate::sinks::discord;
+use crate::sinks::{discord, slack};
 
 /// The configuration file used when `--config` and `CALLRELAY_CONFIG` are not given.
 pub const DEFAULT_CONFIG_PATH: &str = "relay.toml";
@@ -34,9 +34,7 @@ impl ConfigSource {
     pub fn resolve(explicit: Option<&Path>) -> Self {
         match explicit {
             Some(path) => Self::File(path.to_path_buf()),
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                Self::File(PathBuf::from(DEFAULT_CONFIG_PATH))
-            }
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Self::File(PathBuf::from(DEFAULT_CONFIG_PATH)),
             None => Self::BuiltIn,
         }
     }
@@ -65,24 +63,17 @@ impl ConfigSource {
 pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     let file = source.display_name();
     let text = match source {
-        ConfigSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::one(problem(&file, None, "file", format!("cannot be read: {e}")))
-        })?,
+        ConfigSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one(problem(&file, None, "file", format!("cannot be read: {e}"))))?,
         ConfigSource::BuiltIn => DEFAULT_CONFIG.to_owned(),
     };
     let lines = LineFinder { text: &text };
 
     if let Err(e) = toml::from_str::<toml::Table>(&text) {
         let line = e.span().map(|s| text[..s.start].lines().count().max(1));
-        return Err(ConfigError::one(problem(
-            &file,
-            line,
-            "syntax",
-            e.message().to_owned(),
-        )));
+        return Err(ConfigError::one(problem(&file, line, "syntax", e.message().to_owned())));
     }
-    let mut tree =
-        merged_tree(&text).map_err(|m| ConfigError::one(problem(&file, None, "environment", m)))?;
+    let mut tree = merged_tree(&text).map_err(|m| ConfigError::one(problem(&file, None, "environment", m)))?;
 
     let mut problems = Vec::new();
     let mut disabled: BTreeMap<String, String> = BTreeMap::new();
@@ -90,14 +81,8 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         let key = path.join(".");
         match path.as_slice() {
             [c, name, url] if c == "channels" && url == "webhook_url" => {
-                let at = lines
-                    .find(path)
-                    .map(|l| format!(", line {l}"))
-                    .unwrap_or_default();
-                disabled.insert(
-                    name.clone(),
-                    format!("environment variable `{var}` is not set (key `{key}`{at})"),
-                );
+                let at = lines.find(path).map(|l| format!(", line {l}")).unwrap_or_default();
+                disabled.insert(name.clone(), format!("environment variable `{var}` is not set (key `{key}`{at})"));
             }
             _ => problems.push(problem(
                 &file,
@@ -111,12 +96,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     let raw: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
         let key = e.path().to_string();
-        ConfigError::one(problem(
-            &file,
-            lines.find(&path),
-            &format!("key `{key}`"),
-            e.inner().to_string(),
-        ))
+        ConfigError::one(problem(&file, lines.find(&path), &format!("key `{key}`"), e.inner().to_string()))
     })?;
 
     if !raw.server.path.starts_with('/') {
@@ -137,9 +117,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
                 overrides.insert(name.clone(), (channel.platform, templates_of(cfg).clone()));
                 channels.insert(name.clone(), channel);
             }
-            Err(message) => {
-                problems.push(problem(&file, at, &format!("channel `{name}`"), message))
-            }
+            Err(message) => problems.push(problem(&file, at, &format!("channel `{name}`"), message)),
         }
     }
 
@@ -174,6 +152,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
             source: source.clone(),
             server: raw.server,
             delivery: raw.delivery,
+            store: StoreConfig { path: source.base_dir().join(&raw.store.path), ..raw.store },
             log: raw.log,
             templates_dir,
             channels,
@@ -185,12 +164,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
 }
 
 fn problem(file: &str, line: Option<usize>, subject: &str, message: String) -> Problem {
-    Problem {
-        file: file.to_owned(),
-        line,
-        subject: subject.to_owned(),
-        message,
-    }
+    Problem { file: file.to_owned(), line, subject: subject.to_owned(), message }
 }
 
 fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
@@ -200,19 +174,19 @@ fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
     }
 }
 
-fn build_channel(
-    name: &str,
-    cfg: &ChannelConfig,
-    disabled: Option<&String>,
-) -> Result<Channel, String> {
-    let (platform, raw_url, username, avatar_url) = match cfg {
-        ChannelConfig::Slack(c) => (Platform::Slack, &c.webhook_url, None, None),
-        ChannelConfig::Discord(c) => (
-            Platform::Discord,
-            &c.webhook_url,
-            c.username.clone(),
-            c.avatar_url.clone(),
-        ),
+fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
+    let (platform, raw_url, username, avatar_url, coalesce, rate_limit) = match cfg {
+        ChannelConfig::Slack(c) => (Platform::Slack, &c.webhook_url, None, None, c.coalesce, &c.rate_limit),
+        ChannelConfig::Discord(c) => {
+            (Platform::Discord, &c.webhook_url, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
+        }
+    };
+    let rate_limit = match rate_limit {
+        None => match platform {
+            Platform::Slack => slack::DEFAULT_RATE_LIMIT.to_vec(),
+            Platform::Discord => discord::DEFAULT_RATE_LIMIT.to_vec(),
+        },
+        Some(windows) => windows.iter().map(|w| parse_window(w)).collect::<Result<_, _>>()?,
     };
     if let Some(u) = &username {
         discord::check_username(u).map_err(|m| format!("`username` {m}"))?;
@@ -223,9 +197,7 @@ fn build_channel(
             let url = WebhookUrl::parse(raw_url).map_err(|m| format!("`webhook_url` {m}"))?;
             Ok(match platform {
                 Platform::Slack => url,
-                Platform::Discord => {
-                    discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?
-                }
+                Platform::Discord => discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?,
             })
         }
     };
@@ -235,7 +207,21 @@ fn build_channel(
         target,
         username,
         avatar_url,
+        coalesce: coalesce.unwrap_or(true),
+        rate_limit,
     })
+}
+
+/// `"5/2s"` means at most 5 posts in any 2 seconds.
+fn parse_window(text: &str) -> Result<(u32, std::time::Duration), String> {
+    let bad = || format!("`rate_limit` entry `{text}` must look like \"5/2s\" (posts/duration)");
+    let (n, d) = text.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let d = humantime::parse_duration(d.trim()).map_err(|_| bad())?;
+    if n == 0 || d.is_zero() {
+        return Err(bad());
+    }
+    Ok((n, d))
 }
 
 /// The file merged with `CALLRELAY__SECTION__KEY` environment overrides, as a JSON tree.
@@ -243,25 +229,16 @@ fn merged_tree(text: &str) -> Result<Value, String> {
     let settings = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .add_source(
-            config::Environment::with_prefix("CALLRELAY")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            config::Environment::with_prefix("CALLRELAY").prefix_separator("__").separator("__").try_parsing(true),
         )
         .build()
         .map_err(|e| e.to_string())?;
-    settings
-        .try_deserialize::<Value>()
-        .map_err(|e| e.to_string())
+    settings.try_deserialize::<Value>().map_err(|e| e.to_string())
 }
 
 /// Replaces `${VAR}` in every string with the variable's value; calls `missing(path, var)` for each
 /// unset variable (the text is then left as it was).
-fn substitute_env(
-    value: &mut Value,
-    path: &mut Vec<String>,
-    missing: &mut dyn FnMut(&Vec<String>, &str),
-) {
+fn substitute_env(value: &mut Value, path: &mut Vec<String>, missing: &mut dyn FnMut(&Vec<String>, &str)) {
     match value {
         Value::String(s) if s.contains("${") => {
             let mut out = String::with_capacity(s.len());
@@ -330,10 +307,7 @@ impl LineFinder<'_> {
         }
         for k in (1..=path.len()).rev() {
             let header = format!("[{}]", path[..k].join("."));
-            let found = self
-                .text
-                .lines()
-                .position(|l| l.trim_start().starts_with(&header));
+            let found = self.text.lines().position(|l| l.trim_start().starts_with(&header));
             if let Some(n) = found {
                 return Some(self.key_after(n + 1, &path[k..]).unwrap_or(n + 1));
             }
@@ -366,9 +340,7 @@ fn mentions_key(line: &str, key: &str) -> bool {
     if line.starts_with('[') {
         let inner = line.trim_start_matches('[');
         let inner = inner.split(']').next().unwrap_or("");
-        return inner
-            .split('.')
-            .any(|part| part.trim().trim_matches('"') == key);
+        return inner.split('.').any(|part| part.trim().trim_matches('"') == key);
     }
     let Some((lhs, _)) = line.split_once('=') else {
         return false;
@@ -386,14 +358,9 @@ mod tests {
         std::env::set_var("CALLRELAY_TEST_A", "alpha");
         let mut v = serde_json::json!({"x": "a=${CALLRELAY_TEST_A}/${CALLRELAY_TEST_UNSET_B}/${CALLRELAY_TEST_A}"});
         let mut missing = Vec::new();
-        substitute_env(&mut v, &mut Vec::new(), &mut |p, var| {
-            missing.push((p.join("."), var.to_owned()))
-        });
+        substitute_env(&mut v, &mut Vec::new(), &mut |p, var| missing.push((p.join("."), var.to_owned())));
         assert_eq!(v["x"], "a=alpha/${CALLRELAY_TEST_UNSET_B}/alpha");
-        assert_eq!(
-            missing,
-            vec![("x".to_owned(), "CALLRELAY_TEST_UNSET_B".to_owned())]
-        );
+        assert_eq!(missing, vec![("x".to_owned(), "CALLRELAY_TEST_UNSET_B".to_owned())]);
     }
 
     #[test]

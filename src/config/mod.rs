@@ -29,9 +29,12 @@ pub struct FileConfig {
     /// Where the Handlebars templates live.
     #[serde(default)]
     pub templates: TemplatesConfig,
-    /// How posts to Slack and Discord are made.
+    /// How posts to Slack and Discord are made and retried.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Where accepted events wait for delivery.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -58,11 +61,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            listen: "0.0.0.0:8080".into(),
-            path: "/webhook".into(),
-            max_body_bytes: 1024 * 1024,
-        }
+        Self { listen: "0.0.0.0:8080".into(), path: "/webhook".into(), max_body_bytes: 1024 * 1024 }
     }
 }
 
@@ -77,9 +76,7 @@ pub struct TemplatesConfig {
 
 impl Default for TemplatesConfig {
     fn default() -> Self {
-        Self {
-            dir: PathBuf::from("templates"),
-        }
+        Self { dir: PathBuf::from("templates") }
     }
 }
 
@@ -90,13 +87,47 @@ pub struct DeliveryConfig {
     /// Longest wait for one post to Slack or Discord, e.g. `"10s"`. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Attempts (5xx, timeouts, connection errors; not 429s) before a post goes to the dead
+    /// letters. Default 20.
+    pub max_attempts: u32,
+    /// Age after which a post that still fails goes to the dead letters. Default `"24h"`.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// First retry delay; doubles per attempt, with full jitter. Default `"1s"`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest retry delay. Default `"5m"`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(10),
+            max_attempts: 20,
+            max_age: Duration::from_secs(24 * 3600),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
         }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite database, relative to the directory of `relay.toml`; created on first run.
+    /// Default `data/callrelay.db`.
+    pub path: PathBuf,
+    /// Largest size of the database in bytes; when reached, new events are answered 503 rather
+    /// than filling the disk. Default: no limit.
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None }
     }
 }
 
@@ -139,6 +170,12 @@ pub struct SlackChannelConfig {
     /// Per-event template overrides, relative to `templates.dir`.
     #[serde(default)]
     pub templates: TemplateOverrides,
+    /// Merge several waiting live `message` posts into one (within the platform's limits, in
+    /// order). Default true.
+    pub coalesce: Option<bool>,
+    /// Posting budget as `"N/DURATION"` windows, all of which must allow a post, e.g.
+    /// `["5/2s", "30/1m"]`. Default: the platform's (see [`crate::dispatch::pacing`]).
+    pub rate_limit: Option<Vec<String>>,
 }
 
 /// `kind = "discord"`
@@ -156,6 +193,12 @@ pub struct DiscordChannelConfig {
     /// Per-event template overrides, relative to `templates.dir`.
     #[serde(default)]
     pub templates: TemplateOverrides,
+    /// Merge several waiting live `message` posts into one (within the platform's limits, in
+    /// order). Default true.
+    pub coalesce: Option<bool>,
+    /// Posting budget as `"N/DURATION"` windows, all of which must allow a post, e.g.
+    /// `["5/2s", "30/1m"]`. Default: the platform's (see [`crate::dispatch::pacing`]).
+    pub rate_limit: Option<Vec<String>>,
 }
 
 /// `[channels.NAME.templates]`: which template renders each event type for this channel.
@@ -237,6 +280,10 @@ pub struct Channel {
     pub username: Option<String>,
     /// Discord `avatar_url` default.
     pub avatar_url: Option<String>,
+    /// Whether waiting live messages are merged.
+    pub coalesce: bool,
+    /// Posting budget windows: at most `.0` posts in any `.1`.
+    pub rate_limit: Vec<(u32, Duration)>,
 }
 
 /// A loaded, validated configuration: the immutable snapshot every stage reads.
@@ -248,6 +295,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[delivery]`
     pub delivery: DeliveryConfig,
+    /// The store's file (resolved against the config file's directory) and size cap.
+    pub store: StoreConfig,
     /// `[log]`
     pub log: LogConfig,
     /// The templates directory, resolved against the config file's directory.

@@ -56,8 +56,7 @@ mod tests {
 
     #[test]
     fn debug_and_display_hide_the_token() {
-        let url =
-            WebhookUrl::parse("https://hooks.slack.com/services/T1/B2/s3cr3tT0ken?x=1").unwrap();
+        let url = WebhookUrl::parse("https://hooks.slack.com/services/T1/B2/s3cr3tT0ken?x=1").unwrap();
         for shown in [format!("{url}"), format!("{url:?}")] {
             assert!(!shown.contains("s3cr3tT0ken"), "{shown}");
             assert!(!shown.contains("T1/B2"), "{shown}");

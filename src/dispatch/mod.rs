@@ -1,123 +1,142 @@
-//! Dispatch: one ordered lane per channel, each a task that hands its posts to the channel's sink
-//! one at a time, so a slow or broken channel never delays another.
-//!
-//! This version keeps the queue in memory and makes one attempt per post; the durable store and
-//! retries replace the queue behind the same `enqueue` call.
+//! Dispatch: one ordered lane per channel, driven by the durable store. A slow, failing or
+//! rate-limited channel never delays another; within a channel, posts leave in acceptance order.
+
+pub mod backoff;
+mod lane;
+pub mod pacing;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
-use crate::sinks::{Outcome, Sink};
+use crate::config::Config;
+use crate::sinks::Sink;
+use crate::store::Store;
 use crate::telemetry;
+use backoff::RetryPolicy;
+use pacing::Pacer;
 
-/// One post to make.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// The channel's name.
-    pub channel: String,
-    /// The event's call id, for logs.
-    pub call_id: String,
-    /// The exact JSON body.
-    pub body: String,
+/// Channels found broken (webhook deleted, archived, bad token), with the platform's answer.
+/// Shared by the lanes and `/readyz`; cleared by a reload or a restart.
+#[derive(Debug, Clone, Default)]
+pub struct Broken(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Broken {
+    fn mark(&self, channel: &str, why: &str) {
+        self.0.lock().expect("not poisoned").insert(channel.to_owned(), why.to_owned());
+    }
+
+    /// Why `channel` is broken, if it is.
+    pub fn reason(&self, channel: &str) -> Option<String> {
+        self.0.lock().expect("not poisoned").get(channel).cloned()
+    }
+
+    /// Every broken channel.
+    pub fn all(&self) -> BTreeMap<String, String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
 }
 
-/// Hands deliveries to per-channel lanes.
-#[derive(Clone)]
+/// The running lanes.
 pub struct Dispatcher {
-    lanes: Arc<BTreeMap<String, mpsc::UnboundedSender<Delivery>>>,
-    pending: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
+    store: Arc<dyn Store>,
+    wakes: BTreeMap<String, Arc<Notify>>,
+    broken: Broken,
+    stop: watch::Sender<bool>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Dispatcher {
-    /// Starts one lane per sink. Must be called inside a Tokio runtime.
-    pub fn start(sinks: BTreeMap<String, Arc<dyn Sink>>) -> Self {
-        let pending = Arc::new(AtomicUsize::new(0));
-        let idle = Arc::new(Notify::new());
-        let mut lanes = BTreeMap::new();
-        for (name, sink) in sinks {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(lane(name.clone(), sink, rx, pending.clone(), idle.clone()));
-            lanes.insert(name, tx);
-        }
-        Self {
-            lanes: Arc::new(lanes),
-            pending,
-            idle,
-        }
-    }
-
-    /// Queues deliveries; each lane keeps the order given. Deliveries to a channel without a lane
-    /// are returned.
-    pub fn enqueue(&self, deliveries: Vec<Delivery>) -> Vec<Delivery> {
-        let mut refused = Vec::new();
-        for d in deliveries {
-            match self.lanes.get(&d.channel) {
-                Some(tx) => {
-                    self.pending.fetch_add(1, Ordering::SeqCst);
-                    if let Err(mpsc::error::SendError(d)) = tx.send(d) {
-                        self.done();
-                        refused.push(d);
+    /// Starts a lane for every channel with a sink. Queued posts of channels no longer configured
+    /// are moved to the dead letters (replayable once the channel is back).
+    pub async fn start(config: &Config, store: Arc<dyn Store>, sinks: BTreeMap<String, Arc<dyn Sink>>) -> Dispatcher {
+        if let Ok(depths) = store.depths().await {
+            for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
+                if let Ok(q) = store.pending(&d.channel, usize::MAX >> 1).await {
+                    let ids = q.iter().map(|q| q.id).collect();
+                    let why = format!("channel `{}` is no longer configured", d.channel);
+                    if store.dead_letter(ids, why.clone()).await.is_ok() {
+                        telemetry::dead_lettered(&d.channel, q.len(), &why);
                     }
                 }
-                None => refused.push(d),
             }
         }
-        refused
+        let (stop, _) = watch::channel(false);
+        let broken = Broken::default();
+        let policy = RetryPolicy::from_config(&config.delivery);
+        let mut wakes = BTreeMap::new();
+        let mut handles = Vec::new();
+        for (name, sink) in sinks {
+            let channel = &config.channels[&name];
+            let wake = Arc::new(Notify::new());
+            let lane = lane::Lane {
+                channel: name.clone(),
+                platform: channel.platform,
+                sink,
+                store: store.clone(),
+                policy,
+                pacer: Pacer::new(&channel.rate_limit),
+                coalesce: channel.coalesce,
+                wake: wake.clone(),
+                stop: stop.subscribe(),
+                broken: broken.clone(),
+            };
+            handles.push(tokio::spawn(lane.run()));
+            wakes.insert(name, wake);
+        }
+        Dispatcher { store, wakes, broken, stop, handles: Mutex::new(handles) }
     }
 
-    /// Posts queued or in flight.
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+    /// Tells a channel's lane that new posts were committed.
+    pub fn wake(&self, channel: &str) {
+        if let Some(w) = self.wakes.get(channel) {
+            w.notify_one();
+        }
     }
 
-    /// Waits until nothing is queued or in flight, or `limit` passes; returns what is left.
-    pub async fn drain(&self, limit: Duration) -> usize {
-        let wait = async {
-            loop {
-                let notified = self.idle.notified();
-                if self.pending() == 0 {
-                    return;
-                }
-                notified.await;
+    /// Broken channels and why.
+    pub fn broken(&self) -> BTreeMap<String, String> {
+        self.broken.all()
+    }
+
+    /// The store the lanes read.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Waits until nothing is queued for any channel, or `limit` passes; whether it emptied.
+    pub async fn idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.store.depths().await.is_ok_and(|d| d.is_empty()) {
+                return true;
             }
-        };
-        let _ = tokio::time::timeout(limit, wait).await;
-        self.pending()
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
-    fn done(&self) {
-        finish(&self.pending, &self.idle);
+    /// Stops the lanes: posts in flight finish (within `grace`); everything else stays queued for
+    /// the next start.
+    pub async fn stop(&self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let handles: Vec<_> = std::mem::take(&mut *self.handles.lock().expect("not poisoned"));
+        let all = futures_join(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                "A post was still in flight at the end of the shutdown grace period; it will be sent again."
+            );
+        }
     }
 }
 
-fn finish(pending: &AtomicUsize, idle: &Notify) {
-    if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-        idle.notify_waiters();
-    }
-}
-
-async fn lane(
-    channel: String,
-    sink: Arc<dyn Sink>,
-    mut rx: mpsc::UnboundedReceiver<Delivery>,
-    pending: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
-) {
-    while let Some(d) = rx.recv().await {
-        match sink.post(&d.body).await {
-            Outcome::Delivered => telemetry::delivered(&channel, &d.call_id),
-            Outcome::Retry { reason, .. } => {
-                telemetry::delivery_failed(&channel, &d.call_id, &reason, false)
-            }
-            Outcome::Permanent { reason } => {
-                telemetry::delivery_failed(&channel, &d.call_id, &reason, true)
-            }
-        }
-        finish(&pending, &idle);
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
     }
 }

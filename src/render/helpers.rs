@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
-    RenderErrorReason, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson,
 };
 use serde_json::{json, Value};
 
@@ -32,7 +32,11 @@ pub const HELPERS: &[(&str, HelperFn, &str)] = &[
     ("sender_emoji", sender_emoji, "sender_emoji SENDER — 🤖 for the agent, 👤 for the user"),
     ("short_id", short_id, "short_id ID — the first 8 characters"),
     ("transcript", transcript, "transcript MESSAGES [user=NAME] — the whole transcript as text"),
-    ("transcript_chunks", transcript_chunks, "transcript_chunks MESSAGES N [user=NAME] — the transcript in pieces of at most N characters"),
+    (
+        "transcript_chunks",
+        transcript_chunks,
+        "transcript_chunks MESSAGES N [user=NAME] — the transcript in pieces of at most N characters",
+    ),
     ("chunks", chunks, "chunks TEXT N — TEXT in pieces of at most N characters"),
 ];
 
@@ -92,17 +96,8 @@ impl HelperDef for JsonHelper {
 fn escape_strings(v: Value, platform: Platform) -> Value {
     match v {
         Value::String(s) if platform == Platform::Slack => Value::String(slack::escape(&s)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|i| escape_strings(i, platform))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, escape_strings(v, platform)))
-                .collect(),
-        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|i| escape_strings(i, platform)).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, escape_strings(v, platform))).collect()),
         other => other,
     }
 }
@@ -128,10 +123,7 @@ fn count(args: &Args, i: usize) -> Result<usize, String> {
 }
 
 fn truncate(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
-    Ok(json!(text::truncate(
-        &as_text(arg(args, 0)),
-        count(args, 1)?
-    )))
+    Ok(json!(text::truncate(&as_text(arg(args, 0)), count(args, 1)?)))
 }
 
 fn default(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
@@ -141,11 +133,7 @@ fn default(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
         Value::String(s) => s.trim().is_empty(),
         _ => false,
     };
-    Ok(if empty {
-        arg(args, 1).clone()
-    } else {
-        v.clone()
-    })
+    Ok(if empty { arg(args, 1).clone() } else { v.clone() })
 }
 
 fn duration(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
@@ -226,35 +214,21 @@ fn user_or_agent(sender: &Value, name: &Value) -> String {
     if is_agent(sender) {
         "Agent".into()
     } else {
-        name.as_str()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or("Caller")
-            .to_owned()
+        name.as_str().filter(|n| !n.trim().is_empty()).unwrap_or("Caller").to_owned()
     }
 }
 
 fn sender_emoji(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
-    Ok(json!(if is_agent(arg(args, 0)) {
-        "🤖"
-    } else {
-        "👤"
-    }))
+    Ok(json!(if is_agent(arg(args, 0)) { "🤖" } else { "👤" }))
 }
 
 fn short_id(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
-    Ok(json!(as_text(arg(args, 0))
-        .chars()
-        .take(8)
-        .collect::<String>()))
+    Ok(json!(as_text(arg(args, 0)).chars().take(8).collect::<String>()))
 }
 
 /// One transcript line per utterance: `🤖 *Agent* · 10:30:05` then the text, in the platform's bold.
 fn transcript_lines(messages: &Value, user: &Value, platform: Platform) -> Vec<String> {
-    let bold = if platform == Platform::Slack {
-        "*"
-    } else {
-        "**"
-    };
+    let bold = if platform == Platform::Slack { "*" } else { "**" };
     let items = messages.as_array().map(Vec::as_slice).unwrap_or_default();
     items
         .iter()
@@ -262,11 +236,8 @@ fn transcript_lines(messages: &Value, user: &Value, platform: Platform) -> Vec<S
             let sender = m.get("sender").unwrap_or(&Value::Null);
             let emoji = if is_agent(sender) { "🤖" } else { "👤" };
             let label = user_or_agent(sender, user);
-            let at = m
-                .get("sent_at")
-                .and_then(timestamp)
-                .map(|t| t.format(" · %H:%M:%S").to_string())
-                .unwrap_or_default();
+            let at =
+                m.get("sent_at").and_then(timestamp).map(|t| t.format(" · %H:%M:%S").to_string()).unwrap_or_default();
             let said = m.get("message").map(as_text).unwrap_or_default();
             format!("{emoji} {bold}{label}{bold}{at}\n{said}\n")
         })
@@ -275,9 +246,7 @@ fn transcript_lines(messages: &Value, user: &Value, platform: Platform) -> Vec<S
 
 fn transcript(args: &Args, hash: &Hash, platform: Platform) -> Result<Value, String> {
     let user = hash.get("user").copied().unwrap_or(&Value::Null);
-    Ok(json!(transcript_lines(arg(args, 0), user, platform)
-        .concat()
-        .trim_end()))
+    Ok(json!(transcript_lines(arg(args, 0), user, platform).concat().trim_end()))
 }
 
 fn cost_fn(platform: Platform) -> fn(char) -> usize {
@@ -311,20 +280,12 @@ fn transcript_chunks(args: &Args, hash: &Hash, platform: Platform) -> Result<Val
     if !current.is_empty() {
         pieces.push(current);
     }
-    Ok(json!(pieces
-        .iter()
-        .map(|p| p.trim_end().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()))
+    Ok(json!(pieces.iter().map(|p| p.trim_end().to_owned()).filter(|p| !p.is_empty()).collect::<Vec<_>>()))
 }
 
 fn chunks(args: &Args, _: &Hash, platform: Platform) -> Result<Value, String> {
     let max = count(args, 1)?;
-    Ok(json!(text::chunks(
-        &as_text(arg(args, 0)),
-        max,
-        cost_fn(platform)
-    )))
+    Ok(json!(text::chunks(&as_text(arg(args, 0)), max, cost_fn(platform))))
 }
 
 /// Escapes a value printed with `{{…}}` for a JSON string (and for Slack, by Slack's rules first).

@@ -31,9 +31,7 @@ pub struct Renderer {
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renderer")
-            .field("templates", &self.chosen)
-            .finish()
+        f.debug_struct("Renderer").field("templates", &self.chosen).finish()
     }
 }
 
@@ -116,24 +114,12 @@ impl Renderer {
                     ));
                     continue;
                 };
-                let hb = if *platform == Platform::Slack {
-                    &mut slack
-                } else {
-                    &mut discord
-                };
+                let hb = if *platform == Platform::Slack { &mut slack } else { &mut discord };
                 if registered.insert((*platform, name.clone())) {
                     if let Err(e) = hb.register_template_string(&name, source) {
-                        let shown = if name.starts_with("built-in:") {
-                            name.clone()
-                        } else {
-                            path.display().to_string()
-                        };
-                        problems.push(problem(
-                            &shown,
-                            e.pos().map(|(l, _)| l),
-                            channel,
-                            e.reason().to_string(),
-                        ));
+                        let shown =
+                            if name.starts_with("built-in:") { name.clone() } else { path.display().to_string() };
+                        problems.push(problem(&shown, e.pos().map(|(l, _)| l), channel, e.reason().to_string()));
                         continue;
                     }
                 }
@@ -141,11 +127,7 @@ impl Renderer {
             }
         }
         if problems.is_empty() {
-            Ok(Renderer {
-                slack,
-                discord,
-                chosen,
-            })
+            Ok(Renderer { slack, discord, chosen })
         } else {
             Err(problems)
         }
@@ -153,27 +135,13 @@ impl Renderer {
 
     /// The template a channel uses for an event type.
     pub fn template_for(&self, channel: &str, event_type: EventType) -> Option<&str> {
-        self.chosen
-            .get(&(channel.to_owned(), event_type))
-            .map(String::as_str)
+        self.chosen.get(&(channel.to_owned(), event_type)).map(String::as_str)
     }
 
     /// Renders `context` (a serialised [`crate::event::Event`]) for `channel`.
-    pub fn render(
-        &self,
-        channel: &Channel,
-        event_type: EventType,
-        context: &Value,
-    ) -> Result<Rendered, RenderError> {
-        let call_id = context
-            .get("call_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let template = self
-            .template_for(&channel.name, event_type)
-            .unwrap_or("?")
-            .to_owned();
+    pub fn render(&self, channel: &Channel, event_type: EventType, context: &Value) -> Result<Rendered, RenderError> {
+        let call_id = context.get("call_id").and_then(Value::as_str).unwrap_or("").to_owned();
+        let template = self.template_for(&channel.name, event_type).unwrap_or("?").to_owned();
         let fail = |line: Option<usize>, message: String| RenderError {
             template: template.clone(),
             line,
@@ -185,33 +153,26 @@ impl Renderer {
             Platform::Slack => &self.slack,
             Platform::Discord => &self.discord,
         };
-        let output = hb
-            .render(&template, context)
-            .map_err(|e| fail(e.line_no, e.reason().to_string()))?;
+        let output = hb.render(&template, context).map_err(|e| fail(e.line_no, e.reason().to_string()))?;
         let mut body: Value = serde_json::from_str(&output).map_err(|e| {
-            fail(None, format!("the output is not valid JSON: {e} (output line {}; run `callrelay render` to see it)", e.line()))
+            fail(
+                None,
+                format!(
+                    "the output is not valid JSON: {e} (output line {}; run `callrelay render` to see it)",
+                    e.line()
+                ),
+            )
         })?;
         let fitted: Fitted = match channel.platform {
             Platform::Slack => slack::fit(body),
             Platform::Discord => {
-                discord::apply_defaults(
-                    &mut body,
-                    channel.username.as_deref(),
-                    channel.avatar_url.as_deref(),
-                );
+                discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
                 discord::fit(body)
             }
         }
         .map_err(|m| fail(None, m))?;
-        let posts = fitted
-            .posts
-            .iter()
-            .map(|p| serde_json::to_string(p).expect("JSON values serialise"))
-            .collect();
-        Ok(Rendered {
-            posts,
-            notes: fitted.notes,
-        })
+        let posts = fitted.posts.iter().map(|p| serde_json::to_string(p).expect("JSON values serialise")).collect();
+        Ok(Rendered { posts, notes: fitted.notes })
     }
 }
 
@@ -229,12 +190,7 @@ pub fn default_template(platform: Platform, event_type: EventType) -> String {
 }
 
 fn problem(file: &str, line: Option<usize>, channel: &str, message: String) -> Problem {
-    Problem {
-        file: file.to_owned(),
-        line,
-        subject: format!("template for channel `{channel}`"),
-        message,
-    }
+    Problem { file: file.to_owned(), line, subject: format!("template for channel `{channel}`"), message }
 }
 
 #[cfg(test)]

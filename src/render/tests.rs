@@ -21,6 +21,8 @@ fn channel(name: &str, platform: Platform) -> Channel {
         target: Ok(WebhookUrl::parse("https://example.test/hook").unwrap()),
         username: Some("Relay".into()),
         avatar_url: None,
+        coalesce: true,
+        rate_limit: vec![],
     }
 }
 
@@ -32,19 +34,9 @@ fn renderer(dir: &Path, overrides: TemplateOverrides) -> Result<Renderer, Vec<Pr
 }
 
 fn render(r: &Renderer, platform: Platform, body: &Value) -> Result<Rendered, RenderError> {
-    let Incoming::Event(e) = event::from_value(body, chrono::Utc::now()).unwrap() else {
-        panic!()
-    };
-    let name = if platform == Platform::Slack {
-        "s"
-    } else {
-        "d"
-    };
-    r.render(
-        &channel(name, platform),
-        e.event_type,
-        &pipeline::context(&e),
-    )
+    let Incoming::Event(e) = event::from_value(body, chrono::Utc::now()).unwrap() else { panic!() };
+    let name = if platform == Platform::Slack { "s" } else { "d" };
+    r.render(&channel(name, platform), e.event_type, &pipeline::context(&e))
 }
 
 fn strings(v: &Value, out: &mut Vec<String>) {
@@ -61,8 +53,7 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
     let r = renderer(&shipped(), TemplateOverrides::default()).unwrap();
     for sample in samples::all() {
         for platform in [Platform::Slack, Platform::Discord] {
-            let out = render(&r, platform, &sample.body)
-                .unwrap_or_else(|e| panic!("{}: {e}", sample.name));
+            let out = render(&r, platform, &sample.body).unwrap_or_else(|e| panic!("{}: {e}", sample.name));
             assert!(!out.posts.is_empty());
             for post in &out.posts {
                 let v: Value = serde_json::from_str(post).unwrap();
@@ -72,30 +63,16 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
                     Platform::Discord => discord::fit(v.clone()),
                 }
                 .unwrap();
-                assert_eq!(
-                    again.posts,
-                    vec![v.clone()],
-                    "{}: {platform:?} post not within limits",
-                    sample.name
-                );
+                assert_eq!(again.posts, vec![v.clone()], "{}: {platform:?} post not within limits", sample.name);
                 assert!(again.notes.is_empty(), "{}: {:?}", sample.name, again.notes);
                 let mut all = Vec::new();
                 strings(&v, &mut all);
                 for s in &all {
                     if platform == Platform::Slack {
-                        for token in [
-                            "<!channel>",
-                            "<!here>",
-                            "<!everyone>",
-                            "<@U123>",
-                            "<!subteam^S123>",
-                            "<https://evil",
-                        ] {
-                            assert!(
-                                !s.contains(token),
-                                "{}: {token} reached Slack in {s:.80}",
-                                sample.name
-                            );
+                        for token in
+                            ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<!subteam^S123>", "<https://evil"]
+                        {
+                            assert!(!s.contains(token), "{}: {token} reached Slack in {s:.80}", sample.name);
                         }
                     }
                     assert!(
@@ -114,18 +91,10 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
 #[test]
 fn a_long_transcript_is_split_across_posts_in_order_not_dropped() {
     let r = renderer(&shipped(), TemplateOverrides::default()).unwrap();
-    let mut body = samples::all()
-        .into_iter()
-        .find(|s| s.name.contains("300-message"))
-        .unwrap()
-        .body;
+    let mut body = samples::all().into_iter().find(|s| s.name.contains("300-message")).unwrap().body;
     // Long utterances, so the transcript needs more than Slack's 50 blocks as well.
     for m in body["messages"].as_array_mut().unwrap() {
-        m["message"] = json!(format!(
-            "{} {}",
-            m["message"].as_str().unwrap(),
-            "and so on ".repeat(50)
-        ));
+        m["message"] = json!(format!("{} {}", m["message"].as_str().unwrap(), "and so on ".repeat(50)));
     }
     for platform in [Platform::Slack, Platform::Discord] {
         let out = render(&r, platform, &body).unwrap();
@@ -137,15 +106,10 @@ fn a_long_transcript_is_split_across_posts_in_order_not_dropped() {
         let stamps: Vec<usize> = (0..300)
             .map(|i| {
                 let stamp = format!("10:{:02}:{:02}", 30 + i / 60, i % 60);
-                joined
-                    .find(&stamp)
-                    .unwrap_or_else(|| panic!("{platform:?}: message {i} ({stamp}) missing"))
+                joined.find(&stamp).unwrap_or_else(|| panic!("{platform:?}: message {i} ({stamp}) missing"))
             })
             .collect();
-        assert!(
-            stamps.windows(2).all(|w| w[0] < w[1]),
-            "{platform:?}: transcript out of order"
-        );
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{platform:?}: transcript out of order");
         assert!(out.posts.len() > 1, "{platform:?}: expected several posts");
     }
 }
@@ -155,8 +119,7 @@ fn a_ten_thousand_character_message_arrives_whole_in_pieces() {
     let r = renderer(&shipped(), TemplateOverrides::default()).unwrap();
     let long: String = (0..2000).map(|i| format!("w{i:03} ")).collect::<String>();
     assert!(text::chars(&long) >= 10_000);
-    let body =
-        json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":long}});
+    let body = json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":long}});
     let slack_out = render(&r, Platform::Slack, &body).unwrap();
     let v: Value = serde_json::from_str(&slack_out.posts[0]).unwrap();
     let sections: String = v["blocks"]
@@ -182,15 +145,8 @@ fn a_ten_thousand_character_message_arrives_whole_in_pieces() {
 fn template_errors_name_the_file_and_line() {
     let dir = tempdir("bad-template");
     std::fs::create_dir_all(dir.join("slack")).unwrap();
-    std::fs::write(
-        dir.join("slack/broken.json.hbs"),
-        "{\n  \"text\": \"{{#if x}}\"\n}\n",
-    )
-    .unwrap();
-    let overrides = TemplateOverrides {
-        message: Some("slack/broken.json.hbs".into()),
-        ..Default::default()
-    };
+    std::fs::write(dir.join("slack/broken.json.hbs"), "{\n  \"text\": \"{{#if x}}\"\n}\n").unwrap();
+    let overrides = TemplateOverrides { message: Some("slack/broken.json.hbs".into()), ..Default::default() };
     let mut map = BTreeMap::new();
     map.insert("live".to_owned(), (Platform::Slack, overrides));
     let problems = Renderer::load(&dir, &map).unwrap_err();
@@ -199,16 +155,11 @@ fn template_errors_name_the_file_and_line() {
     assert!(shown.contains("channel `live`"), "{shown}");
     assert!(problems[0].line.is_some(), "{shown}");
 
-    let overrides = TemplateOverrides {
-        message: Some("slack/missing.json.hbs".into()),
-        ..Default::default()
-    };
+    let overrides = TemplateOverrides { message: Some("slack/missing.json.hbs".into()), ..Default::default() };
     map.insert("live".to_owned(), (Platform::Slack, overrides));
     let problems = Renderer::load(&dir, &map).unwrap_err();
     assert!(
-        problems[0]
-            .to_string()
-            .contains("missing.json.hbs: template for channel `live`: template file not found"),
+        problems[0].to_string().contains("missing.json.hbs: template for channel `live`: template file not found"),
         "{}",
         problems[0]
     );
@@ -218,32 +169,15 @@ fn template_errors_name_the_file_and_line() {
 fn render_errors_name_template_line_and_call_id() {
     let dir = tempdir("render-errors");
     std::fs::create_dir_all(dir.join("slack")).unwrap();
-    std::fs::write(
-        dir.join("slack/notjson.json.hbs"),
-        "{\"text\": {{message.message}} }",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("slack/strict.json.hbs"),
-        "{\n\"text\": \"{{message.nope}}\"\n}",
-    )
-    .unwrap();
+    std::fs::write(dir.join("slack/notjson.json.hbs"), "{\"text\": {{message.message}} }").unwrap();
+    std::fs::write(dir.join("slack/strict.json.hbs"), "{\n\"text\": \"{{message.nope}}\"\n}").unwrap();
     let body = json!({"event_type":"message","call_id":"call-42","message":{"sender":"user","message":"hello"}});
-    for (file, want) in [
-        ("slack/notjson.json.hbs", "not valid JSON"),
-        ("slack/strict.json.hbs", "line 2"),
-    ] {
-        let overrides = TemplateOverrides {
-            message: Some(file.into()),
-            ..Default::default()
-        };
+    for (file, want) in [("slack/notjson.json.hbs", "not valid JSON"), ("slack/strict.json.hbs", "line 2")] {
+        let overrides = TemplateOverrides { message: Some(file.into()), ..Default::default() };
         let r = renderer(&dir, overrides).unwrap();
         let e = render(&r, Platform::Slack, &body).unwrap_err().to_string();
         assert!(
-            e.contains(file)
-                && e.contains(want)
-                && e.contains("call `call-42`")
-                && e.contains("channel `s`"),
+            e.contains(file) && e.contains(want) && e.contains("call `call-42`") && e.contains("channel `s`"),
             "{e}"
         );
     }
@@ -258,19 +192,13 @@ fn helpers_format_values_for_people() {
         r#"{"text": "{{duration evaluation.duration_minutes}}|{{sentiment_emoji evaluation.user_sentiment}}|{{sentiment_color evaluation.user_sentiment}}|{{truncate user_name 4}}|{{default evaluation.topic "none"}}|{{#if (gt evaluation.messages_count 10)}}busy{{/if}}|{{time received_at "%Y"}}", "n": {{json evaluation.messages_count}}, "u": {{json user_name}} }"#,
     )
     .unwrap();
-    let overrides = TemplateOverrides {
-        call_ended: Some("slack/h.json.hbs".into()),
-        ..Default::default()
-    };
+    let overrides = TemplateOverrides { call_ended: Some("slack/h.json.hbs".into()), ..Default::default() };
     let r = renderer(&dir, overrides).unwrap();
     let body = json!({"event_type":"call_ended","call_id":"c","user_name":"Ana <María>","evaluation":{"duration_minutes":"75.5","user_sentiment":"negative","messages_count":"12"}});
     let out = render(&r, Platform::Slack, &body).unwrap();
     let v: Value = serde_json::from_str(&out.posts[0]).unwrap();
     let year = chrono::Utc::now().format("%Y").to_string();
-    assert_eq!(
-        v["text"],
-        format!("1h 15m|😟|15158332|Ana…|none|busy|{year}")
-    );
+    assert_eq!(v["text"], format!("1h 15m|😟|15158332|Ana…|none|busy|{year}"));
     assert_eq!(v["n"], 12);
     assert_eq!(v["u"], "Ana &lt;María&gt;");
 }

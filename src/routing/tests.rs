@@ -12,8 +12,7 @@ fn channels(names: &[&str]) -> BTreeMap<String, ChannelConfig> {
         .iter()
         .map(|n| {
             let cfg: ChannelConfig =
-                serde_json::from_value(json!({"kind":"slack","webhook_url":"https://x.test/h"}))
-                    .unwrap();
+                serde_json::from_value(json!({"kind":"slack","webhook_url":"https://x.test/h"})).unwrap();
             (n.to_string(), cfg)
         })
         .collect()
@@ -28,11 +27,7 @@ fn router(v: Value) -> Router {
 }
 
 fn problems(v: Value) -> Vec<String> {
-    Router::compile(&routes(v), &channels(&["a", "b", "c"]))
-        .unwrap_err()
-        .into_iter()
-        .map(|p| p.message)
-        .collect()
+    Router::compile(&routes(v), &channels(&["a", "b", "c"])).unwrap_err().into_iter().map(|p| p.message).collect()
 }
 
 fn ctx() -> Value {
@@ -54,26 +49,10 @@ fn each_operator_matches_and_fails_as_documented() {
         ("call_data.tier", json!(["silver"]), false),
         ("user_name", json!({"regex": "^A"}), true),
         ("user_name", json!({"regex": "^B"}), false),
-        (
-            "evaluation.user_sentiment",
-            json!({"not": "positive"}),
-            true,
-        ),
-        (
-            "evaluation.user_sentiment",
-            json!({"not": "negative"}),
-            false,
-        ),
-        (
-            "evaluation.user_sentiment",
-            json!({"not_in": ["positive", "neutral"]}),
-            true,
-        ),
-        (
-            "evaluation.user_sentiment",
-            json!({"not_in": ["negative"]}),
-            false,
-        ),
+        ("evaluation.user_sentiment", json!({"not": "positive"}), true),
+        ("evaluation.user_sentiment", json!({"not": "negative"}), false),
+        ("evaluation.user_sentiment", json!({"not_in": ["positive", "neutral"]}), true),
+        ("evaluation.user_sentiment", json!({"not_in": ["negative"]}), false),
         ("evaluation.duration_minutes", json!({"gt": 10}), true),
         ("evaluation.duration_minutes", json!({"gt": 12.5}), false),
         ("evaluation.duration_minutes", json!({"gte": 12.5}), true),
@@ -89,16 +68,8 @@ fn each_operator_matches_and_fails_as_documented() {
         ("call_data.missing", json!({"not": "x"}), true),
         ("call_data.missing", json!("x"), false),
         ("messages.0.sender", json!("user"), true),
-        (
-            "evaluation.duration_minutes",
-            json!({"gte": 10, "lt": 13}),
-            true,
-        ),
-        (
-            "evaluation.duration_minutes",
-            json!({"gte": 10, "lt": 12}),
-            false,
-        ),
+        ("evaluation.duration_minutes", json!({"gte": 10, "lt": 13}), true),
+        ("evaluation.duration_minutes", json!({"gte": 10, "lt": 12}), false),
     ];
     for (path, spec, want) in cases {
         let r = router(json!([{"name":"r","channels":["a"],"match":{path: spec.clone()}}]));
@@ -134,45 +105,17 @@ fn fan_out_gives_each_channel_one_copy_and_stop_ends_evaluation() {
 
 #[test]
 fn errors_name_the_route_and_the_fault() {
-    let p = Router::compile(
-        &routes(json!([{"name":"urgent","channels":["nope"]}])),
-        &channels(&["a"]),
-    )
-    .unwrap_err();
+    let p = Router::compile(&routes(json!([{"name":"urgent","channels":["nope"]}])), &channels(&["a"])).unwrap_err();
     assert_eq!(p[0].name, "urgent");
-    assert!(
-        p[0].message.contains("unknown channel `nope`"),
-        "{}",
-        p[0].message
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"match":{"x":{"regex":"("}}}]))[0]
-            .contains("invalid regex")
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"match":{"x":{"gt":"ten"}}}]))[0]
-            .contains("`gt` needs a number")
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"match":{"x":{"exists":"yes"}}}]))[0]
-            .contains("`exists` needs true or false")
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"match":{"x":{"not_in":"y"}}}]))[0]
-            .contains("`not_in` needs an array")
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"match":{"x":{"like":"y"}}}]))[0]
-            .contains("unknown operator `like`")
-    );
-    assert!(
-        problems(json!([{"channels":["a"],"events":["call_end"]}]))[0]
-            .contains("unknown event type `call_end`")
-    );
-    let unnamed = Router::compile(
-        &routes(json!([{"channels":["a"]},{"channels":["z"]}])),
-        &channels(&["a"]),
-    )
-    .unwrap_err();
+    assert!(p[0].message.contains("unknown channel `nope`"), "{}", p[0].message);
+    assert!(problems(json!([{"channels":["a"],"match":{"x":{"regex":"("}}}]))[0].contains("invalid regex"));
+    assert!(problems(json!([{"channels":["a"],"match":{"x":{"gt":"ten"}}}]))[0].contains("`gt` needs a number"));
+    assert!(problems(json!([{"channels":["a"],"match":{"x":{"exists":"yes"}}}]))[0]
+        .contains("`exists` needs true or false"));
+    assert!(problems(json!([{"channels":["a"],"match":{"x":{"not_in":"y"}}}]))[0].contains("`not_in` needs an array"));
+    assert!(problems(json!([{"channels":["a"],"match":{"x":{"like":"y"}}}]))[0].contains("unknown operator `like`"));
+    assert!(problems(json!([{"channels":["a"],"events":["call_end"]}]))[0].contains("unknown event type `call_end`"));
+    let unnamed =
+        Router::compile(&routes(json!([{"channels":["a"]},{"channels":["z"]}])), &channels(&["a"])).unwrap_err();
     assert_eq!(unnamed[0].name, "route 2");
 }

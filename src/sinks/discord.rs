@@ -4,11 +4,17 @@
 //! <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>,
 //! <https://discord.com/developers/docs/topics/rate-limits>.
 
+use std::time::Duration;
+
 use serde_json::{json, Map, Value};
 
 use super::{Answer, Fitted, Outcome};
 use crate::config::WebhookUrl;
 use crate::text;
+
+/// Posting budget per webhook before Discord's headers say more: 5 per 2 s, and about 30 per
+/// minute per channel. <https://discord.com/developers/docs/topics/rate-limits>
+pub const DEFAULT_RATE_LIMIT: [(u32, Duration); 2] = [(5, Duration::from_secs(2)), (30, Duration::from_secs(60))];
 
 /// The API version the relay speaks. <https://discord.com/developers/docs/reference#api-versioning>
 pub const API_VERSION: &str = "v10";
@@ -45,14 +51,8 @@ const FORBIDDEN_IN_USERNAME: [&str; 2] = ["discord", "clyde"];
 /// error, instead of a 204 that hides failures.
 pub fn execute_url(url: &WebhookUrl) -> Result<WebhookUrl, String> {
     let mut url = url.expose().clone();
-    let segments: Vec<String> = url
-        .path_segments()
-        .map(|s| s.map(String::from).collect())
-        .unwrap_or_default();
-    let api = segments
-        .iter()
-        .position(|s| s == "api")
-        .ok_or(NOT_A_WEBHOOK)?;
+    let segments: Vec<String> = url.path_segments().map(|s| s.map(String::from).collect()).unwrap_or_default();
+    let api = segments.iter().position(|s| s == "api").ok_or(NOT_A_WEBHOOK)?;
     let mut rest = &segments[api + 1..];
     if rest.first().is_some_and(|s| is_version(s)) {
         rest = &rest[1..];
@@ -64,15 +64,9 @@ pub fn execute_url(url: &WebhookUrl) -> Result<WebhookUrl, String> {
     path.push(API_VERSION);
     path.extend(rest.iter().map(String::as_str));
     url.set_path(&path.join("/"));
-    let query: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != "wait")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    url.query_pairs_mut()
-        .clear()
-        .extend_pairs(query)
-        .append_pair("wait", "true");
+    let query: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| k != "wait").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    url.query_pairs_mut().clear().extend_pairs(query).append_pair("wait", "true");
     WebhookUrl::parse(url.as_str())
 }
 
@@ -86,9 +80,7 @@ fn is_version(s: &str) -> bool {
 pub fn check_username(name: &str) -> Result<(), String> {
     let n = text::chars(name.trim());
     if n == 0 || n > MAX_USERNAME_CHARS {
-        return Err(format!(
-            "must be 1 to {MAX_USERNAME_CHARS} characters, not {n}"
-        ));
+        return Err(format!("must be 1 to {MAX_USERNAME_CHARS} characters, not {n}"));
     }
     let lower = name.to_lowercase();
     if let Some(word) = FORBIDDEN_IN_USERNAME.iter().find(|w| lower.contains(*w)) {
@@ -102,8 +94,7 @@ pub fn check_username(name: &str) -> Result<(), String> {
 /// channel when the template left them out.
 pub fn apply_defaults(body: &mut Value, username: Option<&str>, avatar_url: Option<&str>) {
     if let Value::Object(top) = body {
-        top.entry("allowed_mentions")
-            .or_insert_with(|| json!({"parse": []}));
+        top.entry("allowed_mentions").or_insert_with(|| json!({"parse": []}));
         if let Some(u) = username {
             top.entry("username").or_insert_with(|| json!(u));
         }
@@ -202,22 +193,14 @@ fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), Str
     }
     if let Some(Value::Array(fields)) = e_value.get_mut("fields") {
         if fields.len() > MAX_FIELDS {
-            notes.push(format!(
-                "embeds[{i}].fields: {} fields cut to {MAX_FIELDS}",
-                fields.len()
-            ));
+            notes.push(format!("embeds[{i}].fields: {} fields cut to {MAX_FIELDS}", fields.len()));
             fields.truncate(MAX_FIELDS);
         }
         for (j, f) in fields.iter_mut().enumerate() {
-            for (key, max) in [
-                ("name", MAX_FIELD_NAME_CHARS),
-                ("value", MAX_FIELD_VALUE_CHARS),
-            ] {
+            for (key, max) in [("name", MAX_FIELD_NAME_CHARS), ("value", MAX_FIELD_VALUE_CHARS)] {
                 match f.get_mut(key) {
                     Some(Value::String(t)) if t.trim().is_empty() => *t = "—".into(),
-                    Some(Value::String(t)) => {
-                        cut(t, max, &format!("embeds[{i}].fields[{j}].{key}"), notes)
-                    }
+                    Some(Value::String(t)) => cut(t, max, &format!("embeds[{i}].fields[{j}].{key}"), notes),
                     _ => return Err(format!("embeds[{i}].fields[{j}] needs a string `{key}`")),
                 }
             }
@@ -230,17 +213,13 @@ fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), Str
         if let Some(Value::String(d)) = e_value.get_mut("description") {
             let keep = text::chars(d).saturating_sub(over);
             *d = text::truncate(d, keep.max(1));
-            notes.push(format!(
-                "embeds[{i}].description shortened to fit {MAX_EMBED_TOTAL_CHARS} characters"
-            ));
+            notes.push(format!("embeds[{i}].description shortened to fit {MAX_EMBED_TOTAL_CHARS} characters"));
         }
         while embed_chars(&e_value) > MAX_EMBED_TOTAL_CHARS {
             match e_value.get_mut("fields").and_then(Value::as_array_mut) {
                 Some(fields) if !fields.is_empty() => {
                     fields.pop();
-                    notes.push(format!(
-                        "embeds[{i}]: a field dropped to fit {MAX_EMBED_TOTAL_CHARS} characters"
-                    ));
+                    notes.push(format!("embeds[{i}]: a field dropped to fit {MAX_EMBED_TOTAL_CHARS} characters"));
                 }
                 _ => break,
             }
@@ -257,9 +236,7 @@ pub fn embed_chars(e: &Value) -> usize {
         fs.iter()
             .map(|f| {
                 f.get("name").and_then(Value::as_str).map_or(0, text::chars)
-                    + f.get("value")
-                        .and_then(Value::as_str)
-                        .map_or(0, text::chars)
+                    + f.get("value").and_then(Value::as_str).map_or(0, text::chars)
             })
             .sum()
     });
@@ -275,9 +252,12 @@ fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
 }
 
 /// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries
-/// `retry_after` (float seconds) in its JSON body and a `Retry-After` header.
+/// `retry_after` (float seconds) in its JSON body and a `Retry-After` header. 404 (code 10015,
+/// unknown webhook) and 401 (code 50027, invalid token) mean the webhook is gone: the channel is
+/// broken, and more requests would count toward Discord's invalid-request ban.
 pub fn classify(answer: &Answer) -> Outcome {
     let body = answer.body.trim();
+    let reason = format!("{} {body}", answer.status);
     match answer.status {
         200..=299 => Outcome::Delivered,
         429 => {
@@ -285,20 +265,58 @@ pub fn classify(answer: &Answer) -> Outcome {
                 .ok()
                 .and_then(|v| v.get("retry_after").and_then(Value::as_f64))
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(std::time::Duration::from_secs_f64);
-            Outcome::Retry {
-                after: from_body.or_else(|| answer.retry_after_header()),
-                reason: format!("429 {body}"),
-            }
+                .map(Duration::from_secs_f64);
+            Outcome::RateLimited { after: from_body.or_else(|| answer.retry_after_header()), reason }
         }
-        500..=599 => Outcome::Retry {
-            after: None,
-            reason: format!("{} {body}", answer.status),
-        },
-        status => Outcome::Permanent {
-            reason: format!("{status} {body}"),
-        },
+        500..=599 => Outcome::Retry { after: answer.retry_after_header(), reason },
+        401 | 404 | 410 => Outcome::Permanent { reason, broken: true },
+        _ => Outcome::Permanent { reason, broken: false },
     }
+}
+
+/// How long to hold the next post: when `X-RateLimit-Remaining` is 0, `X-RateLimit-Reset-After`
+/// seconds. <https://discord.com/developers/docs/topics/rate-limits#header-format>
+pub fn pause(answer: &Answer) -> Option<Duration> {
+    let header = |name: &str| answer.headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let remaining = header("x-ratelimit-remaining")?;
+    let reset_after = header("x-ratelimit-reset-after").filter(|s| s.is_finite() && *s >= 0.0)?;
+    (remaining <= 0.0).then(|| Duration::from_secs_f64(reset_after))
+}
+
+/// Merges the next coalescible post into `into` when the result stays within Discord's limits
+/// (10 embeds, 6,000 characters across them, content 2,000). Both must agree on every other key.
+pub fn merge(into: &mut Value, next: &Value) -> bool {
+    let (Some(a), Some(b)) = (into.as_object(), next.as_object()) else { return false };
+    let others = |m: &Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| *k != "content" && *k != "embeds")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    if others(a) != others(b) {
+        return false;
+    }
+    let embeds = |m: &Map<String, Value>| m.get("embeds").and_then(Value::as_array).cloned().unwrap_or_default();
+    let (mut embeds_a, embeds_b) = (embeds(a), embeds(b));
+    embeds_a.extend(embeds_b);
+    if embeds_a.len() > MAX_EMBEDS || embeds_a.iter().map(embed_chars).sum::<usize>() > MAX_EMBED_TOTAL_CHARS {
+        return false;
+    }
+    let content = match (a.get("content").and_then(Value::as_str), b.get("content").and_then(Value::as_str)) {
+        (Some(x), Some(y)) => Some(format!("{x}\n{y}")),
+        (x, y) => x.or(y).map(str::to_owned),
+    };
+    if content.as_deref().is_some_and(|c| text::chars(c) > MAX_CONTENT_CHARS) {
+        return false;
+    }
+    let obj = into.as_object_mut().expect("checked above");
+    if let Some(c) = content {
+        obj.insert("content".into(), Value::String(c));
+    }
+    if !embeds_a.is_empty() {
+        obj.insert("embeds".into(), Value::Array(embeds_a));
+    }
+    true
 }
 
 #[cfg(test)]

@@ -19,7 +19,15 @@ use crate::config::{Channel, Platform, WebhookUrl};
 pub enum Outcome {
     /// The platform accepted it.
     Delivered,
-    /// Worth trying again (5xx, 429, timeout, connection error), after `after` if the platform said.
+    /// 429: too fast. Try again after `after` (the platform's word, else a default); this never
+    /// counts as a failed attempt.
+    RateLimited {
+        /// How long the platform asked to wait.
+        after: Option<Duration>,
+        /// Status and body, for logs.
+        reason: String,
+    },
+    /// Worth trying again (5xx, timeout, connection error), after `after` if the platform said.
     Retry {
         /// How long the platform asked to wait.
         after: Option<Duration>,
@@ -30,7 +38,20 @@ pub enum Outcome {
     Permanent {
         /// Status and body, for logs and dead letters.
         reason: String,
+        /// The webhook itself is gone or invalid (deleted, archived, bad token): stop sending to
+        /// this channel until the configuration is reloaded.
+        broken: bool,
     },
+}
+
+/// A post's outcome plus what the answer said about pacing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// What became of the post.
+    pub outcome: Outcome,
+    /// Wait this long before the next post (Discord's `X-RateLimit-Remaining: 0` with
+    /// `X-RateLimit-Reset-After`).
+    pub pause: Option<Duration>,
 }
 
 /// A platform's answer, as the classifiers read it.
@@ -47,14 +68,7 @@ pub struct Answer {
 impl Answer {
     /// The `Retry-After` header in seconds (integer or decimal), if present.
     pub fn retry_after_header(&self) -> Option<Duration> {
-        let v = self
-            .headers
-            .get(RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()?;
+        let v = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
         (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
     }
 }
@@ -73,7 +87,7 @@ pub struct Fitted {
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// Posts `body` (a JSON document) once and classifies the answer.
-    async fn post(&self, body: &str) -> Outcome;
+    async fn post(&self, body: &str) -> Posted;
 }
 
 /// A sink posting over HTTP with a shared client.
@@ -86,17 +100,13 @@ pub struct HttpSink {
 impl HttpSink {
     /// A sink for `url` on `platform`.
     pub fn new(platform: Platform, url: WebhookUrl, client: reqwest::Client) -> Self {
-        Self {
-            platform,
-            url,
-            client,
-        }
+        Self { platform, url, client }
     }
 }
 
 #[async_trait]
 impl Sink for HttpSink {
-    async fn post(&self, body: &str) -> Outcome {
+    async fn post(&self, body: &str) -> Posted {
         let sent = self
             .client
             .post(self.url.expose().clone())
@@ -108,10 +118,7 @@ impl Sink for HttpSink {
             Ok(r) => r,
             // `without_url`: reqwest errors carry the URL, which holds the webhook's token.
             Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: transport_error(e),
-                }
+                return Posted { outcome: Outcome::Retry { after: None, reason: transport_error(e) }, pause: None }
             }
         };
         let status = response.status().as_u16();
@@ -119,20 +126,13 @@ impl Sink for HttpSink {
         let body = match response.text().await {
             Ok(b) => crate::text::truncate(&b, 1000),
             Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: transport_error(e),
-                }
+                return Posted { outcome: Outcome::Retry { after: None, reason: transport_error(e) }, pause: None }
             }
         };
-        let answer = Answer {
-            status,
-            headers,
-            body,
-        };
+        let answer = Answer { status, headers, body };
         match self.platform {
-            Platform::Slack => slack::classify(&answer),
-            Platform::Discord => discord::classify(&answer),
+            Platform::Slack => Posted { outcome: slack::classify(&answer), pause: None },
+            Platform::Discord => Posted { outcome: discord::classify(&answer), pause: discord::pause(&answer) },
         }
     }
 }
@@ -170,9 +170,63 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 /// A sink for a channel, or `None` when the channel is disabled.
 pub fn for_channel(channel: &Channel, client: &reqwest::Client) -> Option<Arc<dyn Sink>> {
     let url = channel.target.as_ref().ok()?;
-    Some(Arc::new(HttpSink::new(
-        channel.platform,
-        url.clone(),
-        client.clone(),
-    )))
+    Some(Arc::new(HttpSink::new(channel.platform, url.clone(), client.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One table of answers that every platform's classifier is held to.
+    #[test]
+    fn both_platforms_classify_the_shared_table_of_answers() {
+        #[derive(Debug, PartialEq)]
+        enum Class {
+            Ok,
+            Limited,
+            Retry,
+            Dead,
+            Broken,
+        }
+        let class = |o: Outcome| match o {
+            Outcome::Delivered => Class::Ok,
+            Outcome::RateLimited { .. } => Class::Limited,
+            Outcome::Retry { .. } => Class::Retry,
+            Outcome::Permanent { broken: false, .. } => Class::Dead,
+            Outcome::Permanent { broken: true, .. } => Class::Broken,
+        };
+        let answer = |status: u16, body: &str| Answer { status, headers: HeaderMap::new(), body: body.into() };
+        let table: Vec<(u16, &str, &str, Class, Class)> = vec![
+            // status, Slack body, Discord body, Slack class, Discord class
+            (200, "ok", r#"{"id":"1"}"#, Class::Ok, Class::Ok),
+            (204, "", "", Class::Ok, Class::Ok),
+            (400, "invalid_payload", r#"{"code":50006}"#, Class::Dead, Class::Dead),
+            (401, "invalid_token", r#"{"code":50027}"#, Class::Broken, Class::Broken),
+            (403, "action_prohibited", r#"{"code":50013}"#, Class::Dead, Class::Dead),
+            (404, "no_service", r#"{"code":10015}"#, Class::Broken, Class::Broken),
+            (404, "channel_not_found", r#"{"code":10015}"#, Class::Broken, Class::Broken),
+            (410, "channel_is_archived", "", Class::Broken, Class::Broken),
+            (413, "", "", Class::Dead, Class::Dead),
+            (429, "rate_limited", r#"{"retry_after":1.5,"global":false}"#, Class::Limited, Class::Limited),
+            (500, "rollup_error", "", Class::Retry, Class::Retry),
+            (502, "", "", Class::Retry, Class::Retry),
+            (503, "", "", Class::Retry, Class::Retry),
+            (504, "", "", Class::Retry, Class::Retry),
+        ];
+        for (status, slack_body, discord_body, slack_class, discord_class) in table {
+            assert_eq!(class(slack::classify(&answer(status, slack_body))), slack_class, "Slack {status} {slack_body}");
+            assert_eq!(class(discord::classify(&answer(status, discord_body))), discord_class, "Discord {status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_headers_are_read_in_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "2".parse().unwrap());
+        let a = Answer { status: 429, headers, body: String::new() };
+        assert_eq!(
+            slack::classify(&a),
+            Outcome::RateLimited { after: Some(Duration::from_secs(2)), reason: "429 ".into() }
+        );
+    }
 }

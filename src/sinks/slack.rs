@@ -4,10 +4,16 @@
 //! <https://api.slack.com/reference/surfaces/formatting#escaping>,
 //! <https://api.slack.com/reference/block-kit/blocks>.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use super::{Answer, Fitted, Outcome};
 use crate::text;
+
+/// Posting budget: about one message per second per webhook.
+/// <https://api.slack.com/apis/rate-limits#incoming-webhooks>
+pub const DEFAULT_RATE_LIMIT: [(u32, Duration); 1] = [(1, Duration::from_secs(1))];
 
 /// `text` of a message. <https://api.slack.com/methods/chat.postMessage#truncating>
 pub const MAX_TEXT_CHARS: usize = 40_000;
@@ -65,10 +71,7 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
         Some(Value::Array(b)) => b,
         Some(_) => return Err("`blocks` must be an array".into()),
     };
-    let has_text = top
-        .get("text")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.trim().is_empty());
+    let has_text = top.get("text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty());
     if blocks.is_empty() && !has_text {
         return Err("a Slack message needs a non-empty `text` or `blocks`".into());
     }
@@ -77,17 +80,10 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
         fit_block(block, i, &mut notes);
     }
     if blocks.is_empty() {
-        return Ok(Fitted {
-            posts: vec![Value::Object(top)],
-            notes,
-        });
+        return Ok(Fitted { posts: vec![Value::Object(top)], notes });
     }
     if blocks.len() > MAX_BLOCKS {
-        notes.push(format!(
-            "{} blocks split across {} posts",
-            blocks.len(),
-            blocks.len().div_ceil(MAX_BLOCKS)
-        ));
+        notes.push(format!("{} blocks split across {} posts", blocks.len(), blocks.len().div_ceil(MAX_BLOCKS)));
     }
     let posts = blocks
         .chunks(MAX_BLOCKS)
@@ -101,37 +97,20 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
 }
 
 fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
-    let kind = block
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let kind = block.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
     match kind.as_str() {
         "section" => {
             if let Some(Value::String(t)) = block.pointer_mut("/text/text") {
-                cut(
-                    t,
-                    MAX_SECTION_TEXT_CHARS,
-                    &format!("blocks[{i}].text"),
-                    notes,
-                );
+                cut(t, MAX_SECTION_TEXT_CHARS, &format!("blocks[{i}].text"), notes);
             }
             if let Some(Value::Array(fields)) = block.get_mut("fields") {
                 if fields.len() > MAX_SECTION_FIELDS {
-                    notes.push(format!(
-                        "blocks[{i}].fields: {} fields cut to {MAX_SECTION_FIELDS}",
-                        fields.len()
-                    ));
+                    notes.push(format!("blocks[{i}].fields: {} fields cut to {MAX_SECTION_FIELDS}", fields.len()));
                     fields.truncate(MAX_SECTION_FIELDS);
                 }
                 for (j, f) in fields.iter_mut().enumerate() {
                     if let Some(Value::String(t)) = f.get_mut("text") {
-                        cut(
-                            t,
-                            MAX_SECTION_FIELD_CHARS,
-                            &format!("blocks[{i}].fields[{j}]"),
-                            notes,
-                        );
+                        cut(t, MAX_SECTION_FIELD_CHARS, &format!("blocks[{i}].fields[{j}]"), notes);
                     }
                 }
             }
@@ -144,19 +123,12 @@ fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
         "context" => {
             if let Some(Value::Array(elements)) = block.get_mut("elements") {
                 if elements.len() > MAX_CONTEXT_ELEMENTS {
-                    notes.push(format!(
-                        "blocks[{i}].elements cut to {MAX_CONTEXT_ELEMENTS}"
-                    ));
+                    notes.push(format!("blocks[{i}].elements cut to {MAX_CONTEXT_ELEMENTS}"));
                     elements.truncate(MAX_CONTEXT_ELEMENTS);
                 }
                 for e in elements.iter_mut() {
                     if let Some(Value::String(t)) = e.get_mut("text") {
-                        cut(
-                            t,
-                            MAX_CONTEXT_TEXT_CHARS,
-                            &format!("blocks[{i}].elements"),
-                            notes,
-                        );
+                        cut(t, MAX_CONTEXT_TEXT_CHARS, &format!("blocks[{i}].elements"), notes);
                     }
                 }
             }
@@ -174,24 +146,60 @@ fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
 }
 
 /// Reads Slack's answer. Success is 200 with body `ok`; errors are plain strings such as
-/// `invalid_payload` or `channel_not_found`.
+/// `invalid_payload` or `channel_not_found`. A webhook that is gone (404/410: `no_service`,
+/// `channel_not_found`, `channel_is_archived`; 401/403 `invalid_token`) marks the channel broken.
 /// <https://api.slack.com/messaging/webhooks#handling_errors>
 pub fn classify(answer: &Answer) -> Outcome {
     let body = answer.body.trim();
+    let reason = format!("{} {body}", answer.status);
     match answer.status {
         200..=299 => Outcome::Delivered,
-        429 => Outcome::Retry {
-            after: answer.retry_after_header(),
-            reason: format!("429 {body}"),
-        },
-        500..=599 => Outcome::Retry {
-            after: None,
-            reason: format!("{} {body}", answer.status),
-        },
-        status => Outcome::Permanent {
-            reason: format!("{status} {body}"),
-        },
+        429 => Outcome::RateLimited { after: answer.retry_after_header(), reason },
+        500..=599 => Outcome::Retry { after: answer.retry_after_header(), reason },
+        404 | 410 => Outcome::Permanent { reason, broken: true },
+        _ if BROKEN_ANSWERS.contains(&body) => Outcome::Permanent { reason, broken: true },
+        _ => Outcome::Permanent { reason, broken: false },
     }
+}
+
+/// Slack error strings meaning the webhook itself no longer works.
+const BROKEN_ANSWERS: [&str; 5] =
+    ["no_service", "channel_not_found", "channel_is_archived", "invalid_token", "no_team"];
+
+/// Merges the next coalescible post into `into` when the result stays within Slack's limits:
+/// blocks are appended, `text` fallbacks joined by a newline. Both must agree on every other key.
+pub fn merge(into: &mut Value, next: &Value) -> bool {
+    let (Some(a), Some(b)) = (into.as_object(), next.as_object()) else { return false };
+    let others = |m: &Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| *k != "text" && *k != "blocks")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    if others(a) != others(b) {
+        return false;
+    }
+    let blocks = |m: &Map<String, Value>| m.get("blocks").and_then(Value::as_array).cloned().unwrap_or_default();
+    let (mut blocks_a, blocks_b) = (blocks(a), blocks(b));
+    if blocks_a.len() + blocks_b.len() > MAX_BLOCKS {
+        return false;
+    }
+    let text = match (a.get("text").and_then(Value::as_str), b.get("text").and_then(Value::as_str)) {
+        (Some(x), Some(y)) => Some(format!("{x}\n{y}")),
+        (x, y) => x.or(y).map(str::to_owned),
+    };
+    if text.as_deref().is_some_and(|t| text::chars(t) > MAX_TEXT_CHARS) {
+        return false;
+    }
+    blocks_a.extend(blocks_b);
+    let obj = into.as_object_mut().expect("checked above");
+    if let Some(t) = text {
+        obj.insert("text".into(), Value::String(t));
+    }
+    if !blocks_a.is_empty() {
+        obj.insert("blocks".into(), Value::Array(blocks_a));
+    }
+    true
 }
 
 #[cfg(test)]
@@ -217,16 +225,25 @@ mod tests {
         for post in &fitted.posts {
             assert_eq!(post["text"], "t");
             for b in post["blocks"].as_array().unwrap() {
-                assert_eq!(
-                    text::chars(b["text"]["text"].as_str().unwrap()),
-                    MAX_SECTION_TEXT_CHARS
-                );
+                assert_eq!(text::chars(b["text"]["text"].as_str().unwrap()), MAX_SECTION_TEXT_CHARS);
             }
         }
-        assert!(fitted
-            .notes
-            .iter()
-            .any(|n| n.contains("split across 3 posts")));
+        assert!(fitted.notes.iter().any(|n| n.contains("split across 3 posts")));
+    }
+
+    #[test]
+    fn merging_appends_blocks_in_order_up_to_the_limit() {
+        let post = |i: usize| json!({"text": format!("t{i}"), "blocks": [{"type": "context"}, {"type": "section", "text": {"type": "mrkdwn", "text": format!("m{i}")}}]});
+        let mut merged = post(0);
+        let mut n = 1;
+        while merge(&mut merged, &post(n)) {
+            n += 1;
+        }
+        assert_eq!(n, MAX_BLOCKS / 2);
+        let texts: Vec<&str> =
+            merged["blocks"].as_array().unwrap().iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+        assert_eq!(texts, (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>());
+        assert!(merged["text"].as_str().unwrap().starts_with("t0\nt1\n"));
     }
 
     #[test]

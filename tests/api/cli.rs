@@ -1,23 +1,11 @@
 //! The real binary: `check`, `render`, `serve` on a fresh machine, and `simulate`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::*;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_callrelay"));
-    c.env_remove("SLACK_WEBHOOK_URL")
-        .env_remove("DISCORD_WEBHOOK_URL")
-        .env_remove("CALLRELAY_CONFIG")
-        .env("NO_COLOR", "1");
-    c
-}
 
 fn shipped_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml")
@@ -35,37 +23,20 @@ fn check_passes_the_shipped_config_and_templates_without_printing_secrets() {
         .env("DISCORD_WEBHOOK_URL", DISCORD_SECRET)
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("live") && text.contains("summaries") && text.contains("OK"),
-        "{text}"
-    );
+    assert!(text.contains("live") && text.contains("summaries") && text.contains("OK"), "{text}");
     assert!(text.contains("https://hooks.slack.test/…"), "{text}");
-    assert!(
-        !text.contains("do-not-print") && !text.contains("T000"),
-        "{text}"
-    );
+    assert!(!text.contains("do-not-print") && !text.contains("T000"), "{text}");
 }
 
 #[test]
 fn check_reports_unset_webhook_variables_and_fails() {
-    let out = bin()
-        .args(["check", "--config"])
-        .arg(shipped_config())
-        .output()
-        .unwrap();
+    let out = bin().args(["check", "--config"]).arg(shipped_config()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        err.contains("channel `live`") && err.contains("SLACK_WEBHOOK_URL"),
-        "{err}"
-    );
-    assert!(
-        err.contains("channel `summaries`") && err.contains("DISCORD_WEBHOOK_URL"),
-        "{err}"
-    );
+    assert!(err.contains("channel `live`") && err.contains("SLACK_WEBHOOK_URL"), "{err}");
+    assert!(err.contains("channel `summaries`") && err.contains("DISCORD_WEBHOOK_URL"), "{err}");
 }
 
 #[test]
@@ -82,11 +53,7 @@ fn check_names_file_line_and_channel_of_a_template_bug() {
         format!("[channels.live]\nkind = \"slack\"\nwebhook_url = \"{SLACK_SECRET}\"\ntemplates.message = \"slack/mine.json.hbs\"\n[[routes]]\nchannels = [\"live\"]\n"),
     )
     .unwrap();
-    let out = bin()
-        .args(["check", "--config"])
-        .arg(dir.path().join("relay.toml"))
-        .output()
-        .unwrap();
+    let out = bin().args(["check", "--config"]).arg(dir.path().join("relay.toml")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -103,34 +70,15 @@ fn check_names_file_line_and_channel_of_a_template_bug() {
 fn render_prints_the_exact_body_for_each_routed_channel() {
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
-    std::fs::write(
-        &event,
-        serde_json::to_string(&message("call_9", "ai", "Hello <there> & welcome")).unwrap(),
-    )
-    .unwrap();
-    let out = bin()
-        .args(["render", "--config"])
-        .arg(shipped_config())
-        .arg("--event")
-        .arg(&event)
-        .output()
+    std::fs::write(&event, serde_json::to_string(&message("call_9", "ai", "Hello <there> & welcome")).unwrap())
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bin().args(["render", "--config"]).arg(shipped_config()).arg("--event").arg(&event).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(
-        lines[0].contains("channel `live`") && lines[0].contains("slack/message.json.hbs"),
-        "{stdout}"
-    );
+    assert!(lines[0].contains("channel `live`") && lines[0].contains("slack/message.json.hbs"), "{stdout}");
     let body: Value = serde_json::from_str(lines[1]).unwrap();
-    assert_eq!(
-        body["blocks"][1]["text"]["text"],
-        "Hello &lt;there&gt; &amp; welcome"
-    );
+    assert_eq!(body["blocks"][1]["text"]["text"], "Hello &lt;there&gt; &amp; welcome");
     assert_eq!(lines.len(), 2, "messages go to `live` only: {stdout}");
 
     let out = bin()
@@ -141,127 +89,35 @@ fn render_prints_the_exact_body_for_each_routed_channel() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("no route sends this event here"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("no route sends this event here"), "{stdout}");
     let body: Value = serde_json::from_str(stdout.lines().nth(1).unwrap()).unwrap();
     assert_valid_discord_body(&body);
-}
-
-/// A `callrelay serve` child process whose log lines are collected.
-struct Served {
-    child: std::process::Child,
-    log: Arc<Mutex<String>>,
-    port: u16,
-}
-
-impl Served {
-    fn start(mut cmd: Command) -> Served {
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            let text = log.lock().unwrap().clone();
-            if let Some(p) = text
-                .split("port=")
-                .nth(1)
-                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|p| p.parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "the relay did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Served { child, log, port }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
 async fn serve_starts_on_a_fresh_machine_with_unset_urls_and_says_which_channels_are_disabled() {
     let slack = mock_slack().await;
     let mut cmd = bin();
-    cmd.arg("--config")
-        .arg(shipped_config())
-        .env("CALLRELAY__SERVER__LISTEN", "127.0.0.1:0");
+    cmd.arg("--config").arg(shipped_config()).env("CALLRELAY__SERVER__LISTEN", "127.0.0.1:0");
     cmd.env("SLACK_WEBHOOK_URL", format!("{}{SLACK_PATH}", slack.uri()));
     let served = Served::start(cmd);
     let base = format!("http://127.0.0.1:{}", served.port);
     let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let r = client
-        .post(format!("{base}/webhook"))
-        .json(&serde_json::json!({"event_type":"test"}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let r =
+        client.post(format!("{base}/webhook")).json(&serde_json::json!({"event_type":"test"})).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = client
-        .post(format!("{base}/webhook"))
-        .json(&call_ended("c", "positive"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        200,
-        "accepted even though its only channel is disabled"
-    );
+    let r = client.post(format!("{base}/webhook")).json(&call_ended("c", "positive")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "accepted even though its only channel is disabled");
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while slack.received_requests().await.unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the test event never reached Slack"
-        );
+        assert!(Instant::now() < deadline, "the test event never reached Slack");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = served.log();
-    assert!(
-        log.contains("summaries") && log.contains("DISCORD_WEBHOOK_URL"),
-        "{log}"
-    );
-    assert!(
-        !log.contains("slacksecrettoken"),
-        "the webhook token leaked into the log: {log}"
-    );
+    assert!(log.contains("summaries") && log.contains("DISCORD_WEBHOOK_URL"), "{log}");
+    assert!(!log.contains("slacksecrettoken"), "the webhook token leaked into the log: {log}");
 }
 
 #[tokio::test]
@@ -269,25 +125,16 @@ async fn simulate_plays_a_call_that_reaches_both_platforms() {
     let app = spawn_app().await;
     let url = app.webhook.clone();
     let out = tokio::task::spawn_blocking(move || {
-        bin()
-            .args(["simulate", "--messages", "4", "--url", &url])
-            .output()
-            .unwrap()
+        bin().args(["simulate", "--messages", "4", "--url", &url]).output().unwrap()
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("CORS preflight → 204"), "{stdout}");
-    assert_eq!(
-        app.received(&app.slack).await.len(),
-        5,
-        "the test event and 4 messages"
-    );
+    let slack = app.received(&app.slack).await;
+    assert!(slack[0]["text"].as_str().unwrap().contains("connected"), "the test event comes first");
+    assert_eq!(slack_messages(&slack[1..]).len(), 4, "then the 4 messages");
     let discord = app.received(&app.discord).await;
     assert_eq!(discord.len(), 1);
     assert_eq!(discord[0]["embeds"][0]["title"], "📞 Billing question");

@@ -8,10 +8,7 @@ use callrelay::config::{self, ConfigSource};
 fn load_text(text: &str) -> Result<config::Config, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("relay.toml");
-    let text = format!(
-        "[templates]\ndir = \"{}\"\n{text}",
-        crate::helpers::templates_dir().display()
-    );
+    let text = format!("[templates]\ndir = \"{}\"\n{text}", crate::helpers::templates_dir().display());
     std::fs::write(&file, text).unwrap();
     config::load(&ConfigSource::File(file)).map_err(|e| e.to_string())
 }
@@ -24,16 +21,10 @@ fn the_shipped_relay_toml_loads_with_its_channels_disabled_until_urls_are_set() 
     let c = config::load(&ConfigSource::File(shipped)).unwrap();
     let disabled: Vec<(&str, &str)> = c.disabled_channels().collect();
     // CI and developers' shells do not set these; if one is set the channel is simply enabled.
-    for (name, var) in [
-        ("live", "SLACK_WEBHOOK_URL"),
-        ("summaries", "DISCORD_WEBHOOK_URL"),
-    ] {
+    for (name, var) in [("live", "SLACK_WEBHOOK_URL"), ("summaries", "DISCORD_WEBHOOK_URL")] {
         if std::env::var(var).is_err() {
             let why = disabled.iter().find(|(n, _)| *n == name).unwrap().1;
-            assert!(
-                why.contains(var) && why.contains(&format!("channels.{name}.webhook_url")),
-                "{why}"
-            );
+            assert!(why.contains(var) && why.contains(&format!("channels.{name}.webhook_url")), "{why}");
         }
     }
     assert_eq!(
@@ -45,19 +36,13 @@ fn the_shipped_relay_toml_loads_with_its_channels_disabled_until_urls_are_set() 
 
 #[test]
 fn unknown_keys_are_errors_naming_file_line_and_key() {
-    let e = load_text(&format!(
-        "{CHANNEL}[server]\nlisten = \"127.0.0.1:0\"\nmax_body_byte = 5\n"
-    ))
-    .unwrap_err();
-    assert!(
-        e.contains("relay.toml:8: key `server.max_body_byte`"),
-        "{e}"
-    );
+    let e = load_text(&format!("{CHANNEL}[server]\nlisten = \"127.0.0.1:0\"\nmax_body_byte = 5\n")).unwrap_err();
+    assert!(e.contains("relay.toml:8: key `server.max_body_byte`"), "{e}");
     assert!(e.contains("unknown field"), "{e}");
-    let e = load_text("[channels.live]\nkind = \"slack\"\nwebhook_url = \"https://x.test/h\"\nusername = \"Bot\"\n").unwrap_err();
-    assert!(e.contains("channels.live") && e.contains("username"), "{e}");
-    let e = load_text("[channels.live]\nkind = \"teams\"\nwebhook_url = \"https://x.test/h\"\n")
+    let e = load_text("[channels.live]\nkind = \"slack\"\nwebhook_url = \"https://x.test/h\"\nusername = \"Bot\"\n")
         .unwrap_err();
+    assert!(e.contains("channels.live") && e.contains("username"), "{e}");
+    let e = load_text("[channels.live]\nkind = \"teams\"\nwebhook_url = \"https://x.test/h\"\n").unwrap_err();
     assert!(e.contains("channels.live") && e.contains("teams"), "{e}");
 }
 
@@ -74,37 +59,19 @@ fn route_and_channel_problems_name_the_route_or_channel_all_at_once() {
     ))
     .unwrap_err();
     assert!(e.contains("3 problems"), "{e}");
-    assert!(
-        e.contains("channel `d`: `webhook_url` is not a Discord webhook URL"),
-        "{e}"
-    );
-    assert!(
-        e.contains("relay.toml:14: route `typo`: unknown channel `lvie`"),
-        "{e}"
-    );
+    assert!(e.contains("channel `d`: `webhook_url` is not a Discord webhook URL"), "{e}");
+    assert!(e.contains("relay.toml:14: route `typo`: unknown channel `lvie`"), "{e}");
     assert!(e.contains("route `typo`: match `x`: invalid regex"), "{e}");
-    assert!(
-        !e.contains("discord.test/channels/1"),
-        "URLs are never printed: {e}"
-    );
+    assert!(!e.contains("discord.test/channels/1"), "URLs are never printed: {e}");
 }
 
 #[test]
 fn env_vars_are_substituted_and_a_missing_one_is_named_with_its_key() {
     std::env::set_var("CALLRELAY_TEST_PATH_SECRET", "s3cr3t");
-    let c = load_text(&format!(
-        "[server]\npath = \"/webhook/${{CALLRELAY_TEST_PATH_SECRET}}\"\n{CHANNEL}"
-    ))
-    .unwrap();
+    let c = load_text(&format!("[server]\npath = \"/webhook/${{CALLRELAY_TEST_PATH_SECRET}}\"\n{CHANNEL}")).unwrap();
     assert_eq!(c.server.path, "/webhook/s3cr3t");
-    let e = load_text(&format!(
-        "[server]\npath = \"/webhook/${{CALLRELAY_TEST_NOT_SET}}\"\n{CHANNEL}"
-    ))
-    .unwrap_err();
-    assert!(
-        e.contains("key `server.path`") && e.contains("`CALLRELAY_TEST_NOT_SET` is not set"),
-        "{e}"
-    );
+    let e = load_text(&format!("[server]\npath = \"/webhook/${{CALLRELAY_TEST_NOT_SET}}\"\n{CHANNEL}")).unwrap_err();
+    assert!(e.contains("key `server.path`") && e.contains("`CALLRELAY_TEST_NOT_SET` is not set"), "{e}");
 }
 
 #[test]
@@ -118,17 +85,11 @@ fn callrelay_env_overrides_keys_and_match_keys_keep_their_case() {
     std::env::remove_var("CALLRELAY__LOG__FORMAT");
     assert_eq!(c.log.format, config::LogFormat::Json);
     let ctx = serde_json::json!({"call_data": {"agentId": "agent_456"}});
-    assert_eq!(
-        c.router.route(callrelay::event::EventType::Message, &ctx),
-        ["live"]
-    );
+    assert_eq!(c.router.route(callrelay::event::EventType::Message, &ctx), ["live"]);
 }
 
 #[test]
 fn discord_usernames_are_checked_at_load() {
     let e = load_text("[channels.d]\nkind = \"discord\"\nwebhook_url = \"https://discord.test/api/webhooks/1/t\"\nusername = \"Discord Bot\"\n").unwrap_err();
-    assert!(
-        e.contains("channel `d`: `username` may not contain \"discord\""),
-        "{e}"
-    );
+    assert!(e.contains("channel `d`: `username` may not contain \"discord\""), "{e}");
 }

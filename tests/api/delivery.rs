@@ -1,10 +1,12 @@
-//! Posting to the platforms: URL rules, timeouts and failures that must not stop a lane.
+//! Posting to the platforms: URL rules, retries, rate limits, pacing, coalescing, dead letters and
+//! broken channels, against mock Slack and Discord servers.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -31,54 +33,321 @@ async fn a_discord_url_behind_a_proxy_keeps_its_prefix_and_query() {
     let dispatcher = app.dispatcher();
     let url = format!("http://127.0.0.1:{}/webhook", app.port());
     tokio::spawn(app.run_until_stopped());
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(&call_ended("c", "positive"))
-        .send()
-        .await
-        .unwrap();
+    let r = reqwest::Client::new().post(url).json(&call_ended("c", "positive")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(dispatcher.drain(Duration::from_secs(10)).await, 0);
+    assert!(dispatcher.idle(Duration::from_secs(10)).await);
     discord.verify().await;
 }
 
-#[tokio::test]
-async fn a_failed_or_hung_post_does_not_stop_the_next_one() {
+/// A mock endpoint that answers from a script (one answer per request, the last repeating) and
+/// records when each request arrived.
+#[derive(Clone)]
+pub struct Scripted {
+    answers: Arc<Vec<ResponseTemplate>>,
+    pub times: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Scripted {
+    pub fn new(answers: Vec<ResponseTemplate>) -> Self {
+        Self { answers: Arc::new(answers), times: Arc::default() }
+    }
+
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.times.lock().unwrap().clone()
+    }
+}
+
+impl Respond for Scripted {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut times = self.times.lock().unwrap();
+        times.push(Instant::now());
+        self.answers[(times.len() - 1).min(self.answers.len() - 1)].clone()
+    }
+}
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string("ok")
+}
+
+/// The default test setup with fast retries, and Slack answering from `script`.
+async fn with_slack_script(extra: &str, script: Scripted) -> TestApp {
     let toml = DEFAULT_TOML.replace(
         "[channels.live]",
-        "[delivery]\nrequest_timeout = \"300ms\"\n\n[channels.live]",
+        &format!("[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"100ms\"\nrequest_timeout = \"300ms\"\n{extra}\n[channels.live]"),
     );
     let app = spawn_with(&toml).await;
     app.slack.reset().await;
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::body_string_contains("hang"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string("ok")
-                .set_delay(Duration::from_secs(120)),
-        )
-        .mount(&app.slack)
-        .await;
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::body_string_contains("fail"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("internal_error"))
-        .mount(&app.slack)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(&app.slack)
-        .await;
-    for text in ["hang", "fail", "after"] {
-        assert_eq!(
-            app.post_event(&message("c", "user", text)).await.status(),
-            200
-        );
+    Mock::given(method("POST")).respond_with(script).mount(&app.slack).await;
+    app
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Without request_timeout the hung post would hold the lane past the drain limit.
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_delivered_in_order() {
+    let script = Scripted::new(vec![
+        ResponseTemplate::new(500).set_body_string("rollup_error"),
+        ResponseTemplate::new(502),
+        ResponseTemplate::new(503),
+        ok(),
+    ]);
+    let app = with_slack_script("", script.clone()).await;
+    for text in ["first", "second"] {
+        assert_eq!(app.post_event(&message("c", "user", text)).await.status(), 200);
+    }
     let bodies = app.received(&app.slack).await;
-    let texts: Vec<&str> = bodies
+    assert!(bodies.len() >= 4, "three failures, then success");
+    let delivered = slack_messages(&bodies[3..]);
+    assert_eq!(delivered, ["first", "second"], "the second waited behind the retrying first");
+    for failed in &bodies[..3] {
+        assert_eq!(slack_messages(std::slice::from_ref(failed))[0], "first", "every attempt starts with the head");
+    }
+}
+
+#[tokio::test]
+async fn a_hung_request_times_out_and_is_retried() {
+    let script =
+        Scripted::new(vec![ok().set_delay(Duration::from_secs(60)), ok().set_delay(Duration::from_secs(60)), ok()]);
+    let app = with_slack_script("", script.clone()).await;
+    app.post_event(&message("c", "user", "patience")).await;
+    let bodies = app.received(&app.slack).await;
+    assert_eq!(slack_messages(&bodies), ["patience"; 3], "two timeouts, then delivered");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_until_the_endpoint_comes_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"100ms\"\n[channels.live]\nkind = \"slack\"\nwebhook_url = \"http://127.0.0.1:{port}{SLACK_PATH}\"\n[[routes]]\nchannels = [\"live\"]\n"
+    );
+    let (_dir, file) = write_config(&toml, &slack, &discord);
+    let app = callrelay::server::Application::build(
+        callrelay::config::load(&callrelay::config::ConfigSource::File(file)).unwrap(),
+    )
+    .await
+    .unwrap();
+    let dispatcher = app.dispatcher();
+    let url = format!("http://127.0.0.1:{}/webhook", app.port());
+    tokio::spawn(app.run_until_stopped());
+    reqwest::Client::new().post(url).json(&message("c", "user", "hello?")).send().await.unwrap();
+    let store = dispatcher.store();
+    wait_for("a refused attempt", async || {
+        store.pending("live", 1).await.unwrap().first().is_some_and(|q| q.attempts >= 2)
+    })
+    .await;
+
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let endpoint = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&endpoint).await;
+    assert!(dispatcher.idle(Duration::from_secs(20)).await);
+    assert_eq!(slack_messages(&bodies(&endpoint).await), ["hello?"]);
+}
+
+#[tokio::test]
+async fn slack_429_retry_after_is_honoured_and_not_counted_as_a_failure() {
+    let limited = ResponseTemplate::new(429).insert_header("Retry-After", "2").set_body_string("rate_limited");
+    let script = Scripted::new(vec![limited, ok()]);
+    let app = with_slack_script("max_attempts = 1", script.clone()).await;
+    app.post_event(&message("c", "user", "wait for it")).await;
+    let bodies = app.received(&app.slack).await;
+    assert_eq!(slack_messages(&bodies), ["wait for it"; 2], "delivered, although max_attempts is 1");
+    let t = script.arrivals();
+    assert!(t[1] - t[0] >= Duration::from_secs(2), "retried after {:?}, before Retry-After", t[1] - t[0]);
+}
+
+#[tokio::test]
+async fn discord_429_retry_after_in_the_body_is_honoured() {
+    let app = spawn_app().await;
+    app.discord.reset().await;
+    let limited = ResponseTemplate::new(429)
+        .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false}));
+    let script = Scripted::new(vec![limited, ResponseTemplate::new(200).set_body_json(json!({"id": "1"}))]);
+    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    app.post_event(&call_ended("c", "positive")).await;
+    assert_eq!(app.received(&app.discord).await.len(), 2);
+    let t = script.arrivals();
+    assert!(t[1] - t[0] >= Duration::from_millis(1500), "retried after {:?}", t[1] - t[0]);
+}
+
+/// Answers 429 to any request less than 950 ms after the last one it accepted (Slack's one per
+/// second, with a little room for loopback jitter).
+#[derive(Clone, Default)]
+struct OnePerSecond {
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    refused: Arc<Mutex<u32>>,
+}
+
+impl Respond for OnePerSecond {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut accepted = self.accepted.lock().unwrap();
+        let now = Instant::now();
+        if accepted.last().is_some_and(|last| now - *last < Duration::from_millis(950)) {
+            *self.refused.lock().unwrap() += 1;
+            return ResponseTemplate::new(429).insert_header("Retry-After", "1").set_body_string("rate_limited");
+        }
+        accepted.push(now);
+        ok()
+    }
+}
+
+#[tokio::test]
+async fn default_slack_pacing_makes_no_429_against_one_per_second() {
+    let toml = DEFAULT_TOML
+        .replace("rate_limit = [\"1000/1s\"]\n\n[channels.summaries]", "coalesce = false\n\n[channels.summaries]");
+    assert!(toml.contains("coalesce = false"));
+    let app = spawn_with(&toml).await;
+    app.slack.reset().await;
+    let limiter = OnePerSecond::default();
+    Mock::given(method("POST")).respond_with(limiter.clone()).mount(&app.slack).await;
+    for i in 0..20 {
+        app.post_event(&message("c", "user", &format!("m{i}"))).await;
+    }
+    let bodies = app.received(&app.slack).await;
+    assert_eq!(*limiter.refused.lock().unwrap(), 0, "the relay paced itself");
+    assert_eq!(slack_messages(&bodies), (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn messages_queued_behind_a_rate_limit_are_coalesced_in_order_within_limits() {
+    let toml = DEFAULT_TOML
+        .replace("events = [\"message\"]\nchannels = [\"live\"]", "events = [\"message\"]\nchannels = [\"summaries\"]");
+    let app = spawn_with(&toml).await;
+    app.discord.reset().await;
+    let limited =
+        ResponseTemplate::new(429).set_body_json(json!({"message": "slow down", "retry_after": 1.0, "global": false}));
+    let script = Scripted::new(vec![limited, ResponseTemplate::new(200).set_body_json(json!({"id": "1"}))]);
+    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    for i in 0..50 {
+        assert_eq!(app.post_event(&message("c", "user", &format!("m{i:02}"))).await.status(), 200);
+    }
+    let bodies = app.received(&app.discord).await;
+    let delivered = &bodies[1..];
+    assert!(delivered.len() <= 5, "{} posts for 50 messages", delivered.len());
+    let texts: Vec<String> = delivered
         .iter()
-        .map(|b| b["blocks"][1]["text"]["text"].as_str().unwrap())
+        .flat_map(|b| {
+            b["embeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["description"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect();
-    assert_eq!(texts, ["hang", "fail", "after"]);
+    assert_eq!(texts, (0..50).map(|i| format!("m{i:02}")).collect::<Vec<_>>());
+    for b in delivered {
+        assert_valid_discord_body(b);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_channel_does_not_delay_another() {
+    let script = Scripted::new(vec![ResponseTemplate::new(500)]);
+    let app = with_slack_script("", script.clone()).await;
+    for i in 0..5 {
+        app.post_event(&call_ended(&format!("c{i}"), "positive")).await;
+        app.post_event(&message(&format!("c{i}"), "user", "live")).await;
+    }
+    wait_for("Discord to get every summary", async || bodies(&app.discord).await.len() == 5).await;
+    assert!(!script.arrivals().is_empty(), "Slack is being tried meanwhile");
+    assert!(
+        app.dispatcher.store().pending("live", 100).await.unwrap().len() == 5,
+        "Slack's posts are still queued, not lost"
+    );
+}
+
+#[tokio::test]
+async fn a_400_goes_to_the_dead_letters_and_dlq_replay_delivers_it() {
+    let script = Scripted::new(vec![ResponseTemplate::new(400).set_body_string("invalid_blocks")]);
+    let app = with_slack_script("", script).await;
+    app.post_event(&message("c", "user", "rejected once")).await;
+    app.post_event(&message("c", "user", "also rejected")).await;
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    let letters = app.dispatcher.store().dead_letters().await.unwrap();
+    assert!(!letters.is_empty());
+    assert!(letters.iter().all(|d| d.reason.contains("400 invalid_blocks") && d.channel == "live"), "{letters:?}");
+
+    let out = bin().args(["dlq", "list", "--config"]).arg(app.config_file()).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listed.contains("invalid_blocks"), "{listed}");
+
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
+    let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(app.config_file()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the replayed posts", async || slack_messages(&bodies(&app.slack).await).len() == 2).await;
+    assert_eq!(slack_messages(&bodies(&app.slack).await), ["rejected once", "also rejected"]);
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_discord_webhook_breaks_the_channel_and_readyz_says_so() {
+    let app = spawn_app().await;
+    app.discord.reset().await;
+    let script = Scripted::new(vec![
+        ResponseTemplate::new(404).set_body_json(json!({"message": "Unknown Webhook", "code": 10015}))
+    ]);
+    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    let readyz = || async { app.client.get(format!("{}/readyz", app.address)).send().await.unwrap() };
+    assert_eq!(readyz().await.status(), 200);
+    for i in 0..3 {
+        app.post_event(&call_ended(&format!("c{i}"), "negative")).await;
+    }
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    assert_eq!(script.arrivals().len(), 1, "no further requests to a dead webhook");
+    assert_eq!(app.dispatcher.store().dead_letters().await.unwrap().len(), 3, "all kept as dead letters");
+    let r = readyz().await;
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["broken_channels"]["summaries"].as_str().unwrap().contains("10015"), "{body}");
+    app.post_event(&message("c", "user", "slack still works")).await;
+    assert_eq!(slack_messages(&app.received(&app.slack).await), ["slack still works"]);
+}
+
+#[tokio::test]
+async fn a_full_store_answers_503_forwards_nothing_and_recovers() {
+    // A small store cap, and Slack down, so the queue fills.
+    let toml = DEFAULT_TOML.replace(
+        "[channels.live]",
+        "[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"50ms\"\n[store]\nmax_bytes = 262144\n\n[channels.live]",
+    );
+    let app = spawn_with(&toml).await;
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&app.slack).await;
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let text = format!("n{:03} {}", accepted.len(), "x".repeat(20_000));
+        let r = app.post_event(&message("c", "user", &text)).await;
+        if r.status() != 200 {
+            break (r.status(), r.json::<serde_json::Value>().await.unwrap(), text);
+        }
+        accepted.push(text);
+        assert!(accepted.len() < 200, "store.max_bytes was not enforced");
+    };
+    assert_eq!(refused.0, 503);
+    assert!(refused.1["error"].as_str().unwrap().contains("cannot store"), "{}", refused.1);
+
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
+    assert!(app.dispatcher.idle(Duration::from_secs(30)).await, "the backlog drains");
+    let r = app.post_event(&message("c", "user", "after recovery")).await;
+    assert_eq!(r.status(), 200, "accepting again once space is freed");
+    let delivered: Vec<String> =
+        slack_messages(&app.received(&app.slack).await).into_iter().filter(|m| !m.is_empty()).collect();
+    let joined = delivered.concat();
+    for (i, text) in accepted.iter().enumerate() {
+        assert!(joined.contains(&text[..4]), "accepted message {i} was lost");
+    }
+    assert!(!joined.contains(&refused.2[..4]), "the refused message was forwarded");
+    assert!(joined.contains("after recovery"));
 }

@@ -1,10 +1,16 @@
 //! `spawn_app` and friends: a real relay on a free loopback port, configured from a real file,
 //! with mock Slack and Discord endpoints.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 use callrelay::config::{self, ConfigSource};
+use std::sync::Arc;
+
 use callrelay::dispatch::Dispatcher;
 use callrelay::server::Application;
 use serde_json::Value;
@@ -35,8 +41,9 @@ pub struct TestApp {
     pub discord: MockServer,
     /// Plain client.
     pub client: reqwest::Client,
-    dispatcher: Dispatcher,
-    _dir: tempfile::TempDir,
+    /// The running relay's lanes.
+    pub dispatcher: Arc<Dispatcher>,
+    dir: tempfile::TempDir,
 }
 
 /// The default test configuration: the shipped shape (live messages to Slack, summaries to
@@ -49,11 +56,13 @@ path = "/webhook"
 [channels.live]
 kind = "slack"
 webhook_url = "{slack}"
+rate_limit = ["1000/1s"]
 
 [channels.summaries]
 kind = "discord"
 webhook_url = "{discord}"
 username = "Call Relay"
+rate_limit = ["1000/1s"]
 
 [[routes]]
 name = "live messages"
@@ -88,9 +97,7 @@ pub async fn mock_discord() -> MockServer {
     Mock::given(method("POST"))
         .and(path(DISCORD_PATH))
         .and(query_param("wait", "true"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1", "type": 0})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1", "type": 0})))
         .mount(&server)
         .await;
     server
@@ -98,27 +105,17 @@ pub async fn mock_discord() -> MockServer {
 
 /// Writes `toml` (with `{slack}`, `{slack_base}`, `{discord}` and `{templates}` filled in) to a
 /// temp dir.
-pub fn write_config(
-    toml: &str,
-    slack: &MockServer,
-    discord: &MockServer,
-) -> (tempfile::TempDir, PathBuf) {
+pub fn write_config(toml: &str, slack: &MockServer, discord: &MockServer) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let text = toml
         .replace("{slack}", &format!("{}{SLACK_PATH}", slack.uri()))
-        .replace(
-            "{discord}",
-            &format!("{}{DISCORD_PASTED_PATH}", discord.uri()),
-        )
+        .replace("{discord}", &format!("{}{DISCORD_PASTED_PATH}", discord.uri()))
         .replace("{slack_base}", &slack.uri())
         .replace("{templates}", &templates_dir().display().to_string());
     let text = if text.contains("[templates]") {
         text
     } else {
-        format!(
-            "[templates]\ndir = \"{}\"\n{text}",
-            templates_dir().display()
-        )
+        format!("[templates]\ndir = \"{}\"\n{text}", templates_dir().display())
     };
     let file = dir.path().join("relay.toml");
     std::fs::write(&file, text).unwrap();
@@ -148,50 +145,36 @@ pub async fn spawn_with(toml: &str) -> TestApp {
         discord,
         client: reqwest::Client::new(),
         dispatcher,
-        _dir: dir,
+        dir,
     }
 }
 
 impl TestApp {
+    /// The `relay.toml` the relay runs on (its store is beside it).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("relay.toml")
+    }
+
     /// POSTs a JSON event to the webhook.
     pub async fn post_event(&self, body: &Value) -> reqwest::Response {
-        self.client
-            .post(&self.webhook)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(&self.webhook).json(body).send().await.unwrap()
     }
 
     /// POSTs raw bytes to the webhook.
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client
-            .post(&self.webhook)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(&self.webhook).header("content-type", "application/json").body(body).send().await.unwrap()
     }
 
-    /// Waits until every accepted delivery has been posted, then returns the JSON bodies a mock
-    /// received, in order.
+    /// Waits until nothing is queued (every accepted post delivered or dead-lettered), then
+    /// returns the JSON bodies a mock received, in order.
     pub async fn received(&self, mock: &MockServer) -> Vec<Value> {
-        assert_eq!(
-            self.dispatcher.drain(Duration::from_secs(20)).await,
-            0,
-            "deliveries still pending"
-        );
+        assert!(self.dispatcher.idle(Duration::from_secs(20)).await, "deliveries still pending");
         bodies(mock).await
     }
 
     /// The raw requests a mock received, after waiting for pending deliveries.
     pub async fn requests(&self, mock: &MockServer) -> Vec<wiremock::Request> {
-        assert_eq!(
-            self.dispatcher.drain(Duration::from_secs(20)).await,
-            0,
-            "deliveries still pending"
-        );
+        assert!(self.dispatcher.idle(Duration::from_secs(20)).await, "deliveries still pending");
         mock.received_requests().await.unwrap()
     }
 }
@@ -245,28 +228,93 @@ pub fn strings(v: &Value) -> Vec<String> {
 pub fn assert_valid_discord_body(body: &Value) {
     static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     let validator = SCHEMA.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/discord-webhook-schema.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discord-webhook-schema.json");
         let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         jsonschema::draft202012::new(&schema).unwrap()
     });
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "Discord would refuse this body: {errors:?}\n{body}"
-    );
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "Discord would refuse this body: {errors:?}\n{body}");
     let embeds = body["embeds"].as_array().cloned().unwrap_or_default();
-    let total: usize = embeds
-        .iter()
-        .map(callrelay::sinks::discord::embed_chars)
-        .sum();
+    let total: usize = embeds.iter().map(callrelay::sinks::discord::embed_chars).sum();
     assert!(total <= 6000, "{total} characters across embeds");
     let content = body["content"].as_str().unwrap_or("");
-    assert!(
-        !content.is_empty() || !embeds.is_empty(),
-        "a body needs content or embeds"
-    );
+    assert!(!content.is_empty() || !embeds.is_empty(), "a body needs content or embeds");
+}
+
+/// The utterances in Slack posts, in order (one section per message with the shipped template,
+/// however many were coalesced into one post).
+pub fn slack_messages(bodies: &[Value]) -> Vec<String> {
+    bodies
+        .iter()
+        .flat_map(|b| b["blocks"].as_array().cloned().unwrap_or_default())
+        .filter(|block| block["type"] == "section")
+        .filter_map(|block| block["text"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The real binary, with the webhook variables of the developer's shell removed.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_callrelay"));
+    c.env_remove("SLACK_WEBHOOK_URL")
+        .env_remove("DISCORD_WEBHOOK_URL")
+        .env_remove("CALLRELAY_CONFIG")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// A `callrelay serve` child process whose log lines are collected.
+pub struct Served {
+    /// The process.
+    pub child: std::process::Child,
+    log: Arc<Mutex<String>>,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Served {
+    /// Spawns `cmd` and waits for its "listening" line.
+    pub fn start(mut cmd: Command) -> Served {
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let text = log.lock().unwrap().clone();
+            if let Some(p) = text
+                .split("port=")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "the relay did not start: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Served { child, log, port }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -10,9 +10,13 @@ listen = "127.0.0.1:0"
 [channels.live]
 kind = "slack"
 webhook_url = "{slack}"
+rate_limit = ["1000/1s"]
+coalesce = false
 [channels.summaries]
 kind = "discord"
 webhook_url = "{discord}"
+rate_limit = ["1000/1s"]
+coalesce = false
 [[routes]]
 events = ["message", "call_ended", "test"]
 channels = ["live", "summaries"]
@@ -23,20 +27,13 @@ fn assert_slack_within_limits(b: &Value) {
     let blocks = b["blocks"].as_array().unwrap();
     assert!(blocks.len() <= 50);
     for block in blocks {
-        let n = |p: &str| {
-            block
-                .pointer(p)
-                .and_then(Value::as_str)
-                .map_or(0, |s| s.chars().count())
-        };
+        let n = |p: &str| block.pointer(p).and_then(Value::as_str).map_or(0, |s| s.chars().count());
         match block["type"].as_str().unwrap() {
             "section" => {
                 assert!(n("/text/text") <= 3000);
                 let fields = block["fields"].as_array().cloned().unwrap_or_default();
                 assert!(fields.len() <= 10);
-                assert!(fields
-                    .iter()
-                    .all(|f| f["text"].as_str().unwrap().chars().count() <= 2000));
+                assert!(fields.iter().all(|f| f["text"].as_str().unwrap().chars().count() <= 2000));
             }
             "header" => assert!(n("/text/text") <= 150),
             _ => {}
@@ -66,15 +63,9 @@ async fn hostile_text_in_every_field_yields_valid_mention_free_bodies_within_lim
     for b in &slack {
         assert_slack_within_limits(b);
         for s in strings(b) {
-            for token in [
-                "<!channel>",
-                "<!here>",
-                "<!everyone>",
-                "<@U123>",
-                "<!subteam^S123>",
-                "<#C123>",
-                "<https://evil",
-            ] {
+            for token in
+                ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil"]
+            {
                 assert!(!s.contains(token), "{token} reached Slack: {s:.100}");
             }
         }
@@ -90,15 +81,8 @@ async fn hostile_text_in_every_field_yields_valid_mention_free_bodies_within_lim
     assert!(discord.len() >= 3);
     for b in &discord {
         assert_valid_discord_body(b);
-        assert_eq!(
-            b["allowed_mentions"],
-            json!({"parse": []}),
-            "no text may ping anyone"
-        );
+        assert_eq!(b["allowed_mentions"], json!({"parse": []}), "no text may ping anyone");
     }
     let all_discord: String = discord.iter().flat_map(strings).collect();
-    assert!(
-        all_discord.contains("@everyone"),
-        "text is shown, just never pinged"
-    );
+    assert!(all_discord.contains("@everyone"), "text is shown, just never pinged");
 }

@@ -1,6 +1,8 @@
 //! Routing from a real `relay.toml`: operators, `stop`, fan-out, one copy per channel.
 
 use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -11,18 +13,26 @@ listen = "127.0.0.1:0"
 [channels.live]
 kind = "slack"
 webhook_url = "{slack}"
+rate_limit = ["1000/1s"]
+coalesce = false
 
 [channels.summaries]
 kind = "discord"
 webhook_url = "{discord}"
+rate_limit = ["1000/1s"]
+coalesce = false
 
 [channels.escalations]
 kind = "slack"
 webhook_url = "{slack_base}/services/T000/B000/escalations"
+rate_limit = ["1000/1s"]
+coalesce = false
 
 [channels.archive]
 kind = "slack"
 webhook_url = "{slack_base}/services/T000/B000/archive"
+rate_limit = ["1000/1s"]
+coalesce = false
 
 [[routes]]
 name = "live"
@@ -72,17 +82,10 @@ async fn count(app: &TestApp, path: &str) -> Vec<String> {
             if r.url.path().ends_with(path) {
                 let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
                 let text = serde_json::to_string(&b).unwrap();
-                let id = [
-                    "c-neg-vip",
-                    "c-pos-vip",
-                    "c-msg-vip",
-                    "c-neg",
-                    "c-gold",
-                    "c-msg",
-                ]
-                .into_iter()
-                .find(|id| text.contains(id))
-                .unwrap_or("?");
+                let id = ["c-neg-vip", "c-pos-vip", "c-msg-vip", "c-neg", "c-gold", "c-msg"]
+                    .into_iter()
+                    .find(|id| text.contains(id))
+                    .unwrap_or("?");
                 calls.push(id.to_owned());
             }
         }
@@ -93,6 +96,8 @@ async fn count(app: &TestApp, path: &str) -> Vec<String> {
 #[tokio::test]
 async fn routes_fan_out_stop_and_deliver_one_copy_per_channel() {
     let app = spawn_with(ROUTES_TOML).await;
+    // `escalations` and `archive` are further webhooks on the same mock Slack.
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&app.slack).await;
     let mut vip_message = message("c-msg-vip", "ai", "c-msg-vip");
     vip_message["call_data"]["agentId"] = json!("vip_7");
     for body in [
@@ -100,24 +105,15 @@ async fn routes_fan_out_stop_and_deliver_one_copy_per_channel() {
         ended("c-pos-vip", "positive", "vip_2", "gold"), // vip → escalations; summaries; gold → archive
         ended("c-neg-vip", "negative", "vip_3", "none"), // vip and unhappy both → escalations once; summaries
         ended("c-gold", "neutral", "agent_1", "platinum"), // summaries, archive
-        vip_message,                                     // live, escalations
-        message("c-msg", "user", "c-msg"),               // live only
+        vip_message,                                   // live, escalations
+        message("c-msg", "user", "c-msg"),             // live only
     ] {
         assert_eq!(app.post_event(&body).await.status(), 200);
     }
-    assert_eq!(
-        count(&app, "/escalations").await,
-        ["c-neg", "c-pos-vip", "c-neg-vip", "c-msg-vip"]
-    );
-    assert_eq!(
-        count(&app, "/discordsecrettoken").await,
-        ["c-neg", "c-pos-vip", "c-neg-vip", "c-gold"]
-    );
+    assert_eq!(count(&app, "/escalations").await, ["c-neg", "c-pos-vip", "c-neg-vip", "c-msg-vip"]);
+    assert_eq!(count(&app, "/discordsecrettoken").await, ["c-neg", "c-pos-vip", "c-neg-vip", "c-gold"]);
     assert_eq!(count(&app, "/archive").await, ["c-pos-vip", "c-gold"]);
-    assert_eq!(
-        count(&app, "/slacksecrettoken").await,
-        ["c-msg-vip", "c-msg"]
-    );
+    assert_eq!(count(&app, "/slacksecrettoken").await, ["c-msg-vip", "c-msg"]);
 }
 
 #[tokio::test]
@@ -128,9 +124,13 @@ listen = "127.0.0.1:0"
 [channels.live]
 kind = "slack"
 webhook_url = "{slack}"
+rate_limit = ["1000/1s"]
+coalesce = false
 [channels.summaries]
 kind = "discord"
 webhook_url = "{discord}"
+rate_limit = ["1000/1s"]
+coalesce = false
 [[routes]]
 channels = ["live", "summaries"]
 [[routes]]

@@ -31,9 +31,7 @@ fn usernames_follow_discords_rules() {
     assert!(check_username("Call Bot").is_ok());
     assert!(check_username("").is_err());
     assert!(check_username(&"x".repeat(81)).is_err());
-    assert!(check_username("My Discord Bot")
-        .unwrap_err()
-        .contains("discord"));
+    assert!(check_username("My Discord Bot").unwrap_err().contains("discord"));
     assert!(check_username("clyde").is_err());
 }
 
@@ -43,8 +41,7 @@ fn mentions_are_disabled_unless_the_template_chose() {
     apply_defaults(&mut body, Some("Bot"), None);
     assert_eq!(body["allowed_mentions"], json!({"parse": []}));
     assert_eq!(body["username"], "Bot");
-    let mut body =
-        json!({"content": "x", "allowed_mentions": {"parse": ["users"]}, "username": "Mine"});
+    let mut body = json!({"content": "x", "allowed_mentions": {"parse": ["users"]}, "username": "Mine"});
     apply_defaults(&mut body, Some("Bot"), None);
     assert_eq!(body["allowed_mentions"], json!({"parse": ["users"]}));
     assert_eq!(body["username"], "Mine");
@@ -52,12 +49,8 @@ fn mentions_are_disabled_unless_the_template_chose() {
 
 #[test]
 fn embeds_over_the_totals_split_into_ordered_posts() {
-    let embeds: Vec<_> = (0..14)
-        .map(|i| json!({"title": format!("e{i}"), "description": "d".repeat(1500)}))
-        .collect();
-    let fitted =
-        fit(json!({"content": "head", "embeds": embeds, "allowed_mentions": {"parse": []}}))
-            .unwrap();
+    let embeds: Vec<_> = (0..14).map(|i| json!({"title": format!("e{i}"), "description": "d".repeat(1500)})).collect();
+    let fitted = fit(json!({"content": "head", "embeds": embeds, "allowed_mentions": {"parse": []}})).unwrap();
     let mut titles = Vec::new();
     for (i, post) in fitted.posts.iter().enumerate() {
         let es = post["embeds"].as_array().unwrap();
@@ -89,31 +82,36 @@ fn each_field_is_cut_to_its_limit_and_empty_values_filled() {
 }
 
 #[test]
-fn answers_are_classified() {
-    let answer = |status, body: &str| Answer {
-        status,
-        headers: Default::default(),
-        body: body.into(),
-    };
-    assert_eq!(classify(&answer(200, "{}")), Outcome::Delivered);
+fn answers_are_classified_and_rate_headers_read() {
+    let answer = |status, body: &str| Answer { status, headers: Default::default(), body: body.into() };
     assert_eq!(
-        classify(&answer(
-            429,
-            r#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#
-        )),
-        Outcome::Retry {
-            after: Some(std::time::Duration::from_millis(1500)),
-            reason:
-                r#"429 {"message":"You are being rate limited.","retry_after":1.5,"global":false}"#
-                    .into()
+        classify(&answer(429, r#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#)),
+        Outcome::RateLimited {
+            after: Some(Duration::from_millis(1500)),
+            reason: r#"429 {"message":"You are being rate limited.","retry_after":1.5,"global":false}"#.into()
         }
     );
-    assert!(matches!(
-        classify(&answer(502, "")),
-        Outcome::Retry { after: None, .. }
-    ));
-    assert!(matches!(
-        classify(&answer(404, r#"{"code":10015}"#)),
-        Outcome::Permanent { .. }
-    ));
+    let mut a = answer(200, "{}");
+    a.headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+    a.headers.insert("x-ratelimit-reset-after", "0.75".parse().unwrap());
+    assert_eq!(pause(&a), Some(Duration::from_millis(750)));
+    a.headers.insert("x-ratelimit-remaining", "3".parse().unwrap());
+    assert_eq!(pause(&a), None);
+}
+
+#[test]
+fn merging_keeps_order_and_limits() {
+    let post = |i: usize| json!({"allowed_mentions": {"parse": []}, "embeds": [{"description": format!("m{i}")}]});
+    let mut merged = post(0);
+    let mut n = 1;
+    while merge(&mut merged, &post(n)) {
+        n += 1;
+    }
+    assert_eq!(n, MAX_EMBEDS, "stops at 10 embeds");
+    let order: Vec<&str> =
+        merged["embeds"].as_array().unwrap().iter().map(|e| e["description"].as_str().unwrap()).collect();
+    assert_eq!(order, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let mut big = json!({"embeds": [{"description": "x".repeat(4000)}]});
+    assert!(!merge(&mut big, &json!({"embeds": [{"description": "y".repeat(2500)}]})), "6,000 across embeds");
+    assert!(!merge(&mut post(0), &json!({"username": "other", "embeds": []})), "different senders never merge");
 }
