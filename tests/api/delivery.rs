@@ -351,3 +351,70 @@ async fn a_full_store_answers_503_forwards_nothing_and_recovers() {
     assert!(!joined.contains(&refused.2[..4]), "the refused message was forwarded");
     assert!(joined.contains("after recovery"));
 }
+
+#[tokio::test]
+async fn discord_rate_limit_headers_hold_the_next_post() {
+    let app = spawn_app().await;
+    app.discord.reset().await;
+    let exhausted = ResponseTemplate::new(200)
+        .insert_header("X-RateLimit-Limit", "5")
+        .insert_header("X-RateLimit-Remaining", "0")
+        .insert_header("X-RateLimit-Reset-After", "1.2")
+        .set_body_json(json!({"id": "1"}));
+    let script = Scripted::new(vec![exhausted, ResponseTemplate::new(200).set_body_json(json!({"id": "2"}))]);
+    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    app.post_event(&call_ended("c1", "positive")).await;
+    app.post_event(&call_ended("c2", "positive")).await;
+    assert_eq!(app.received(&app.discord).await.len(), 2);
+    let t = script.arrivals();
+    assert!(t[1] - t[0] >= Duration::from_millis(1200), "sent {:?} after the budget ran out", t[1] - t[0]);
+}
+
+#[tokio::test]
+async fn a_template_that_fails_at_runtime_keeps_the_event_for_a_replay_after_the_fix() {
+    let slack = mock_slack().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates/slack")).unwrap();
+    let template = dir.path().join("templates/slack/tiered.json.hbs");
+    std::fs::write(&template, r#"{"text": "{{message.message}} (tier {{call_data.tier}})"}"#).unwrap();
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[channels.live]\nkind = \"slack\"\nwebhook_url = \"{}{SLACK_PATH}\"\ntemplates.message = \"slack/tiered.json.hbs\"\n[[routes]]\nchannels = [\"live\"]\n",
+            slack.uri()
+        ),
+    )
+    .unwrap();
+    let app = callrelay::server::Application::build(
+        callrelay::config::load(&callrelay::config::ConfigSource::File(file.clone())).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (dispatcher, url) = (app.dispatcher(), format!("http://127.0.0.1:{}/webhook", app.port()));
+    tokio::spawn(app.run_until_stopped());
+    // No `call_data.tier` in this event: strict mode fails the template.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"event_type":"message","call_id":"c7","message":{"sender":"user","message":"hi"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a template bug is the relay's problem, not the sender's");
+    let letters = dispatcher.store().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("slack/tiered.json.hbs") && letters[0].reason.contains("call `c7`"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(bodies(&slack).await.is_empty());
+
+    std::fs::write(&template, r#"{"text": "{{message.message}} (tier {{default call_data.tier "none"}})"}"#).unwrap();
+    let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dispatcher.idle(Duration::from_secs(20)).await);
+    let got = bodies(&slack).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["text"], "hi (tier none)");
+}
