@@ -222,6 +222,27 @@ fn number(v: Option<&Value>) -> Option<f64> {
     }
 }
 
+/// The key under which an identical event is recognised: type, call_id, and for `message` the
+/// utterance's `sent_at` and text; for other types the whole body.
+pub fn dedup_key(event: &Event, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(event.event_type.as_str());
+    h.update([0]);
+    h.update(&event.call_id);
+    h.update([0]);
+    match &event.message {
+        Some(m) if event.event_type == EventType::Message => {
+            h.update(m.sent_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+            h.update([0]);
+            h.update(&m.message);
+        }
+        _ => h.update(body),
+    }
+    let digest = h.finalize();
+    format!("event:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 /// RFC 3339, or ISO 8601 without a zone (taken as UTC).
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();

@@ -124,3 +124,30 @@ pub fn store_failed(doing: &str, error: &str) {
     counter!("callrelay_store_errors_total").increment(1);
     tracing::error!(doing, error, "The store failed.");
 }
+
+/// An identical event arrived again within `dedup.window`; answered 200, not forwarded.
+pub fn duplicate_dropped(event_type: EventType, call_id: &str) {
+    counter!("callrelay_duplicates_dropped_total", "type" => event_type.as_str()).increment(1);
+    tracing::info!(event_type = event_type.as_str(), call_id, "Dropped a duplicate event.");
+}
+
+/// A request failed authentication. Counted every time; logged at most once per
+/// [`AUTH_LOG_EVERY`] with the number of failures since, so an attack cannot flood the log.
+pub fn auth_failed(reason: &'static str) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST_LOG_MS: AtomicI64 = AtomicI64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    counter!("callrelay_auth_failures_total", "reason" => reason).increment(1);
+    let since = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = crate::store::now_ms();
+    let last = LAST_LOG_MS.load(Ordering::Relaxed);
+    if now - last >= AUTH_LOG_EVERY.as_millis() as i64
+        && LAST_LOG_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        SINCE.store(0, Ordering::Relaxed);
+        tracing::warn!(reason, failures = since, "Refused unauthenticated requests (401).");
+    }
+}
+
+/// How often authentication failures are logged at most.
+pub const AUTH_LOG_EVERY: Duration = Duration::from_secs(10);

@@ -99,6 +99,25 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         ConfigError::one(problem(&file, lines.find(&path), &format!("key `{key}`"), e.inner().to_string()))
     })?;
 
+    for (i, secret) in raw.auth.signing_secrets.iter().enumerate() {
+        if let Err(m) = crate::server::auth::decode_signing_secret(secret.expose()) {
+            let key = format!("auth.signing_secrets[{i}]");
+            problems.push(problem(
+                &file,
+                lines.find(&["auth".into(), "signing_secrets".into()]),
+                &format!("key `{key}`"),
+                m,
+            ));
+        }
+    }
+    if raw.auth.tokens.iter().any(|t| t.expose().trim().is_empty()) {
+        problems.push(problem(
+            &file,
+            lines.find(&["auth".into(), "tokens".into()]),
+            "key `auth.tokens`",
+            "a token is empty".into(),
+        ));
+    }
     if !raw.server.path.starts_with('/') {
         problems.push(problem(
             &file,
@@ -139,6 +158,11 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     };
 
     let templates_dir = source.base_dir().join(&raw.templates.dir);
+    let mut server = raw.server.clone();
+    if let Some(tls) = &mut server.tls {
+        tls.cert = source.base_dir().join(&tls.cert);
+        tls.key = source.base_dir().join(&tls.key);
+    }
     let renderer = match Renderer::load(&templates_dir, &overrides) {
         Ok(r) => Some(r),
         Err(mut ps) => {
@@ -150,9 +174,11 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     match (router, renderer) {
         (Some(router), Some(renderer)) if problems.is_empty() => Ok(Config {
             source: source.clone(),
-            server: raw.server,
+            server,
             delivery: raw.delivery,
             store: StoreConfig { path: source.base_dir().join(&raw.store.path), ..raw.store },
+            auth: raw.auth,
+            dedup: raw.dedup,
             log: raw.log,
             templates_dir,
             channels,

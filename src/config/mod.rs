@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, Problem};
 pub use load::{load, ConfigSource, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH};
-pub use secret::WebhookUrl;
+pub use secret::{Secret, WebhookUrl};
 
 use crate::render::Renderer;
 use crate::routing::Router;
@@ -35,6 +35,12 @@ pub struct FileConfig {
     /// Where accepted events wait for delivery.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Who may post events. Every configured check must pass.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Forwarding an identical event once.
+    #[serde(default)]
+    pub dedup: DedupConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -57,11 +63,85 @@ pub struct ServerConfig {
     pub path: String,
     /// Largest accepted request body in bytes; larger bodies are answered 413. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Longest time a client may take to send its request head, and again its body; slower
+    /// clients are cut off (slowloris). Default `"10s"`.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Most open connections per worker thread; more wait to be accepted. Default 10000.
+    pub max_connections: usize,
+    /// Serve HTTPS directly (HTTP/1.1 and HTTP/2). Without it the relay serves plain HTTP, for
+    /// use behind a TLS-terminating proxy.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:8080".into(), path: "/webhook".into(), max_body_bytes: 1024 * 1024 }
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            path: "/webhook".into(),
+            max_body_bytes: 1024 * 1024,
+            read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            tls: None,
+        }
+    }
+}
+
+/// `[server.tls]`: certificate files, re-read on SIGHUP so renewals need no restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first (relative to `relay.toml`'s directory).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[auth]`: each check is optional; all configured checks are required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted tokens, sent as `Authorization: Bearer <token>` or `?token=<token>`. Several may
+    /// be listed so a token can be rotated without downtime.
+    pub tokens: Vec<Secret>,
+    /// Standard Webhooks signing secrets (`whsec_<base64>`); requests must carry a valid
+    /// `webhook-signature` for one of them. Several may be listed for rotation.
+    pub signing_secrets: Vec<Secret>,
+    /// How far `webhook-timestamp` may be from now. Default `"5m"`.
+    #[serde(with = "humantime_serde")]
+    pub signature_tolerance: Duration,
+    /// Client networks allowed to post (CIDR, e.g. `"203.0.113.0/24"`). Empty: any.
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed when checking `allow_networks`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            signing_secrets: Vec::new(),
+            signature_tolerance: Duration::from_secs(300),
+            allow_networks: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[dedup]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// An identical event received again within this window is answered 200 and not forwarded
+    /// again. Identical means: same type, call_id, and for `message` the same `sent_at` and text;
+    /// for other events the same body. `"0s"` turns it off. Default `"10m"`. Survives restarts.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { window: Duration::from_secs(600) }
     }
 }
 
@@ -297,6 +377,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The store's file (resolved against the config file's directory) and size cap.
     pub store: StoreConfig,
+    /// `[auth]`, with signing secrets checked and decoded.
+    pub auth: AuthConfig,
+    /// `[dedup]`
+    pub dedup: DedupConfig,
     /// `[log]`
     pub log: LogConfig,
     /// The templates directory, resolved against the config file's directory.

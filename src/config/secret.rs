@@ -2,7 +2,38 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use url::Url;
+
+/// A secret string (token, signing secret). `Debug` and `Display` print `***`; use
+/// [`Secret::expose`] where the value is needed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// A channel's incoming-webhook URL. Its path and query carry the token that lets anyone post into
 /// the channel, so only the scheme and host are ever shown; use [`WebhookUrl::expose`] to send.

@@ -38,6 +38,25 @@ pub struct NewDeadLetter {
     pub reason: String,
 }
 
+/// A key to remember until `expires_at_ms`: a second event bearing it within that time is a
+/// duplicate (content dedup) or a replay (a `webhook-id` seen before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnceKey {
+    /// The key, e.g. `event:<sha256>` or `webhook-id:<id>`.
+    pub key: String,
+    /// When it may be forgotten (Unix milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// What `accept` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Committed.
+    New,
+    /// Nothing written: this key was already remembered.
+    Seen(String),
+}
+
 /// A queued post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
@@ -120,9 +139,15 @@ pub enum StoreError {
 /// Durable storage of deliveries and dead letters. Every method commits before it returns.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Commits an event's deliveries (and intake dead letters) together; the receiver answers 200
-    /// only after this returns `Ok`.
-    async fn accept(&self, deliveries: Vec<NewDelivery>, dead: Vec<NewDeadLetter>) -> Result<(), StoreError>;
+    /// Commits an event's deliveries, intake dead letters and once-keys together, unless one of
+    /// the keys is still remembered (then writes nothing). The receiver answers 200 only after
+    /// this returns.
+    async fn accept(
+        &self,
+        deliveries: Vec<NewDelivery>,
+        dead: Vec<NewDeadLetter>,
+        once: Vec<OnceKey>,
+    ) -> Result<Accepted, StoreError>;
     /// The oldest `limit` queued posts of a channel, in order.
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
     /// Removes delivered posts.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode};
 use tokio::sync::oneshot;
 
-use super::{now_ms, DeadLetter, Depth, NewDeadLetter, NewDelivery, Queued, Store, StoreError};
+use super::{now_ms, Accepted, DeadLetter, Depth, NewDeadLetter, NewDelivery, OnceKey, Queued, Store, StoreError};
 
 /// Most operations committed together in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at   INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS readiness (x INTEGER);
+CREATE TABLE IF NOT EXISTS seen (
+    key        TEXT    PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 PRAGMA user_version = 1;
 ";
 
@@ -182,9 +187,27 @@ fn in_list(ids: &[i64]) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn accept(&self, deliveries: Vec<NewDelivery>, dead: Vec<NewDeadLetter>) -> Result<(), StoreError> {
+    async fn accept(
+        &self,
+        deliveries: Vec<NewDelivery>,
+        dead: Vec<NewDeadLetter>,
+        once: Vec<OnceKey>,
+    ) -> Result<Accepted, StoreError> {
         self.run(move |conn| {
             let now = now_ms();
+            if !once.is_empty() {
+                conn.prepare_cached("DELETE FROM seen WHERE expires_at < ?1")?.execute(params![now])?;
+                let mut known = conn.prepare_cached("SELECT 1 FROM seen WHERE key = ?1")?;
+                for k in &once {
+                    if known.exists(params![k.key])? {
+                        return Ok(Accepted::Seen(k.key.clone()));
+                    }
+                }
+                let mut remember = conn.prepare_cached("INSERT INTO seen (key, expires_at) VALUES (?1, ?2)")?;
+                for k in &once {
+                    remember.execute(params![k.key, k.expires_at_ms])?;
+                }
+            }
             let mut insert = conn.prepare_cached(
                 "INSERT INTO deliveries (channel, call_id, event_type, body, coalesce, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
@@ -198,7 +221,7 @@ impl Store for SqliteStore {
             for d in &dead {
                 dl.execute(params![d.channel, d.call_id, d.event_type, d.body, d.event, d.reason, now])?;
             }
-            Ok(())
+            Ok(Accepted::New)
         })
         .await
     }

@@ -93,3 +93,14 @@ fn discord_usernames_are_checked_at_load() {
     let e = load_text("[channels.d]\nkind = \"discord\"\nwebhook_url = \"https://discord.test/api/webhooks/1/t\"\nusername = \"Discord Bot\"\n").unwrap_err();
     assert!(e.contains("channel `d`: `username` may not contain \"discord\""), "{e}");
 }
+
+#[test]
+fn auth_secrets_are_checked_at_load_without_being_echoed() {
+    let e = load_text(&format!("{CHANNEL}[auth]\nsigning_secrets = [\"whsec_ok-but-not-base64!\"]\ntokens = [\"\"]\n"))
+        .unwrap_err();
+    assert!(e.contains("key `auth.signing_secrets[0]`") && e.contains("base64"), "{e}");
+    assert!(e.contains("key `auth.tokens`: a token is empty"), "{e}");
+    assert!(!e.contains("ok-but-not-base64"), "{e}");
+    let c = load_text(&format!("{CHANNEL}[auth]\ntokens = [\"t0ken-value\"]\n")).unwrap();
+    assert!(!format!("{:?}", c.auth).contains("t0ken-value"), "Debug redacts secrets");
+}

@@ -7,5 +7,7 @@ mod delivery;
 mod durability;
 mod helpers;
 mod hostile;
+mod properties;
 mod receive;
 mod routes;
+mod security;

@@ -137,7 +137,10 @@ async fn the_cors_preflight_is_answered_for_the_dashboards_browser_check() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     assert_eq!(r.headers()["access-control-allow-methods"], "POST, OPTIONS");
-    assert_eq!(r.headers()["access-control-allow-headers"], "Content-Type");
+    let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap().to_owned();
+    for h in ["Content-Type", "Authorization", "webhook-id", "webhook-timestamp", "webhook-signature"] {
+        assert!(allowed.contains(h), "{h} missing from {allowed}");
+    }
 }
 
 #[tokio::test]

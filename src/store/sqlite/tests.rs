@@ -14,6 +14,17 @@ fn delivery(channel: &str, body: &str) -> NewDelivery {
     }
 }
 
+trait AcceptAll {
+    async fn accept_all(&self, d: Vec<NewDelivery>, dead: Vec<NewDeadLetter>) -> Result<(), StoreError>;
+}
+
+impl AcceptAll for SqliteStore {
+    async fn accept_all(&self, d: Vec<NewDelivery>, dead: Vec<NewDeadLetter>) -> Result<(), StoreError> {
+        assert_eq!(self.accept(d, dead, vec![]).await?, Accepted::New);
+        Ok(())
+    }
+}
+
 fn bodies(q: &[Queued]) -> Vec<&str> {
     q.iter().map(|d| d.body.as_str()).collect()
 }
@@ -24,8 +35,8 @@ async fn queues_per_channel_in_order_and_survive_reopening() {
     let path = dir.path().join("sub/relay.db");
     {
         let store = SqliteStore::open(&path, None).unwrap();
-        store.accept(vec![delivery("a", "1"), delivery("b", "x"), delivery("a", "2")], vec![]).await.unwrap();
-        store.accept(vec![delivery("a", "3")], vec![]).await.unwrap();
+        store.accept_all(vec![delivery("a", "1"), delivery("b", "x"), delivery("a", "2")], vec![]).await.unwrap();
+        store.accept_all(vec![delivery("a", "3")], vec![]).await.unwrap();
         let a = store.pending("a", 10).await.unwrap();
         assert_eq!(bodies(&a), ["1", "2", "3"]);
         store.delivered(vec![a[0].id]).await.unwrap();
@@ -42,7 +53,7 @@ async fn queues_per_channel_in_order_and_survive_reopening() {
 async fn failed_attempts_dead_letters_requeue_and_purge() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
-    store.accept(vec![delivery("a", "1"), delivery("a", "2")], vec![]).await.unwrap();
+    store.accept_all(vec![delivery("a", "1"), delivery("a", "2")], vec![]).await.unwrap();
     let q = store.pending("a", 10).await.unwrap();
     store.failed_attempt(vec![q[0].id], "500 boom".into()).await.unwrap();
     store.failed_attempt(vec![q[0].id], "502 bad gateway".into()).await.unwrap();
@@ -65,7 +76,7 @@ async fn failed_attempts_dead_letters_requeue_and_purge() {
         event: Some("{}".into()),
         reason: "template".into(),
     };
-    store.accept(vec![], vec![render_failure.clone(), render_failure]).await.unwrap();
+    store.accept_all(vec![], vec![render_failure.clone(), render_failure]).await.unwrap();
     assert_eq!(store.purge(Some(0)).await.unwrap(), 0, "none failed before the epoch");
     assert_eq!(store.purge(None).await.unwrap(), 2);
 }
@@ -77,7 +88,7 @@ async fn concurrent_accepts_all_commit() {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.accept(vec![delivery("a", &i.to_string())], vec![]).await })
+            tokio::spawn(async move { store.accept_all(vec![delivery("a", &i.to_string())], vec![]).await })
         })
         .collect();
     for t in tasks {
@@ -93,7 +104,7 @@ async fn a_full_store_refuses_then_recovers_when_space_is_freed() {
     let big = "x".repeat(16 * 1024);
     let mut accepted = 0;
     let err = loop {
-        match store.accept(vec![delivery("a", &big)], vec![]).await {
+        match store.accept_all(vec![delivery("a", &big)], vec![]).await {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }
@@ -103,7 +114,7 @@ async fn a_full_store_refuses_then_recovers_when_space_is_freed() {
     let queued = store.pending("a", 1000).await.unwrap();
     assert_eq!(queued.len(), accepted, "a refused accept left nothing behind");
     store.delivered(queued.iter().map(|q| q.id).collect()).await.unwrap();
-    store.accept(vec![delivery("a", &big)], vec![]).await.unwrap();
+    store.accept_all(vec![delivery("a", &big)], vec![]).await.unwrap();
     store.ping().await.unwrap();
 }
 
@@ -114,4 +125,35 @@ fn an_unusable_path_is_an_error_naming_it() {
     std::fs::write(&file, "x").unwrap();
     let err = SqliteStore::open(&file.join("relay.db"), None).err().unwrap().to_string();
     assert!(err.contains("plain-file") && err.contains("store.path"), "{err}");
+}
+
+#[tokio::test]
+async fn once_keys_refuse_a_second_event_until_they_expire_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let key = |k: &str, ms: i64| OnceKey { key: k.into(), expires_at_ms: now_ms() + ms };
+    {
+        let store = SqliteStore::open(&path, None).unwrap();
+        assert_eq!(
+            store.accept(vec![delivery("a", "1")], vec![], vec![key("e1", 60_000)]).await.unwrap(),
+            Accepted::New
+        );
+        assert_eq!(
+            store.accept(vec![delivery("a", "1 again")], vec![], vec![key("e1", 60_000)]).await.unwrap(),
+            Accepted::Seen("e1".into())
+        );
+        assert_eq!(store.accept(vec![], vec![], vec![key("short", 1)]).await.unwrap(), Accepted::New);
+    }
+    let store = SqliteStore::open(&path, None).unwrap();
+    assert_eq!(
+        store.accept(vec![delivery("a", "x")], vec![], vec![key("e2", 60_000), key("e1", 60_000)]).await.unwrap(),
+        Accepted::Seen("e1".into())
+    );
+    assert_eq!(bodies(&store.pending("a", 10).await.unwrap()), ["1"], "a duplicate writes nothing");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(
+        store.accept(vec![], vec![], vec![key("short", 1)]).await.unwrap(),
+        Accepted::New,
+        "expired keys are forgotten"
+    );
 }

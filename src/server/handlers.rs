@@ -1,0 +1,166 @@
+//! Request handlers: the webhook, its CORS preflight, health and readiness.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+use super::auth::{Denied, SignatureHeaders};
+use super::{State, ALLOWED_HEADERS};
+use crate::event::{self, Incoming};
+use crate::store::{now_ms, Accepted, OnceKey, StoreError};
+use crate::{pipeline, telemetry};
+
+/// Errors answered to the sender: a status and `{"error": "…"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body cannot be relayed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: an authentication check failed (which one is logged, not told).
+    #[error("unauthorized")]
+    Unauthorized(Denied),
+    /// 408: the body did not arrive within `server.read_timeout`.
+    #[error("the body did not arrive within server.read_timeout")]
+    Timeout,
+    /// 413: the body is over `server.max_body_bytes`.
+    #[error("the body is larger than {0} bytes (server.max_body_bytes)")]
+    TooLarge(usize),
+    /// 503: the event could not be stored, so it is not acknowledged.
+    #[error("the relay cannot store events right now; nothing was accepted")]
+    Unavailable(#[source] StoreError),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Unavailable(e) => telemetry::store_failed("accept an event", &e.to_string()),
+            ApiError::Unauthorized(why) => telemetry::auth_failed(why.as_str()),
+            _ => telemetry::event_rejected(self.status_code().as_u16(), &self.to_string()),
+        }
+        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+    }
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub(super) async fn receive(
+    state: web::Data<State>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let auth = &state.auth;
+    let peer = req.peer_addr().map(|a| a.ip());
+    auth.check_network(peer, header(&req, "x-forwarded-for")).map_err(ApiError::Unauthorized)?;
+    auth.check_token(header(&req, "authorization"), req.query_string()).map_err(ApiError::Unauthorized)?;
+
+    let server = &state.config.server;
+    let body = tokio::time::timeout(server.read_timeout, payload.to_bytes_limited(server.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::Timeout)?
+        .map_err(|_| ApiError::TooLarge(server.max_body_bytes))?
+        .map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+
+    let signed = SignatureHeaders {
+        id: header(&req, "webhook-id"),
+        timestamp: header(&req, "webhook-timestamp"),
+        signature: header(&req, "webhook-signature"),
+    };
+    let webhook_id = auth.check_signature(signed, &body, now_ms() / 1000).map_err(ApiError::Unauthorized)?;
+    let mut once = Vec::new();
+    if let Some(id) = &webhook_id {
+        once.push(OnceKey {
+            key: format!("webhook-id:{id}"),
+            expires_at_ms: now_ms() + auth.replay_window().as_millis() as i64,
+        });
+    }
+
+    let event = match event::parse(&body, chrono::Utc::now()).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+        Incoming::Event(e) => e,
+        Incoming::Unknown(kind) => {
+            if !once.is_empty()
+                && state.store.accept(vec![], vec![], once).await.map_err(ApiError::Unavailable)? != Accepted::New
+            {
+                return Err(ApiError::Unauthorized(Denied::Replay));
+            }
+            telemetry::event_unknown(&kind);
+            return Ok(HttpResponse::Ok().json(json!({"status": "ignored", "reason": "unknown event_type"})));
+        }
+    };
+    let window = state.config.dedup.window;
+    if !window.is_zero() {
+        once.push(OnceKey {
+            key: event::dedup_key(&event, &body),
+            expires_at_ms: now_ms() + window.as_millis() as i64,
+        });
+    }
+    let plan = pipeline::plan(&state.config, &event);
+    let count = plan.deliveries.len();
+    let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
+    if count > 0 || !plan.dead.is_empty() || !once.is_empty() {
+        match state.store.accept(plan.deliveries, plan.dead, once).await.map_err(ApiError::Unavailable)? {
+            Accepted::New => {}
+            Accepted::Seen(key) if key.starts_with("webhook-id:") => {
+                return Err(ApiError::Unauthorized(Denied::Replay))
+            }
+            Accepted::Seen(_) => {
+                telemetry::duplicate_dropped(event.event_type, &event.call_id);
+                return Ok(HttpResponse::Ok().json(json!({"status": "duplicate", "deliveries": 0})));
+            }
+        }
+    }
+    for c in &channels {
+        state.dispatcher.wake(c);
+    }
+    telemetry::event_accepted(event.event_type, &event.call_id, count);
+    Ok(HttpResponse::Ok().json(json!({"status": "accepted", "deliveries": count})))
+}
+
+/// The browser-side URL check sends a CORS preflight before its test POST; it carries no
+/// credentials, so it is answered without authentication.
+pub(super) async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+pub(super) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the store takes writes and no channel is broken; says which are, as JSON.
+pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let store = state.store.ping().await;
+    let broken = state.dispatcher.broken();
+    let disabled: serde_json::Map<String, serde_json::Value> =
+        state.config.disabled_channels().map(|(n, why)| (n.to_owned(), json!(why))).collect();
+    let ready = store.is_ok() && broken.is_empty();
+    let body = json!({
+        "ready": ready,
+        "store": match &store { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "broken_channels": broken,
+        "disabled_channels": disabled,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub(super) async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"error": "not found"}))
+}
