@@ -17,3 +17,4 @@ pub mod sinks;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod validate;

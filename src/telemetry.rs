@@ -22,6 +22,84 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// The process-wide Prometheus recorder, installed on first use (several relays in one process,
+/// as in tests, share it).
+pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            const LATENCY: [f64; 14] =
+                [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY)
+                .expect("the buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("Another metrics recorder is installed; /metrics will be empty.");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("callrelay_events_received_total", "Requests on the webhook path, by event type and outcome.");
+    describe_counter!(
+        "callrelay_deliveries_total",
+        "Events' posts by channel and outcome (delivered, channel_disabled)."
+    );
+    describe_counter!(
+        "callrelay_posts_total",
+        "Attempts to post, by channel and outcome (delivered, failed, rate_limited)."
+    );
+    describe_histogram!("callrelay_delivery_latency_seconds", "Time from acceptance to delivery.");
+    describe_gauge!("callrelay_queue_depth", "Posts waiting per channel.");
+    describe_gauge!("callrelay_queue_oldest_age_seconds", "Age of the oldest waiting post per channel.");
+    describe_counter!("callrelay_dead_letters_total", "Posts moved to the dead letters, by channel.");
+    describe_histogram!("callrelay_rate_limit_wait_seconds", "Waits ordered by a platform's 429, by channel.");
+    describe_histogram!("callrelay_pacing_wait_seconds", "Waits to stay within a channel's budget.");
+    describe_counter!("callrelay_render_errors_total", "Template failures, by channel.");
+    describe_counter!("callrelay_duplicates_dropped_total", "Identical events not forwarded again.");
+    describe_counter!("callrelay_auth_failures_total", "Requests refused with 401, by reason.");
+    describe_counter!("callrelay_store_errors_total", "Store reads and writes that failed.");
+    describe_gauge!("callrelay_channel_broken", "1 while a channel's webhook is known to be gone.");
+    describe_gauge!("callrelay_config_last_reload_successful", "1 if the last configuration load succeeded.");
+    describe_gauge!(
+        "callrelay_config_last_reload_success_timestamp_seconds",
+        "When the running configuration was loaded."
+    );
+}
+
+/// The queue of a channel, as read at a scrape.
+pub fn queue_observed(channel: &str, depth: u64, oldest_age_seconds: f64) {
+    gauge!("callrelay_queue_depth", "channel" => channel.to_owned()).set(depth as f64);
+    gauge!("callrelay_queue_oldest_age_seconds", "channel" => channel.to_owned()).set(oldest_age_seconds);
+}
+
+/// The configuration in force was loaded (at start, or by a reload).
+pub fn config_loaded(ok: bool) {
+    gauge!("callrelay_config_last_reload_successful").set(if ok { 1.0 } else { 0.0 });
+    if ok {
+        gauge!("callrelay_config_last_reload_success_timestamp_seconds").set(crate::store::now_ms() as f64 / 1000.0);
+    }
+}
+
+/// A reload swapped in a new configuration.
+pub fn reload_succeeded(trigger: &str) {
+    config_loaded(true);
+    tracing::info!(trigger, "Reloaded the configuration; new events use the new routes and templates.");
+}
+
+/// A reload was refused; the running configuration stays.
+pub fn reload_failed(trigger: &str, problems: &str) {
+    config_loaded(false);
+    tracing::error!(trigger, problems, "Refused to reload the configuration; keeping the running one.");
+}
+
 /// An event was accepted and handed to delivery.
 pub fn event_accepted(event_type: EventType, call_id: &str, deliveries: usize) {
     counter!("callrelay_events_received_total", "type" => event_type.as_str(), "outcome" => "accepted").increment(1);
@@ -117,6 +195,11 @@ pub fn dead_lettered(channel: &str, count: usize, reason: &str) {
 pub fn channel_broken(channel: &str, answer: &str) {
     gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(1.0);
     tracing::error!(channel, answer, "The channel's webhook no longer works; not sending to it until the configuration is reloaded or the relay restarts.");
+}
+
+/// A broken channel is given another chance after a reload.
+pub fn channel_repaired(channel: &str) {
+    gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(0.0);
 }
 
 /// The store could not be read or written.

@@ -1,17 +1,9 @@
 //! `callrelay check`: everything `serve` would refuse or fail on, found before deploying.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use serde_json::Value;
-
-use crate::config::{Config, ConfigError, ConfigSource, Platform};
-use crate::event::{self, Event, Incoming};
-use crate::{pipeline, samples};
-
-/// Mention and link syntax that occurs only in the hostile sample, so finding it in a Slack body
-/// means user text escaped escaping.
-const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
+use crate::config::{Config, ConfigError, ConfigSource};
+use crate::validate;
 
 pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) -> ExitCode {
     let config = match loaded {
@@ -56,40 +48,12 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
     print!("{}", table(&["ROUTE", "EVENTS", "CHANNELS", "MATCH", "STOP"], route_rows));
     println!();
 
-    let events: Vec<(&str, Event)> = samples::all()
-        .into_iter()
-        .filter_map(|s| match event::from_value(&s.body, chrono::Utc::now()) {
-            Ok(Incoming::Event(e)) => Some((s.name, *e)),
-            _ => None,
-        })
-        .collect();
-    let mut pairs = BTreeSet::new();
-    for route in config.router.routes() {
-        for ch in &route.channels {
-            for et in &route.events {
-                pairs.insert((ch.clone(), *et));
-            }
-        }
-    }
-    let (mut rendered, mut posts) = (0, 0);
-    for (ch, et) in &pairs {
-        let channel = &config.channels[ch];
-        for (name, ev) in events.iter().filter(|(_, e)| e.event_type == *et) {
-            rendered += 1;
-            match config.renderer.render(channel, *et, &pipeline::context(ev)) {
-                Ok(r) => {
-                    posts += r.posts.len();
-                    for body in &r.posts {
-                        if let Some(m) = unsafe_body(channel.platform, body) {
-                            problems.push(format!("channel `{ch}`, sample \"{name}\": {m}"));
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("{e} [sample \"{name}\"]")),
-            }
-        }
-    }
-    println!("Rendered {rendered} samples for {} channel/event pairs into {posts} posts.", pairs.len());
+    let report = validate::samples(&config);
+    problems.extend(report.problems);
+    println!(
+        "Rendered {} samples for {} channel/event pairs into {} posts.",
+        report.rendered, report.pairs, report.posts
+    );
     if problems.is_empty() {
         println!("OK: the configuration and templates are valid.");
         ExitCode::SUCCESS
@@ -99,32 +63,6 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
             eprintln!("  - {p}");
         }
         ExitCode::FAILURE
-    }
-}
-
-fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(body).ok()?;
-    match platform {
-        Platform::Slack => {
-            let mut strings = Vec::new();
-            collect_strings(&value, &mut strings);
-            HOSTILE_TOKENS
-                .iter()
-                .find(|t| strings.iter().any(|s| s.contains(*t)))
-                .map(|t| format!("user text reached Slack unescaped (`{t}`); use {{{{value}}}}, not {{{{{{value}}}}}}"))
-        }
-        Platform::Discord => {
-            value.get("allowed_mentions").is_none().then(|| "the body has no `allowed_mentions`".to_owned())
-        }
-    }
-}
-
-fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-    match v {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
-        Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
-        _ => {}
     }
 }
 

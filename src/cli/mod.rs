@@ -1,8 +1,10 @@
-//! The command line: `serve` (the default), `check`, `render`, `dlq` and `simulate`.
+//! The command line: `serve` (the default), `check`, `render`, `dlq`, `send-test`, `healthcheck`
+//! and `simulate`.
 
 mod check;
 mod dlq;
 mod render;
+mod send_test;
 mod simulate;
 
 use std::path::PathBuf;
@@ -54,6 +56,21 @@ pub enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Post a rendered sample (or `--event`) to a real channel and print the platform's answer.
+    SendTest {
+        /// The channel to post to.
+        #[arg(long)]
+        channel: String,
+        /// A JSON event file to render instead of the built-in test event.
+        #[arg(long)]
+        event: Option<PathBuf>,
+    },
+    /// Exit 0 when the relay at URL answers /healthz with 200 (for container health checks).
+    Healthcheck {
+        /// Default: `http://127.0.0.1:<port of server.listen>/healthz`.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Play a realistic call against a running relay and print its answers.
     Simulate {
         /// The relay's webhook URL. Default: from `server.listen` and `server.path`.
@@ -87,6 +104,16 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => dlq::run(&config, command),
             Err(e) => fail(&e),
         },
+        Command::SendTest { channel, event } => match loaded {
+            Ok(config) => send_test::run(&config, &channel, event.as_deref()),
+            Err(e) => fail(&e),
+        },
+        Command::Healthcheck { url } => {
+            let url = url
+                .or_else(|| loaded.ok().map(|c| health_url(&c)))
+                .unwrap_or_else(|| "http://127.0.0.1:8080/healthz".into());
+            healthcheck(&url)
+        }
         Command::Simulate { url, messages } => {
             let url = url.or_else(|| loaded.ok().map(|c| default_url(&c)));
             match url {
@@ -116,6 +143,27 @@ fn serve(config: Config) -> ExitCode {
 fn default_url(config: &Config) -> String {
     let listen = config.server.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     format!("http://{listen}{}", config.server.path)
+}
+
+fn health_url(config: &Config) -> String {
+    let port = config.server.listen.rsplit(':').next().unwrap_or("8080");
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{port}/healthz")
+}
+
+fn healthcheck(url: &str) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
+    // A health check on loopback trusts the relay's own certificate, whoever signed it.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client settings are valid");
+    match runtime.block_on(client.get(url).send()) {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => fail(&format!("{url} answered {}", r.status())),
+        Err(e) => fail(&format!("{url}: {}", e.without_url())),
+    }
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 use super::pacing::Pacer;
@@ -72,7 +73,14 @@ impl Lane {
         }
     }
 
+    /// Posts the head of the queue (coalesced with what fits) within a `delivery` span.
     async fn send(&mut self, batch: &[Queued]) {
+        let head = &batch[0];
+        let span = tracing::info_span!("delivery", channel = %self.channel, call_id = %head.call_id, attempt = head.attempts + 1);
+        self.send_in_span(batch).instrument(span).await
+    }
+
+    async fn send_in_span(&mut self, batch: &[Queued]) {
         let (taken, body) = self.assemble(batch);
         let head = &batch[0];
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();

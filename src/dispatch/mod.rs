@@ -13,7 +13,6 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::sinks::Sink;
 use crate::store::Store;
 use crate::telemetry;
 use backoff::RetryPolicy;
@@ -38,61 +37,65 @@ impl Broken {
     pub fn all(&self) -> BTreeMap<String, String> {
         self.0.lock().expect("not poisoned").clone()
     }
+
+    fn clear(&self) {
+        let mut map = self.0.lock().expect("not poisoned");
+        for channel in map.keys() {
+            telemetry::channel_repaired(channel);
+        }
+        map.clear();
+    }
 }
 
-/// The running lanes.
+/// The running lanes, replaced as a whole when the configuration is reloaded.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    wakes: BTreeMap<String, Arc<Notify>>,
     broken: Broken,
+    lanes: Mutex<Lanes>,
+}
+
+struct Lanes {
+    wakes: BTreeMap<String, Arc<Notify>>,
     stop: watch::Sender<bool>,
-    handles: Mutex<Vec<JoinHandle<()>>>,
+    handles: Vec<JoinHandle<()>>,
+    /// How long a post may take (the lanes' request timeout), for stopping them.
+    request_timeout: Duration,
 }
 
 impl Dispatcher {
-    /// Starts a lane for every channel with a sink. Queued posts of channels no longer configured
-    /// are moved to the dead letters (replayable once the channel is back).
-    pub async fn start(config: &Config, store: Arc<dyn Store>, sinks: BTreeMap<String, Arc<dyn Sink>>) -> Dispatcher {
-        if let Ok(depths) = store.depths().await {
-            for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
-                if let Ok(q) = store.pending(&d.channel, usize::MAX >> 1).await {
-                    let ids = q.iter().map(|q| q.id).collect();
-                    let why = format!("channel `{}` is no longer configured", d.channel);
-                    if store.dead_letter(ids, why.clone()).await.is_ok() {
-                        telemetry::dead_lettered(&d.channel, q.len(), &why);
-                    }
-                }
-            }
-        }
-        let (stop, _) = watch::channel(false);
+    /// Starts a lane for every channel that can send. Queued posts of channels no longer
+    /// configured are moved to the dead letters (replayable once the channel is back).
+    pub async fn start(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
         let broken = Broken::default();
-        let policy = RetryPolicy::from_config(&config.delivery);
-        let mut wakes = BTreeMap::new();
-        let mut handles = Vec::new();
-        for (name, sink) in sinks {
-            let channel = &config.channels[&name];
-            let wake = Arc::new(Notify::new());
-            let lane = lane::Lane {
-                channel: name.clone(),
-                platform: channel.platform,
-                sink,
-                store: store.clone(),
-                policy,
-                pacer: Pacer::new(&channel.rate_limit),
-                coalesce: channel.coalesce,
-                wake: wake.clone(),
-                stop: stop.subscribe(),
-                broken: broken.clone(),
+        dead_letter_orphans(config, &store).await;
+        let lanes = spawn_lanes(config, &store, &broken);
+        Dispatcher { store, broken, lanes: Mutex::new(lanes) }
+    }
+
+    /// Replaces every lane with lanes for `config`: posts in flight finish first (a lane still
+    /// posting after its request timeout is abandoned, and that post may be sent again). Broken
+    /// channels are forgotten, so a fixed URL is tried again. Nothing queued is touched.
+    pub async fn reload(&self, config: &Config) {
+        let old = {
+            let mut lanes = self.lanes.lock().expect("not poisoned");
+            let fresh = Lanes {
+                wakes: BTreeMap::new(),
+                stop: watch::channel(false).0,
+                handles: Vec::new(),
+                request_timeout: Duration::ZERO,
             };
-            handles.push(tokio::spawn(lane.run()));
-            wakes.insert(name, wake);
-        }
-        Dispatcher { store, wakes, broken, stop, handles: Mutex::new(handles) }
+            std::mem::replace(&mut *lanes, fresh)
+        };
+        old.stop(SHUTDOWN_EXTRA).await;
+        self.broken.clear();
+        dead_letter_orphans(config, &self.store).await;
+        let fresh = spawn_lanes(config, &self.store, &self.broken);
+        *self.lanes.lock().expect("not poisoned") = fresh;
     }
 
     /// Tells a channel's lane that new posts were committed.
     pub fn wake(&self, channel: &str) {
-        if let Some(w) = self.wakes.get(channel) {
+        if let Some(w) = self.lanes.lock().expect("not poisoned").wakes.get(channel) {
             w.notify_one();
         }
     }
@@ -124,19 +127,79 @@ impl Dispatcher {
     /// Stops the lanes: posts in flight finish (within `grace`); everything else stays queued for
     /// the next start.
     pub async fn stop(&self, grace: Duration) {
+        let lanes = {
+            let mut lanes = self.lanes.lock().expect("not poisoned");
+            let empty = Lanes {
+                wakes: BTreeMap::new(),
+                stop: watch::channel(false).0,
+                handles: Vec::new(),
+                request_timeout: Duration::ZERO,
+            };
+            std::mem::replace(&mut *lanes, empty)
+        };
+        let extra = grace.saturating_sub(lanes.request_timeout);
+        lanes.stop(extra).await;
+    }
+}
+
+/// Added to the request timeout when waiting for lanes to stop.
+const SHUTDOWN_EXTRA: Duration = Duration::from_secs(1);
+
+impl Lanes {
+    /// Asks every lane to stop and waits up to the request timeout plus `extra`; lanes still
+    /// running then are aborted.
+    async fn stop(self, extra: Duration) {
         let _ = self.stop.send(true);
-        let handles: Vec<_> = std::mem::take(&mut *self.handles.lock().expect("not poisoned"));
-        let all = futures_join(handles);
-        if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!(
-                "A post was still in flight at the end of the shutdown grace period; it will be sent again."
-            );
+        let limit = self.request_timeout + extra;
+        let mut handles = self.handles;
+        let all = async {
+            for h in handles.iter_mut() {
+                let _ = h.await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("A post was still in flight when its lane was stopped; it will be sent again.");
+            handles.iter().for_each(JoinHandle::abort);
         }
     }
 }
 
-async fn futures_join(handles: Vec<JoinHandle<()>>) {
-    for h in handles {
-        let _ = h.await;
+fn spawn_lanes(config: &Config, store: &Arc<dyn Store>, broken: &Broken) -> Lanes {
+    let (stop, _) = watch::channel(false);
+    let policy = RetryPolicy::from_config(&config.delivery);
+    let client = crate::sinks::http_client(config.delivery.request_timeout);
+    let mut wakes = BTreeMap::new();
+    let mut handles = Vec::new();
+    for channel in config.channels.values() {
+        let Some(sink) = crate::sinks::for_channel(channel, &client) else { continue };
+        let wake = Arc::new(Notify::new());
+        let lane = lane::Lane {
+            channel: channel.name.clone(),
+            platform: channel.platform,
+            sink,
+            store: store.clone(),
+            policy,
+            pacer: Pacer::new(&channel.rate_limit),
+            coalesce: channel.coalesce,
+            wake: wake.clone(),
+            stop: stop.subscribe(),
+            broken: broken.clone(),
+        };
+        handles.push(tokio::spawn(lane.run()));
+        wakes.insert(channel.name.clone(), wake);
+    }
+    Lanes { wakes, stop, handles, request_timeout: config.delivery.request_timeout }
+}
+
+async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>) {
+    let Ok(depths) = store.depths().await else { return };
+    for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
+        if let Ok(q) = store.pending(&d.channel, usize::MAX >> 1).await {
+            let ids = q.iter().map(|q| q.id).collect();
+            let why = format!("channel `{}` is no longer configured", d.channel);
+            if store.dead_letter(ids, why.clone()).await.is_ok() {
+                telemetry::dead_lettered(&d.channel, q.len(), &why);
+            }
+        }
     }
 }

@@ -2,7 +2,10 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use std::sync::atomic::Ordering;
+
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::auth::{Denied, SignatureHeaders};
 use super::{State, ALLOWED_HEADERS};
@@ -60,12 +63,13 @@ pub(super) async fn receive(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = &state.auth;
+    let snapshot = state.snapshot.load_full();
+    let (config, auth) = (&snapshot.config, &snapshot.auth);
     let peer = req.peer_addr().map(|a| a.ip());
     auth.check_network(peer, header(&req, "x-forwarded-for")).map_err(ApiError::Unauthorized)?;
     auth.check_token(header(&req, "authorization"), req.query_string()).map_err(ApiError::Unauthorized)?;
 
-    let server = &state.config.server;
+    let server = &config.server;
     let body = tokio::time::timeout(server.read_timeout, payload.to_bytes_limited(server.max_body_bytes))
         .await
         .map_err(|_| ApiError::Timeout)?
@@ -98,14 +102,26 @@ pub(super) async fn receive(
             return Ok(HttpResponse::Ok().json(json!({"status": "ignored", "reason": "unknown event_type"})));
         }
     };
-    let window = state.config.dedup.window;
+    let span = tracing::info_span!("event", call_id = %event.call_id, event_type = event.event_type.as_str());
+    accept(&state, config, &event, &body, once).instrument(span).await
+}
+
+/// Routes, renders and commits a parsed event (within its `event` span).
+async fn accept(
+    state: &State,
+    config: &crate::config::Config,
+    event: &event::Event,
+    body: &[u8],
+    mut once: Vec<OnceKey>,
+) -> Result<HttpResponse, ApiError> {
+    let window = config.dedup.window;
     if !window.is_zero() {
         once.push(OnceKey {
             key: event::dedup_key(&event, &body),
             expires_at_ms: now_ms() + window.as_millis() as i64,
         });
     }
-    let plan = pipeline::plan(&state.config, &event);
+    let plan = pipeline::plan(config, &event);
     let count = plan.deliveries.len();
     let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
     if count > 0 || !plan.dead.is_empty() || !once.is_empty() {
@@ -145,12 +161,20 @@ pub(super) async fn healthz() -> HttpResponse {
 pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
     let store = state.store.ping().await;
     let broken = state.dispatcher.broken();
+    let snapshot = state.snapshot.load();
     let disabled: serde_json::Map<String, serde_json::Value> =
-        state.config.disabled_channels().map(|(n, why)| (n.to_owned(), json!(why))).collect();
+        snapshot.config.disabled_channels().map(|(n, why)| (n.to_owned(), json!(why))).collect();
     let ready = store.is_ok() && broken.is_empty();
+    let loaded_at = chrono::DateTime::from_timestamp_millis(state.reloads.loaded_at_ms.load(Ordering::Relaxed));
     let body = json!({
         "ready": ready,
         "store": match &store { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
+        "config": {
+            "source": snapshot.config.source.display_name(),
+            "loaded_at": loaded_at.map(|t| t.to_rfc3339()),
+            "reloads": state.reloads.succeeded.load(Ordering::Relaxed),
+            "failed_reloads": state.reloads.failed.load(Ordering::Relaxed),
+        },
         "broken_channels": broken,
         "disabled_channels": disabled,
     });
@@ -159,6 +183,19 @@ pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Prometheus text format. Queue depth and age are read from the store at scrape time.
+pub(super) async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let snapshot = state.snapshot.load();
+    let depths = state.store.depths().await.unwrap_or_default();
+    let now = now_ms();
+    for channel in snapshot.config.channels.keys() {
+        let d = depths.iter().find(|d| &d.channel == channel);
+        let oldest = d.and_then(|d| d.oldest_ms).map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+        telemetry::queue_observed(channel, d.map_or(0, |d| d.pending), oldest);
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 
 pub(super) async fn not_found() -> HttpResponse {

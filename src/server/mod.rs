@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod handlers;
+mod reload;
 pub mod tls;
 
 use std::net::TcpListener;
@@ -14,12 +15,13 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use crate::{sinks, telemetry};
+use crate::telemetry;
 use auth::Authenticator;
 use tls::CertStore;
 
@@ -35,20 +37,29 @@ pub const ALLOWED_HEADERS: &str = "Content-Type, Authorization, webhook-id, webh
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    dispatcher: Arc<Dispatcher>,
+    state: web::Data<State>,
+}
+
+/// The configuration in force and what is compiled from it; swapped whole on reload, so every
+/// request reads one consistent snapshot.
+pub(crate) struct Snapshot {
+    pub config: Config,
+    pub auth: Authenticator,
 }
 
 /// What every request handler reads.
 pub(crate) struct State {
-    pub config: Arc<Config>,
-    pub auth: Authenticator,
+    pub snapshot: ArcSwap<Snapshot>,
     pub store: Arc<dyn Store>,
     pub dispatcher: Arc<Dispatcher>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub reloads: reload::Status,
 }
 
 impl Application {
     /// Opens the store, binds `server.listen` (port 0 picks a free port), loads the TLS
-    /// certificate if configured, and starts the lanes, which resume whatever was queued before.
+    /// certificate if configured, starts the lanes (which resume whatever was queued before) and
+    /// the live reloader.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.path, config.store.max_bytes)?);
         Self::build_with_store(config, store).await
@@ -63,24 +74,22 @@ impl Application {
         for (name, why) in config.disabled_channels() {
             telemetry::channel_disabled(name, why);
         }
-        let client = sinks::http_client(config.delivery.request_timeout);
-        let sinks = config
-            .channels
-            .values()
-            .filter_map(|c| sinks::for_channel(c, &client).map(|s| (c.name.clone(), s)))
-            .collect();
-        let dispatcher = Arc::new(Dispatcher::start(&config, store.clone(), sinks).await);
+        let dispatcher = Arc::new(Dispatcher::start(&config, store.clone()).await);
         let path = config.server.path.clone();
         let (read_timeout, max_connections) = (config.server.read_timeout, config.server.max_connections);
+        let source = config.source.clone();
+        let templates_dir = config.templates_dir.clone();
         let state = web::Data::new(State {
-            auth: Authenticator::new(&config.auth),
-            config: Arc::new(config),
+            snapshot: ArcSwap::from_pointee(Snapshot { auth: Authenticator::new(&config.auth), config }),
             store,
-            dispatcher: dispatcher.clone(),
+            dispatcher,
+            metrics: telemetry::metrics_handle(),
+            reloads: reload::Status::default(),
         });
+        let app_state = state.clone();
         let http = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .service(
                     web::resource(path.as_str())
                         .wrap(DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")))
@@ -89,20 +98,18 @@ impl Application {
                 )
                 .route("/healthz", web::get().to(handlers::healthz))
                 .route("/readyz", web::get().to(handlers::readyz))
+                .route("/metrics", web::get().to(handlers::metrics))
                 .default_service(web::to(handlers::not_found))
         })
         .client_request_timeout(read_timeout)
         .max_connections(max_connections)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-        let server = match certs {
-            Some(certs) => {
-                let tls = certs.server_config()?;
-                spawn_sighup(certs);
-                http.listen_rustls_0_23(listener, tls)?.run()
-            }
+        let server = match &certs {
+            Some(certs) => http.listen_rustls_0_23(listener, certs.server_config()?)?.run(),
             None => http.listen(listener)?.run(),
         };
-        Ok(Application { port, server, dispatcher })
+        reload::spawn(source, templates_dir, state.clone(), certs);
+        Ok(Application { port, server, state })
     }
 
     /// The port actually bound.
@@ -112,36 +119,20 @@ impl Application {
 
     /// The delivery lanes (tests use it to wait until everything queued was posted).
     pub fn dispatcher(&self) -> Arc<Dispatcher> {
-        self.dispatcher.clone()
+        self.state.dispatcher.clone()
     }
 
     /// Serves until SIGINT/SIGTERM; then stops accepting, finishes requests in flight, lets posts
     /// in flight finish within [`SHUTDOWN_GRACE`], and leaves the rest queued for the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        self.dispatcher.stop(SHUTDOWN_GRACE).await;
-        let queued: u64 = match self.dispatcher.store().depths().await {
+        let dispatcher = &self.state.dispatcher;
+        dispatcher.stop(SHUTDOWN_GRACE).await;
+        let queued: u64 = match dispatcher.store().depths().await {
             Ok(d) => d.iter().map(|d| d.pending).sum(),
             Err(_) => 0,
         };
         tracing::info!(queued, "Stopped; queued posts will be sent after the next start.");
         Ok(())
     }
-}
-
-/// Re-reads the TLS certificate on every SIGHUP.
-fn spawn_sighup(certs: Arc<CertStore>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
-        while hup.recv().await.is_some() {
-            match certs.reload() {
-                Ok(()) => tracing::info!("Reloaded the TLS certificate."),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "Could not reload the TLS certificate; still serving the previous one.")
-                }
-            }
-        }
-    });
 }

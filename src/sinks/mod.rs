@@ -104,32 +104,31 @@ impl HttpSink {
     }
 }
 
-#[async_trait]
-impl Sink for HttpSink {
-    async fn post(&self, body: &str) -> Posted {
-        let sent = self
+impl HttpSink {
+    /// Posts once and returns the platform's raw answer (or the transport error, without URL).
+    pub async fn send(&self, body: &str) -> Result<Answer, String> {
+        let response = self
             .client
             .post(self.url.expose().clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned())
             .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            // `without_url`: reqwest errors carry the URL, which holds the webhook's token.
-            Err(e) => {
-                return Posted { outcome: Outcome::Retry { after: None, reason: transport_error(e) }, pause: None }
-            }
-        };
+            .await
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = match response.text().await {
-            Ok(b) => crate::text::truncate(&b, 1000),
-            Err(e) => {
-                return Posted { outcome: Outcome::Retry { after: None, reason: transport_error(e) }, pause: None }
-            }
+        let body = response.text().await.map_err(transport_error)?;
+        Ok(Answer { status, headers, body: crate::text::truncate(&body, 1000) })
+    }
+}
+
+#[async_trait]
+impl Sink for HttpSink {
+    async fn post(&self, body: &str) -> Posted {
+        let answer = match self.send(body).await {
+            Ok(a) => a,
+            Err(reason) => return Posted { outcome: Outcome::Retry { after: None, reason }, pause: None },
         };
-        let answer = Answer { status, headers, body };
         match self.platform {
             Platform::Slack => Posted { outcome: slack::classify(&answer), pause: None },
             Platform::Discord => Posted { outcome: discord::classify(&answer), pause: discord::pause(&answer) },
@@ -137,6 +136,7 @@ impl Sink for HttpSink {
     }
 }
 
+// reqwest errors carry the request URL, which holds the webhook's token: `without_url` drops it.
 fn transport_error(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"

@@ -357,7 +357,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.execute_batch("INSERT INTO readiness VALUES (1); DELETE FROM readiness")).await
+        self.run(|conn| conn.execute_batch("INSERT INTO readiness VALUES (zeroblob(8192)); DELETE FROM readiness"))
+            .await
     }
 }
 

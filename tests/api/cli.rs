@@ -98,7 +98,9 @@ fn render_prints_the_exact_body_for_each_routed_channel() {
 async fn serve_starts_on_a_fresh_machine_with_unset_urls_and_says_which_channels_are_disabled() {
     let slack = mock_slack().await;
     let mut cmd = bin();
+    let data = tempfile::tempdir().unwrap();
     cmd.arg("--config").arg(shipped_config()).env("CALLRELAY__SERVER__LISTEN", "127.0.0.1:0");
+    cmd.env("CALLRELAY__STORE__PATH", data.path().join("callrelay.db"));
     cmd.env("SLACK_WEBHOOK_URL", format!("{}{SLACK_PATH}", slack.uri()));
     let served = Served::start(cmd);
     let base = format!("http://127.0.0.1:{}", served.port);

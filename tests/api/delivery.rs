@@ -176,7 +176,9 @@ async fn discord_429_retry_after_in_the_body_is_honoured() {
     app.post_event(&call_ended("c", "positive")).await;
     assert_eq!(app.received(&app.discord).await.len(), 2);
     let t = script.arrivals();
-    assert!(t[1] - t[0] >= Duration::from_millis(1500), "retried after {:?}", t[1] - t[0]);
+    let ready: serde_json::Value =
+        app.client.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
+    assert!(t[1] - t[0] >= Duration::from_millis(1500), "retried after {:?} {ready}", t[1] - t[0]);
 }
 
 /// Answers 429 to any request less than 950 ms after the last one it accepted (Slack's one per

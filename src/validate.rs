@@ -1,0 +1,91 @@
+//! What `check` verifies beyond loading, shared with live reload: every route's templates render
+//! every built-in sample into valid, mention-safe bodies within the platform's limits.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::config::{Config, Platform};
+use crate::event::{self, Event, Incoming};
+use crate::{pipeline, samples};
+
+/// Mention and link syntax that occurs only in the hostile sample, so finding it in a Slack body
+/// means user text escaped escaping.
+const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
+
+/// The result of rendering the samples.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Channel/event pairs that routes use.
+    pub pairs: usize,
+    /// Samples rendered.
+    pub rendered: usize,
+    /// Posts they became.
+    pub posts: usize,
+    /// Everything wrong, each naming template, line, channel and sample.
+    pub problems: Vec<String>,
+}
+
+/// Renders every sample through every channel/event pair the routes use.
+pub fn samples(config: &Config) -> Report {
+    let events: Vec<(&str, Event)> = samples::all()
+        .into_iter()
+        .filter_map(|s| match event::from_value(&s.body, chrono::Utc::now()) {
+            Ok(Incoming::Event(e)) => Some((s.name, *e)),
+            _ => None,
+        })
+        .collect();
+    let mut pairs = BTreeSet::new();
+    for route in config.router.routes() {
+        for ch in &route.channels {
+            for et in &route.events {
+                pairs.insert((ch.clone(), *et));
+            }
+        }
+    }
+    let mut report = Report { pairs: pairs.len(), ..Report::default() };
+    for (ch, et) in &pairs {
+        let channel = &config.channels[ch];
+        for (name, ev) in events.iter().filter(|(_, e)| e.event_type == *et) {
+            report.rendered += 1;
+            match config.renderer.render(channel, *et, &pipeline::context(ev)) {
+                Ok(r) => {
+                    report.posts += r.posts.len();
+                    for body in &r.posts {
+                        if let Some(m) = unsafe_body(channel.platform, body) {
+                            report.problems.push(format!("channel `{ch}`, sample \"{name}\": {m}"));
+                        }
+                    }
+                }
+                Err(e) => report.problems.push(format!("{e} [sample \"{name}\"]")),
+            }
+        }
+    }
+    report
+}
+
+fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    match platform {
+        Platform::Slack => {
+            let mut strings = Vec::new();
+            collect_strings(&value, &mut strings);
+            HOSTILE_TOKENS
+                .iter()
+                .find(|t| strings.iter().any(|s| s.contains(*t)))
+                .map(|t| format!("user text reached Slack unescaped (`{t}`); use {{{{value}}}}, not {{{{{{value}}}}}}"))
+        }
+        Platform::Discord => {
+            value.get("allowed_mentions").is_none().then(|| "the body has no `allowed_mentions`".to_owned())
+        }
+    }
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
