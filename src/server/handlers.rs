@@ -117,11 +117,11 @@ async fn accept(
     let window = config.dedup.window;
     if !window.is_zero() {
         once.push(OnceKey {
-            key: event::dedup_key(&event, &body),
+            key: event::dedup_key(event, body),
             expires_at_ms: now_ms() + window.as_millis() as i64,
         });
     }
-    let plan = pipeline::plan(config, &event);
+    let plan = pipeline::plan(config, event);
     let count = plan.deliveries.len();
     let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
     if count > 0 || !plan.dead.is_empty() || !once.is_empty() {
