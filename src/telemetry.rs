@@ -163,8 +163,7 @@ pub fn delivered(channel: &str, call_id: &str, events: usize, attempt: u32, late
 /// The platform answered 429; the lane waits `wait` (this never counts as a failed attempt).
 pub fn rate_limited(channel: &str, wait: Duration, answer: &str) {
     counter!("callrelay_posts_total", "channel" => channel.to_owned(), "outcome" => "rate_limited").increment(1);
-    counter!("callrelay_rate_limit_wait_seconds_total", "channel" => channel.to_owned())
-        .increment(wait.as_millis() as u64 / 1000);
+    histogram!("callrelay_rate_limit_wait_seconds", "channel" => channel.to_owned()).record(wait.as_secs_f64());
     tracing::warn!(
         channel,
         wait_ms = wait.as_millis() as u64,

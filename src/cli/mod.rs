@@ -125,6 +125,15 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
+    // The same validation as `check` and live reload (unset webhook variables only disable their
+    // channels, so a first run still starts).
+    let report = crate::validate::samples(&config);
+    if !report.problems.is_empty() {
+        return fail(&format!(
+            "the templates fail on built-in samples (run `callrelay check`):\n  - {}",
+            report.problems.join("\n  - ")
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let source = config.source.display_name();

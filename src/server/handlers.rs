@@ -116,16 +116,17 @@ async fn accept(
 ) -> Result<HttpResponse, ApiError> {
     let window = config.dedup.window;
     if !window.is_zero() {
-        once.push(OnceKey {
-            key: event::dedup_key(event, body),
-            expires_at_ms: now_ms() + window.as_millis() as i64,
-        });
+        once.push(OnceKey { key: event::dedup_key(event, body), expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
     let plan = pipeline::plan(config, event);
     let count = plan.deliveries.len();
     let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
     if count > 0 || !plan.dead.is_empty() || !once.is_empty() {
-        match state.store.accept(plan.deliveries, plan.dead, once).await.map_err(ApiError::Unavailable)? {
+        let committed = state.store.accept(plan.deliveries, plan.dead, once).await.map_err(|e| {
+            state.refused_bytes.fetch_max(body.len() * 2, Ordering::Relaxed);
+            ApiError::Unavailable(e)
+        })?;
+        match committed {
             Accepted::New => {}
             Accepted::Seen(key) if key.starts_with("webhook-id:") => {
                 return Err(ApiError::Unauthorized(Denied::Replay))
@@ -157,9 +158,16 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// The smallest write `/readyz` tries.
+const READINESS_PROBE_BYTES: usize = 8192;
+
 /// Ready when the store takes writes and no channel is broken; says which are, as JSON.
 pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
-    let store = state.store.ping().await;
+    let refused = state.refused_bytes.load(Ordering::Relaxed);
+    let store = state.store.ping(refused.max(READINESS_PROBE_BYTES)).await;
+    if store.is_ok() && refused > 0 {
+        state.refused_bytes.store(0, Ordering::Relaxed);
+    }
     let broken = state.dispatcher.broken();
     let snapshot = state.snapshot.load();
     let disabled: serde_json::Map<String, serde_json::Value> =

@@ -54,6 +54,9 @@ pub(crate) struct State {
     pub dispatcher: Arc<Dispatcher>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub reloads: reload::Status,
+    /// Size of the last body the store refused (0 once it takes writes again): `/readyz` probes
+    /// with at least this much, so readiness tracks what accepting actually needs.
+    pub refused_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Application {
@@ -85,6 +88,7 @@ impl Application {
             dispatcher,
             metrics: telemetry::metrics_handle(),
             reloads: reload::Status::default(),
+            refused_bytes: Default::default(),
         });
         let app_state = state.clone();
         let http = HttpServer::new(move || {

@@ -164,8 +164,8 @@ pub trait Store: Send + Sync {
     async fn requeue(&self, dead_letter: i64, bodies: Vec<String>) -> Result<(), StoreError>;
     /// Deletes dead letters that failed before `before_ms` (all when `None`); how many.
     async fn purge(&self, before_ms: Option<i64>) -> Result<usize, StoreError>;
-    /// Whether a write transaction can be started now (for `/readyz`).
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether a write of about `bytes` would succeed now (for `/readyz`); nothing is kept.
+    async fn ping(&self, bytes: usize) -> Result<(), StoreError>;
 }
 
 /// Now, in Unix milliseconds.

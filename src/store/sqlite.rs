@@ -356,9 +356,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.execute_batch("INSERT INTO readiness VALUES (zeroblob(8192)); DELETE FROM readiness"))
-            .await
+    async fn ping(&self, bytes: usize) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute("INSERT INTO readiness VALUES (zeroblob(?1))", params![bytes as i64])?;
+            conn.execute("DELETE FROM readiness", []).map(|_| ())
+        })
+        .await
     }
 }
 

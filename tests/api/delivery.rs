@@ -337,6 +337,10 @@ async fn a_full_store_answers_503_forwards_nothing_and_recovers() {
         assert!(accepted.len() < 200, "store.max_bytes was not enforced");
     };
     assert_eq!(refused.0, 503);
+    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "/readyz says the store cannot take writes");
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert!(ready["store"].as_str().unwrap().contains("full"), "{ready}");
     assert!(refused.1["error"].as_str().unwrap().contains("cannot store"), "{}", refused.1);
 
     app.slack.reset().await;
@@ -344,6 +348,7 @@ async fn a_full_store_answers_503_forwards_nothing_and_recovers() {
     assert!(app.dispatcher.idle(Duration::from_secs(30)).await, "the backlog drains");
     let r = app.post_event(&message("c", "user", "after recovery")).await;
     assert_eq!(r.status(), 200, "accepting again once space is freed");
+    assert_eq!(app.client.get(format!("{}/readyz", app.address)).send().await.unwrap().status(), 200);
     let delivered: Vec<String> =
         slack_messages(&app.received(&app.slack).await).into_iter().filter(|m| !m.is_empty()).collect();
     let joined = delivered.concat();

@@ -129,9 +129,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// The relay with a given configuration.
 pub async fn spawn_with(toml: &str) -> TestApp {
+    spawn_prepared(toml, |_| {}).await
+}
+
+/// The relay with a given configuration, after `prepare` has written files into its directory.
+pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp {
     let slack = mock_slack().await;
     let discord = mock_discord().await;
     let (dir, file) = write_config(toml, &slack, &discord);
+    prepare(dir.path());
     let config = config::load(&ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
     let path = config.server.path.clone();
     let app = Application::build(config).await.unwrap();

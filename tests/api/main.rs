@@ -7,6 +7,7 @@ mod delivery;
 mod durability;
 mod helpers;
 mod hostile;
+mod ops;
 mod properties;
 mod receive;
 mod routes;

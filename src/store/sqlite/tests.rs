@@ -111,11 +111,12 @@ async fn a_full_store_refuses_then_recovers_when_space_is_freed() {
         assert!(accepted < 1000, "max_bytes was not enforced");
     };
     assert_eq!(err, StoreError::Full);
+    assert_eq!(store.ping(big.len()).await, Err(StoreError::Full), "readiness sees what accepting saw");
     let queued = store.pending("a", 1000).await.unwrap();
     assert_eq!(queued.len(), accepted, "a refused accept left nothing behind");
     store.delivered(queued.iter().map(|q| q.id).collect()).await.unwrap();
     store.accept_all(vec![delivery("a", &big)], vec![]).await.unwrap();
-    store.ping().await.unwrap();
+    store.ping(big.len()).await.unwrap();
 }
 
 #[test]
