@@ -43,8 +43,9 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let sink = HttpSink::new(ch.platform, url.clone(), sinks::http_client(config.delivery.request_timeout));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
+    let client = runtime.block_on(async { sinks::http_client(config.delivery.request_timeout) });
+    let sink = HttpSink::new(ch.platform, url.clone(), client);
     let n = rendered.posts.len();
     let mut ok = true;
     for (i, post) in rendered.posts.iter().enumerate() {

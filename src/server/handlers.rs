@@ -158,11 +158,20 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// `/readyz` query.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ReadyQuery {
+    /// `intake`: ignore broken channels.
+    scope: Option<String>,
+}
+
 /// The smallest write `/readyz` tries.
 const READINESS_PROBE_BYTES: usize = 8192;
 
-/// Ready when the store takes writes and no channel is broken; says which are, as JSON.
-pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
+/// Ready when the store takes writes and no channel is broken; says which are, as JSON. With
+/// `?scope=intake`, only whether events can be accepted (for load balancers: a broken channel
+/// must not take the relay out of rotation for the other channels' events).
+pub(super) async fn readyz(state: web::Data<State>, query: web::Query<ReadyQuery>) -> HttpResponse {
     let refused = state.refused_bytes.load(Ordering::Relaxed);
     let store = state.store.ping(refused.max(READINESS_PROBE_BYTES)).await;
     if store.is_ok() && refused > 0 {
@@ -172,7 +181,8 @@ pub(super) async fn readyz(state: web::Data<State>) -> HttpResponse {
     let snapshot = state.snapshot.load();
     let disabled: serde_json::Map<String, serde_json::Value> =
         snapshot.config.disabled_channels().map(|(n, why)| (n.to_owned(), json!(why))).collect();
-    let ready = store.is_ok() && broken.is_empty();
+    let intake_only = query.scope.as_deref() == Some("intake");
+    let ready = store.is_ok() && (intake_only || broken.is_empty());
     let loaded_at = chrono::DateTime::from_timestamp_millis(state.reloads.loaded_at_ms.load(Ordering::Relaxed));
     let body = json!({
         "ready": ready,

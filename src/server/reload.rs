@@ -129,6 +129,7 @@ fn watch(source: &ConfigSource, templates_dir: &Path, tx: mpsc::Sender<&'static 
         .map(|f| canonical(f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))));
     let config_path = config_file.as_ref().and_then(|f| Some(config_dir.clone()?.join(f.file_name()?)));
     let templates = templates_dir.clone();
+    let config_dir_w = config_dir.clone();
     let handler = move |res: notify::Result<Event>| {
         let Ok(event) = res else { return };
         let changed = match event.kind {
@@ -136,7 +137,13 @@ fn watch(source: &ConfigSource, templates_dir: &Path, tx: mpsc::Sender<&'static 
             EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
             _ => false,
         };
-        let relevant = event.paths.iter().any(|p| p.starts_with(&templates) || Some(p) == config_path.as_ref());
+        // Kubernetes swaps a mounted ConfigMap by renaming hidden `..data` entries beside the file.
+        let swapped = |p: &Path| {
+            p.parent() == config_dir_w.as_deref()
+                && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
+        };
+        let relevant =
+            event.paths.iter().any(|p| p.starts_with(&templates) || Some(p) == config_path.as_ref() || swapped(p));
         if changed && relevant {
             let _ = tx.try_send("file change");
         }

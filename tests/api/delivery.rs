@@ -312,6 +312,8 @@ async fn a_deleted_discord_webhook_breaks_the_channel_and_readyz_says_so() {
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["broken_channels"]["summaries"].as_str().unwrap().contains("10015"), "{body}");
+    let intake = app.client.get(format!("{}/readyz?scope=intake", app.address)).send().await.unwrap();
+    assert_eq!(intake.status(), 200, "a broken channel does not stop intake for the others");
     app.post_event(&message("c", "user", "slack still works")).await;
     assert_eq!(slack_messages(&app.received(&app.slack).await), ["slack still works"]);
 }

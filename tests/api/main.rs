@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod delivery;
+mod deploy;
 mod durability;
 mod helpers;
 mod hostile;
