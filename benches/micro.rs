@@ -40,7 +40,8 @@ fn coalesce(c: &mut Criterion) {
     let render = |channel: &str, i: usize| -> Value {
         let body = serde_json::json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":format!("message #n{i}"),"sent_at":"2024-01-15T10:30:00Z"}});
         let Ok(Incoming::Event(e)) = event::from_value(&body, chrono::Utc::now()) else { panic!() };
-        let posts = config.renderer.render(&config.channels[channel], e.event_type, &pipeline::context(&e)).unwrap().posts;
+        let posts =
+            config.renderer.render(&config.channels[channel], e.event_type, &pipeline::context(&e)).unwrap().posts;
         serde_json::from_str(&posts[0]).unwrap()
     };
     let slack: Vec<Value> = (0..64).map(|i| render("live", i)).collect();

@@ -6,7 +6,9 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 
 async fn ingest(body: web::Bytes) -> HttpResponse {
     match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) if v.get("event_type").and_then(|t| t.as_str()).is_some() => HttpResponse::Ok().json(serde_json::json!({"status": "accepted"})),
+        Ok(v) if v.get("event_type").and_then(|t| t.as_str()).is_some() => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "accepted"}))
+        }
         _ => HttpResponse::BadRequest().finish(),
     }
 }

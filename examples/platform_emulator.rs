@@ -39,14 +39,18 @@ fn over(p: &Platform, windows: &[(usize, Duration)], now: Instant) -> Option<Dur
         .max()
 }
 
+/// The distinct message numbers (`#n123`) in a body, in order of first appearance (a Slack body
+/// carries each text twice: the `text` fallback and a block).
 fn numbers(body: &str) -> Vec<u64> {
-    let mut out = Vec::new();
+    let mut out: Vec<u64> = Vec::new();
     let mut rest = body;
     while let Some(i) = rest.find("#n") {
         rest = &rest[i + 2..];
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         if let Ok(n) = digits.parse() {
-            out.push(n);
+            if !out.contains(&n) {
+                out.push(n);
+            }
         }
     }
     out
@@ -68,7 +72,9 @@ async fn slack(state: web::Data<Emulator>, body: String) -> HttpResponse {
     // Loopback jitter allowance of 20 ms.
     if let Some(wait) = over(&p, &[(1, Duration::from_millis(980))], now) {
         p.limited += 1;
-        return HttpResponse::TooManyRequests().insert_header(("Retry-After", wait.as_secs().max(1).to_string())).body("rate_limited");
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", wait.as_secs().max(1).to_string()))
+            .body("rate_limited");
     }
     if serde_json::from_str::<Value>(&body).is_err() {
         return HttpResponse::BadRequest().body("invalid_payload");
@@ -86,23 +92,29 @@ async fn discord(state: web::Data<Emulator>, body: String) -> HttpResponse {
         return HttpResponse::TooManyRequests()
             .insert_header(("X-RateLimit-Remaining", "0"))
             .insert_header(("X-RateLimit-Reset-After", format!("{:.3}", wait.as_secs_f64())))
-            .json(json!({"message": "You are being rate limited.", "retry_after": wait.as_secs_f64(), "global": false}));
+            .json(
+                json!({"message": "You are being rate limited.", "retry_after": wait.as_secs_f64(), "global": false}),
+            );
     }
     if serde_json::from_str::<Value>(&body).is_err() {
         return HttpResponse::BadRequest().json(json!({"code": 50109}));
     }
     accept(&mut p, &body, now);
-    let in_window = p.sent.iter().filter(|t| now.duration_since(**t) < Duration::from_secs(2)).count();
+    // The per-webhook bucket: 5 per 2 s; Reset-After is when the oldest post in it leaves.
+    let in_window: Vec<&Instant> = p.sent.iter().filter(|t| now.duration_since(**t) < Duration::from_secs(2)).collect();
+    let reset_after =
+        in_window.first().map_or(0.0, |t| (**t + Duration::from_secs(2)).saturating_duration_since(now).as_secs_f64());
     HttpResponse::Ok()
         .insert_header(("X-RateLimit-Limit", "5"))
-        .insert_header(("X-RateLimit-Remaining", 5usize.saturating_sub(in_window).to_string()))
-        .insert_header(("X-RateLimit-Reset-After", "2.000"))
+        .insert_header(("X-RateLimit-Remaining", 5usize.saturating_sub(in_window.len()).to_string()))
+        .insert_header(("X-RateLimit-Reset-After", format!("{reset_after:.3}")))
         .json(json!({"id": p.posts.to_string()}))
 }
 
 async fn stats(state: web::Data<Emulator>) -> HttpResponse {
     let view = |p: &Platform| json!({"posts": p.posts, "limited": p.limited, "sequence": p.sequence, "last_ms": p.last_ms as u64});
-    HttpResponse::Ok().json(json!({"slack": view(&state.slack.lock().unwrap()), "discord": view(&state.discord.lock().unwrap())}))
+    HttpResponse::Ok()
+        .json(json!({"slack": view(&state.slack.lock().unwrap()), "discord": view(&state.discord.lock().unwrap())}))
 }
 
 #[actix_web::main]

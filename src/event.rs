@@ -223,8 +223,10 @@ fn number(v: Option<&Value>) -> Option<f64> {
 }
 
 /// The key under which an identical event is recognised: type, call_id, and for `message` the
-/// utterance's `sent_at` and text; for other types the whole body.
-pub fn dedup_key(event: &Event, body: &[u8]) -> String {
+/// utterance's `sent_at` and text; for other types the whole body. A `message` without `sent_at`
+/// has none: the same words said twice in a call could not be told from a resend, and dropping
+/// real speech is worse than a repeated post.
+pub fn dedup_key(event: &Event, body: &[u8]) -> Option<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(event.event_type.as_str());
@@ -233,14 +235,14 @@ pub fn dedup_key(event: &Event, body: &[u8]) -> String {
     h.update([0]);
     match &event.message {
         Some(m) if event.event_type == EventType::Message => {
-            h.update(m.sent_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+            h.update(m.sent_at?.to_rfc3339());
             h.update([0]);
             h.update(&m.message);
         }
         _ => h.update(body),
     }
     let digest = h.finalize();
-    format!("event:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    Some(format!("event:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 /// RFC 3339, or ISO 8601 without a zone (taken as UTC).
@@ -312,6 +314,23 @@ mod tests {
         assert_eq!(e.agent_id.as_deref(), Some("a1"));
         let e = event(json!({"event_type":"call_ended","call_id":"c"}));
         assert_eq!(e.user_name, None);
+    }
+
+    #[test]
+    fn dedup_keys_tell_resends_from_repeats() {
+        let msg = |text: &str, at: Option<&str>| {
+            let mut v = json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":text}});
+            if let Some(at) = at {
+                v["message"]["sent_at"] = json!(at);
+            }
+            let body = serde_json::to_vec(&v).unwrap();
+            dedup_key(&event(v), &body)
+        };
+        let a = msg("yes", Some("2024-01-15T10:30:00Z"));
+        assert!(a.is_some());
+        assert_eq!(a, msg("yes", Some("2024-01-15T10:30:00Z")), "a resend");
+        assert_ne!(a, msg("yes", Some("2024-01-15T10:30:09Z")), "the same word said again");
+        assert_eq!(msg("yes", None), None, "no sent_at: never treated as a duplicate");
     }
 
     #[test]

@@ -118,6 +118,15 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
             "a token is empty".into(),
         ));
     }
+    let path_ok = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
+    if !raw.server.path.chars().all(path_ok) {
+        problems.push(problem(
+            &file,
+            lines.find(&["server".into(), "path".into()]),
+            "key `server.path`",
+            "may contain only letters, digits, `-`, `.`, `_`, `~` and `/`".into(),
+        ));
+    }
     if !raw.server.path.starts_with('/') {
         problems.push(problem(
             &file,

@@ -115,8 +115,8 @@ async fn accept(
     mut once: Vec<OnceKey>,
 ) -> Result<HttpResponse, ApiError> {
     let window = config.dedup.window;
-    if !window.is_zero() {
-        once.push(OnceKey { key: event::dedup_key(event, body), expires_at_ms: now_ms() + window.as_millis() as i64 });
+    if let Some(key) = event::dedup_key(event, body).filter(|_| !window.is_zero()) {
+        once.push(OnceKey { key, expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
     let plan = pipeline::plan(config, event);
     let count = plan.deliveries.len();

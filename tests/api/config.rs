@@ -104,3 +104,10 @@ fn auth_secrets_are_checked_at_load_without_being_echoed() {
     let c = load_text(&format!("{CHANNEL}[auth]\ntokens = [\"t0ken-value\"]\n")).unwrap();
     assert!(!format!("{:?}", c.auth).contains("t0ken-value"), "Debug redacts secrets");
 }
+
+#[test]
+fn a_path_with_pattern_characters_is_refused_without_echoing_it() {
+    let e = load_text(&format!("{CHANNEL}[server]\npath = \"/webhook/{{s3cret}}\"\n")).unwrap_err();
+    assert!(e.contains("key `server.path`: may contain only"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}

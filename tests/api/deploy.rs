@@ -79,6 +79,7 @@ fn compose_runs_the_relay_behind_caddy_for_one_domain() {
     assert!(ports.contains(&"443:443") && ports.contains(&"80:80"));
     let caddyfile = read("Caddyfile");
     assert!(caddyfile.contains("{$DOMAIN}") && caddyfile.contains("reverse_proxy callrelay:8080"), "{caddyfile}");
+    assert!(caddyfile.contains("handle /webhook*"), "only the webhook path is public: {caddyfile}");
 }
 
 #[test]

@@ -291,6 +291,11 @@ async fn secrets_never_appear_in_logs_errors_or_cli_output() {
         assert!(Instant::now() < deadline, "the posts never arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The log is read from the child's pipe by another thread: give it time to catch up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !served.log().contains("internal_error") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut output = served.log();
     for args in [vec!["check"], vec!["render"], vec!["dlq", "list"]] {
         let out = bin().args(&args).arg("--config").arg(&file).envs(env).output().unwrap();
