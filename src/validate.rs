@@ -68,8 +68,7 @@ fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
     let value: Value = serde_json::from_str(body).ok()?;
     match platform {
         Platform::Slack => {
-            let mut strings = Vec::new();
-            collect_strings(&value, &mut strings);
+            let strings = strings(&value);
             HOSTILE_TOKENS
                 .iter()
                 .find(|t| strings.iter().any(|s| s.contains(*t)))
@@ -81,11 +80,17 @@ fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
     }
 }
 
-fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-    match v {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
-        Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
-        _ => {}
+/// Every string inside a JSON value, depth first.
+pub fn strings(v: &Value) -> Vec<&str> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
     }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
 }

@@ -76,16 +76,7 @@ impl Dispatcher {
     /// posting after its request timeout is abandoned, and that post may be sent again). Broken
     /// channels are forgotten, so a fixed URL is tried again. Nothing queued is touched.
     pub async fn reload(&self, config: &Config) {
-        let old = {
-            let mut lanes = self.lanes.lock().expect("not poisoned");
-            let fresh = Lanes {
-                wakes: BTreeMap::new(),
-                stop: watch::channel(false).0,
-                handles: Vec::new(),
-                request_timeout: Duration::ZERO,
-            };
-            std::mem::replace(&mut *lanes, fresh)
-        };
+        let old = std::mem::replace(&mut *self.lanes.lock().expect("not poisoned"), Lanes::empty());
         old.stop(SHUTDOWN_EXTRA).await;
         self.broken.clear();
         dead_letter_orphans(config, &self.store).await;
@@ -127,16 +118,7 @@ impl Dispatcher {
     /// Stops the lanes: posts in flight finish (within `grace`); everything else stays queued for
     /// the next start.
     pub async fn stop(&self, grace: Duration) {
-        let lanes = {
-            let mut lanes = self.lanes.lock().expect("not poisoned");
-            let empty = Lanes {
-                wakes: BTreeMap::new(),
-                stop: watch::channel(false).0,
-                handles: Vec::new(),
-                request_timeout: Duration::ZERO,
-            };
-            std::mem::replace(&mut *lanes, empty)
-        };
+        let lanes = std::mem::replace(&mut *self.lanes.lock().expect("not poisoned"), Lanes::empty());
         let extra = grace.saturating_sub(lanes.request_timeout);
         lanes.stop(extra).await;
     }
@@ -146,6 +128,16 @@ impl Dispatcher {
 const SHUTDOWN_EXTRA: Duration = Duration::from_secs(1);
 
 impl Lanes {
+    /// No lanes (between stopping the old ones and starting new ones).
+    fn empty() -> Lanes {
+        Lanes {
+            wakes: BTreeMap::new(),
+            stop: watch::channel(false).0,
+            handles: Vec::new(),
+            request_timeout: Duration::ZERO,
+        }
+    }
+
     /// Asks every lane to stop and waits up to the request timeout plus `extra`; lanes still
     /// running then are aborted.
     async fn stop(self, extra: Duration) {

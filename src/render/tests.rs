@@ -39,15 +39,6 @@ fn render(r: &Renderer, platform: Platform, body: &Value) -> Result<Rendered, Re
     r.render(&channel(name, platform), e.event_type, &pipeline::context(&e))
 }
 
-fn strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|i| strings(i, out)),
-        Value::Object(m) => m.values().for_each(|i| strings(i, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn every_shipped_template_renders_every_sample_safely_within_limits() {
     let r = renderer(&shipped(), TemplateOverrides::default()).unwrap();
@@ -65,8 +56,7 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
                 .unwrap();
                 assert_eq!(again.posts, vec![v.clone()], "{}: {platform:?} post not within limits", sample.name);
                 assert!(again.notes.is_empty(), "{}: {:?}", sample.name, again.notes);
-                let mut all = Vec::new();
-                strings(&v, &mut all);
+                let all = crate::validate::strings(&v);
                 for s in &all {
                     if platform == Platform::Slack {
                         for token in
@@ -98,9 +88,10 @@ fn a_long_transcript_is_split_across_posts_in_order_not_dropped() {
     }
     for platform in [Platform::Slack, Platform::Discord] {
         let out = render(&r, platform, &body).unwrap();
-        let mut texts = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
         for post in &out.posts {
-            strings(&serde_json::from_str(post).unwrap(), &mut texts);
+            let v: Value = serde_json::from_str(post).unwrap();
+            texts.extend(crate::validate::strings(&v).into_iter().map(str::to_owned));
         }
         let joined = texts.join("\n");
         let stamps: Vec<usize> = (0..300)

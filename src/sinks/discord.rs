@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{Answer, Fitted, Outcome};
+use super::{cut, Answer, Fitted, Outcome};
 use crate::config::WebhookUrl;
 use crate::text;
 
@@ -241,14 +241,6 @@ pub fn embed_chars(e: &Value) -> usize {
             .sum()
     });
     s("/title") + s("/description") + s("/footer/text") + s("/author/name") + fields
-}
-
-fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
-    let n = text::chars(t);
-    if n > max {
-        *t = text::truncate(t, max);
-        notes.push(format!("{what} cut from {n} to {max} characters"));
-    }
 }
 
 /// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries

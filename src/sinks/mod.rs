@@ -83,6 +83,15 @@ pub struct Fitted {
     pub notes: Vec<String>,
 }
 
+/// Cuts `t` to `max` characters (with `…`), noting what was cut, for the platforms' `fit`.
+fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
+    let n = crate::text::chars(t);
+    if n > max {
+        *t = crate::text::truncate(t, max);
+        notes.push(format!("{what} cut from {n} to {max} characters"));
+    }
+}
+
 /// Posts one body to one destination.
 #[async_trait]
 pub trait Sink: Send + Sync {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{Answer, Fitted, Outcome};
+use super::{cut, Answer, Fitted, Outcome};
 use crate::text;
 
 /// Posting budget: about one message per second per webhook.
@@ -134,14 +134,6 @@ fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
             }
         }
         _ => {}
-    }
-}
-
-fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
-    let n = text::chars(t);
-    if n > max {
-        *t = text::truncate(t, max);
-        notes.push(format!("{what} cut from {n} to {max} characters"));
     }
 }
 

@@ -81,14 +81,6 @@ async fn with_slack_script(extra: &str, script: Scripted) -> TestApp {
     app
 }
 
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn server_errors_are_retried_until_delivered_in_order() {
     let script = Scripted::new(vec![
@@ -141,7 +133,7 @@ async fn connection_refused_is_retried_until_the_endpoint_comes_up() {
     tokio::spawn(app.run_until_stopped());
     reqwest::Client::new().post(url).json(&message("c", "user", "hello?")).send().await.unwrap();
     let store = dispatcher.store();
-    wait_for("a refused attempt", async || {
+    wait_until("a refused attempt", Duration::from_secs(20), async || {
         store.pending("live", 1).await.unwrap().first().is_some_and(|q| q.attempts >= 2)
     })
     .await;
@@ -260,7 +252,8 @@ async fn a_failing_channel_does_not_delay_another() {
         app.post_event(&call_ended(&format!("c{i}"), "positive")).await;
         app.post_event(&message(&format!("c{i}"), "user", "live")).await;
     }
-    wait_for("Discord to get every summary", async || bodies(&app.discord).await.len() == 5).await;
+    wait_until("Discord to get every summary", Duration::from_secs(20), async || bodies(&app.discord).await.len() == 5)
+        .await;
     assert!(!script.arrivals().is_empty(), "Slack is being tried meanwhile");
     assert!(
         app.dispatcher.store().pending("live", 100).await.unwrap().len() == 5,
@@ -287,7 +280,10 @@ async fn a_400_goes_to_the_dead_letters_and_dlq_replay_delivers_it() {
     Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
     let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(app.config_file()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_for("the replayed posts", async || slack_messages(&bodies(&app.slack).await).len() == 2).await;
+    wait_until("the replayed posts", Duration::from_secs(20), async || {
+        slack_messages(&bodies(&app.slack).await).len() == 2
+    })
+    .await;
     assert_eq!(slack_messages(&bodies(&app.slack).await), ["rejected once", "also rejected"]);
     assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
@@ -26,14 +26,6 @@ fn serve(file: &std::path::Path) -> Served {
     let mut cmd = bin();
     cmd.arg("--config").arg(file).env("RUST_LOG", "info");
     Served::start(cmd)
-}
-
-async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -216,17 +216,7 @@ pub fn call_ended(call_id: &str, sentiment: &str) -> Value {
 
 /// Every string inside a JSON value.
 pub fn strings(v: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(a) => a.iter().for_each(|i| walk(i, out)),
-            Value::Object(m) => m.values().for_each(|i| walk(i, out)),
-            _ => {}
-        }
-    }
-    walk(v, &mut out);
-    out
+    callrelay::validate::strings(v).into_iter().map(str::to_owned).collect()
 }
 
 /// Validates a body against Discord's official execute-webhook schema, plus the rules the schema
@@ -322,5 +312,14 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `done` every 10 ms until it holds; fails naming `what` after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

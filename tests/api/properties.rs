@@ -96,15 +96,6 @@ fn event() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|i| strings(i, out)),
-        Value::Object(m) => m.values().for_each(|i| strings(i, out)),
-        _ => {}
-    }
-}
-
 proptest! {
     // 256 cases by default; PROPTEST_CASES overrides.
 
@@ -139,8 +130,7 @@ proptest! {
                     config::Platform::Discord => discord::fit(v.clone()),
                 }.map_err(TestCaseError::fail)?;
                 prop_assert_eq!(&refit.posts, &vec![v.clone()], "over a limit");
-                let mut all = Vec::new();
-                strings(&v, &mut all);
+                let all = callrelay::validate::strings(&v);
                 match channel.platform {
                     // The shipped templates write no `<`, so any `<` would be user text unescaped.
                     config::Platform::Slack => prop_assert!(all.iter().all(|s| !s.contains('<')), "a `<` reached Slack"),
