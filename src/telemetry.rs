@@ -127,7 +127,8 @@ pub fn event_unrouted(event_type: EventType, call_id: &str) {
 pub fn channel_skipped(channel: &str, why: &str, call_id: &str) {
     counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => "channel_disabled")
         .increment(1);
-    tracing::warn!(channel, call_id, why, "Skipped a delivery because the channel is disabled.");
+    // Said once at start (`channel_disabled`); per event only at debug, to keep the log readable.
+    tracing::debug!(channel, call_id, why, "Skipped a delivery because the channel is disabled.");
 }
 
 /// A channel is disabled at start.

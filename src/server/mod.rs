@@ -136,7 +136,11 @@ impl Application {
             Ok(d) => d.iter().map(|d| d.pending).sum(),
             Err(_) => 0,
         };
-        tracing::info!(queued, "Stopped; queued posts will be sent after the next start.");
+        if queued == 0 {
+            tracing::info!("Stopped; nothing is left queued.");
+        } else {
+            tracing::info!(queued, "Stopped; queued posts will be sent after the next start.");
+        }
         Ok(())
     }
 }
