@@ -423,3 +423,34 @@ async fn a_template_that_fails_at_runtime_keeps_the_event_for_a_replay_after_the
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["text"], "hi (tier none)");
 }
+
+#[tokio::test]
+async fn dlq_replays_one_by_id_and_purges_by_age() {
+    let script = Scripted::new(vec![ResponseTemplate::new(400).set_body_string("invalid_payload")]);
+    let app = with_slack_script("", script).await;
+    for text in ["first", "second", "third"] {
+        app.post_event(&message("c", "user", text)).await;
+        assert!(app.dispatcher.idle(Duration::from_secs(20)).await, "each dead-lettered before the next");
+    }
+    let letters = app.dispatcher.store().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 3);
+    let dlq = |args: &[&str]| {
+        let out = bin().arg("dlq").args(args).arg("--config").arg(app.config_file()).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
+    let (ok, said) = dlq(&["replay", &letters[1].id.to_string()]);
+    assert!(ok, "{said}");
+    wait_until("the replayed post", Duration::from_secs(20), async || !bodies(&app.slack).await.is_empty()).await;
+    assert_eq!(slack_messages(&bodies(&app.slack).await), ["second"], "only the one replayed");
+    let (ok, said) = dlq(&["replay", "999999"]);
+    assert!(!ok && said.contains("no dead letter with id 999999"), "{said}");
+
+    let (ok, said) = dlq(&["purge", "--older-than", "1h"]);
+    assert!(ok && said.contains("Purged 0 dead letters"), "{said}");
+    let (ok, said) = dlq(&["purge"]);
+    assert!(ok && said.contains("Purged 2 dead letters"), "{said}");
+    let (_, said) = dlq(&["list"]);
+    assert!(said.contains("No dead letters"), "{said}");
+}
