@@ -225,3 +225,31 @@ async fn send_test_posts_a_sample_and_prints_the_answer() {
     let out = bin().args(["send-test", "--channel", "nope", "--config"]).arg(&file).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no channel `nope`"));
 }
+
+#[tokio::test]
+async fn a_kubernetes_style_configmap_swap_is_reloaded() {
+    // The kubelet mounts `relay.toml -> ..data/relay.toml` and `..data -> ..<timestamp>/`, and
+    // updates by writing a new timestamped directory and renaming a new `..data` over the old one.
+    let app = spawn_prepared(DEFAULT_TOML, |dir| {
+        std::fs::create_dir(dir.join("..v1")).unwrap();
+        std::fs::rename(dir.join("relay.toml"), dir.join("..v1/relay.toml")).unwrap();
+        std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/relay.toml", dir.join("relay.toml")).unwrap();
+    })
+    .await;
+    let dir = app.config_file().parent().unwrap().to_path_buf();
+    app.post_event(&message("c", "user", "before")).await;
+    assert!(app.received(&app.discord).await.is_empty(), "messages go to Slack only");
+
+    let text = std::fs::read_to_string(dir.join("..v1/relay.toml")).unwrap().replace(
+        "events = [\"message\"]\nchannels = [\"live\"]",
+        "events = [\"message\"]\nchannels = [\"live\", \"summaries\"]",
+    );
+    std::fs::create_dir(dir.join("..v2")).unwrap();
+    std::fs::write(dir.join("..v2/relay.toml"), text).unwrap();
+    std::os::unix::fs::symlink("..v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    wait_for_reloads(&app, "reloads", 1).await;
+    app.post_event(&message("c", "user", "after")).await;
+    assert_eq!(app.received(&app.discord).await.len(), 1, "the swapped-in route is used");
+}
