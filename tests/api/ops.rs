@@ -104,10 +104,13 @@ async fn sighup_reloads_routes_in_the_real_binary() {
     let url = format!("http://127.0.0.1:{}/webhook", served.port);
     let client = reqwest::Client::new();
     // Route live messages to Discord too; the watcher is not what we test here, so also signal.
-    let text = std::fs::read_to_string(&file).unwrap().replace(
-        "events = [\"message\"]\nchannels = [\"live\"]",
-        "events = [\"message\"]\nchannels = [\"live\", \"summaries\"]",
-    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(
+            "events = [\"message\"]\nchannels = [\"live\"]",
+            "events = [\"message\"]\nchannels = [\"live\", \"summaries\"]",
+        )
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\"");
     std::fs::write(&file, text).unwrap();
     assert!(std::process::Command::new("kill")
         .args(["-HUP", &served.child.id().to_string()])
@@ -119,6 +122,7 @@ async fn sighup_reloads_routes_in_the_real_binary() {
         assert!(Instant::now() < deadline, "{}", served.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(served.log().contains("take effect after a restart"), "a listen change is reported: {}", served.log());
     client.post(&url).json(&message("c", "user", "to both")).send().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while bodies(&discord).await.is_empty() {
