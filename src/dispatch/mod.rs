@@ -77,7 +77,8 @@ impl Dispatcher {
     /// channels are forgotten, so a fixed URL is tried again. Nothing queued is touched.
     pub async fn reload(&self, config: &Config) {
         let old = std::mem::replace(&mut *self.lanes.lock().expect("not poisoned"), Lanes::empty());
-        old.stop(SHUTDOWN_EXTRA).await;
+        let limit = old.request_timeout + SHUTDOWN_EXTRA;
+        old.stop(limit).await;
         self.broken.clear();
         dead_letter_orphans(config, &self.store).await;
         let fresh = spawn_lanes(config, &self.store, &self.broken);
@@ -119,8 +120,7 @@ impl Dispatcher {
     /// the next start.
     pub async fn stop(&self, grace: Duration) {
         let lanes = std::mem::replace(&mut *self.lanes.lock().expect("not poisoned"), Lanes::empty());
-        let extra = grace.saturating_sub(lanes.request_timeout);
-        lanes.stop(extra).await;
+        lanes.stop(grace).await;
     }
 }
 
@@ -138,11 +138,10 @@ impl Lanes {
         }
     }
 
-    /// Asks every lane to stop and waits up to the request timeout plus `extra`; lanes still
-    /// running then are aborted.
-    async fn stop(self, extra: Duration) {
+    /// Asks every lane to stop and waits up to `limit` for posts in flight; lanes still running
+    /// then are aborted.
+    async fn stop(self, limit: Duration) {
         let _ = self.stop.send(true);
-        let limit = self.request_timeout + extra;
         let mut handles = self.handles;
         let all = async {
             for h in handles.iter_mut() {
