@@ -2,9 +2,11 @@
 //!
 //! Templates are `.json.hbs` files in strict mode. `{{value}}` is escaped for a JSON string (and,
 //! for Slack, by Slack's `&`, `<`, `>` rules first), so no user text can break the payload or form a
-//! mention. After rendering, the output must be JSON; Discord bodies get `allowed_mentions` and the
-//! channel's username; then the platform's limits are enforced, splitting into several posts if
-//! needed.
+//! mention. After rendering, the output must be JSON; Discord bodies get the channel's username;
+//! then the platform's module makes the body safe whatever the template wrote (Slack `verbatim`,
+//! Discord `allowed_mentions`, no blank text) and enforces its limits, splitting into several
+//! posts if needed. A body the platform module refuses is a [`RenderError`] pointing at the
+//! template line that wrote the offending key.
 
 mod builtin;
 mod helpers;
@@ -27,6 +29,8 @@ pub struct Renderer {
     slack: Handlebars<'static>,
     discord: Handlebars<'static>,
     chosen: BTreeMap<(String, EventType), String>,
+    /// Each registered template's text, so a refused body can point at the line that wrote it.
+    sources: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -82,6 +86,7 @@ impl Renderer {
         let mut discord = registry(Platform::Discord);
         let mut chosen = BTreeMap::new();
         let mut problems = Vec::new();
+        let mut sources = BTreeMap::new();
         let mut registered: HashSet<(Platform, String)> = HashSet::new();
         for (channel, (platform, overrides)) in channels {
             for event_type in EventType::ALL {
@@ -116,6 +121,7 @@ impl Renderer {
                 };
                 let hb = if *platform == Platform::Slack { &mut slack } else { &mut discord };
                 if registered.insert((*platform, name.clone())) {
+                    sources.insert(name.clone(), source.clone());
                     if let Err(e) = hb.register_template_string(&name, source) {
                         let shown =
                             if name.starts_with("built-in:") { name.clone() } else { path.display().to_string() };
@@ -127,7 +133,7 @@ impl Renderer {
             }
         }
         if problems.is_empty() {
-            Ok(Renderer { slack, discord, chosen })
+            Ok(Renderer { slack, discord, chosen, sources })
         } else {
             Err(problems)
         }
@@ -170,9 +176,20 @@ impl Renderer {
                 discord::fit(body)
             }
         }
-        .map_err(|m| fail(None, m))?;
+        .map_err(|refused| {
+            let line = refused.key.and_then(|key| self.line_writing(&template, key));
+            fail(line, refused.message)
+        })?;
         let posts = fitted.posts.iter().map(|p| serde_json::to_string(p).expect("JSON values serialise")).collect();
         Ok(Rendered { posts, notes: fitted.notes })
+    }
+}
+
+impl Renderer {
+    /// The first line of `template` that writes `"key"`, if any.
+    fn line_writing(&self, template: &str, key: &str) -> Option<usize> {
+        let quoted = format!("\"{key}\"");
+        self.sources.get(template)?.lines().position(|l| l.contains(&quoted)).map(|i| i + 1)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{cut, Answer, Fitted, Outcome};
+use super::{blank, cut, Answer, Fitted, Outcome, Refused, NO_TEXT};
 use crate::config::WebhookUrl;
 use crate::text;
 
@@ -89,12 +89,9 @@ pub fn check_username(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Sets `allowed_mentions: {"parse": []}` unless the body already says otherwise, so no text in
-/// a post can ping `@everyone`, `@here`, a role or a user; fills `username`/`avatar_url` from the
-/// channel when the template left them out.
+/// Fills `username`/`avatar_url` from the channel when the template left them out.
 pub fn apply_defaults(body: &mut Value, username: Option<&str>, avatar_url: Option<&str>) {
     if let Value::Object(top) = body {
-        top.entry("allowed_mentions").or_insert_with(|| json!({"parse": []}));
         if let Some(u) = username {
             top.entry("username").or_insert_with(|| json!(u));
         }
@@ -104,22 +101,52 @@ pub fn apply_defaults(body: &mut Value, username: Option<&str>, avatar_url: Opti
     }
 }
 
-/// Enforces Discord's limits on a rendered body: over-long text is cut with `…`; more than
+/// Makes sure no text in a post can ping anyone Discord would parse on its own: `allowed_mentions`
+/// always carries `"parse": []`. A template may still list the user or role IDs it means to ping
+/// (`"roles": ["123"]`), but asking Discord to parse `everyone`, `users` or `roles` in any text
+/// would let a caller's `@everyone` or `<@&role>` through, so it is refused.
+/// <https://discord.com/developers/docs/resources/message#allowed-mentions-object>
+fn secure_mentions(top: &mut Map<String, Value>) -> Result<(), Refused> {
+    let refuse = |message: String| Refused { message, key: Some("allowed_mentions") };
+    let mentions = top.entry("allowed_mentions").or_insert_with(|| json!({"parse": []}));
+    let Value::Object(m) = mentions else {
+        return Err(refuse("`allowed_mentions` must be an object".into()));
+    };
+    match m.get("parse") {
+        None | Some(Value::Null) => {
+            m.insert("parse".into(), json!([]));
+        }
+        Some(Value::Array(p)) if p.is_empty() => {}
+        Some(other) => {
+            return Err(refuse(format!(
+                "`allowed_mentions.parse` is {other}: Discord would then let a caller's @everyone or mentions in \
+                 the text ping people; list the IDs to ping in `users` or `roles` instead"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Makes a rendered body safe and within Discord's limits, whatever the template wrote: mentions
+/// as [`secure_mentions`] says; blank `content` dropped (or [`NO_TEXT`] when nothing else is
+/// left), blank embed descriptions become [`NO_TEXT`] and blank titles, footers and author names
+/// are dropped (Discord refuses empty ones); over-long text is cut with `…`; more than
 /// [`MAX_EMBEDS`] embeds, or more than [`MAX_EMBED_TOTAL_CHARS`] across them, are split across
 /// several posts in order (`content` goes with the first).
-pub fn fit(body: Value) -> Result<Fitted, String> {
+pub fn fit(body: Value) -> Result<Fitted, Refused> {
     let Value::Object(mut top) = body else {
         return Err("a Discord body must be a JSON object".into());
     };
     let mut notes = Vec::new();
+    secure_mentions(&mut top)?;
     if let Some(u) = top.get("username").and_then(Value::as_str) {
-        check_username(u).map_err(|m| format!("`username` {m}"))?;
+        check_username(u).map_err(|m| Refused { message: format!("`username` {m}"), key: Some("username") })?;
     }
     if let Some(Value::String(c)) = top.get_mut("content") {
         cut(c, MAX_CONTENT_CHARS, "content", &mut notes);
     }
     let content = match top.remove("content") {
-        Some(Value::String(c)) if !c.trim().is_empty() => Some(c),
+        Some(Value::String(c)) if !blank(&c) => Some(c),
         None | Some(Value::Null) | Some(Value::String(_)) => None,
         Some(_) => return Err("`content` must be a string".into()),
     };
@@ -128,9 +155,10 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
         Some(Value::Array(e)) => e,
         Some(_) => return Err("`embeds` must be an array".into()),
     };
-    if content.is_none() && embeds.is_empty() {
-        return Err("a Discord message needs a non-empty `content` or `embeds`".into());
-    }
+    let content = match content {
+        None if embeds.is_empty() => Some(NO_TEXT.to_owned()),
+        c => c,
+    };
     for (i, e) in embeds.iter_mut().enumerate() {
         fit_embed(e, i, &mut notes)?;
     }
@@ -175,10 +203,24 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
     Ok(Fitted { posts, notes })
 }
 
-fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), String> {
-    let Value::Object(embed) = e else {
-        return Err(format!("embeds[{i}] must be an object"));
-    };
+fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), Refused> {
+    if !e.is_object() {
+        return Err(format!("embeds[{i}] must be an object").into());
+    }
+    for (key, pointer) in [("title", "/title"), ("footer", "/footer/text"), ("author", "/author/name")] {
+        if e.pointer(pointer).and_then(Value::as_str).is_some_and(blank) {
+            e.as_object_mut().expect("checked above").shift_remove(key);
+        }
+    }
+    let embed = e.as_object_mut().expect("checked above");
+    let shows_nothing = !VISIBLE_EMBED_KEYS.iter().any(|k| embed.contains_key(*k));
+    match embed.get_mut("description") {
+        Some(Value::String(d)) if blank(d) => *d = NO_TEXT.into(),
+        None if shows_nothing => {
+            embed.insert("description".into(), Value::String(NO_TEXT.into()));
+        }
+        _ => {}
+    }
     let limits = [
         ("/title", MAX_TITLE_CHARS),
         ("/description", MAX_DESCRIPTION_CHARS),
@@ -201,7 +243,7 @@ fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), Str
                 match f.get_mut(key) {
                     Some(Value::String(t)) if t.trim().is_empty() => *t = "—".into(),
                     Some(Value::String(t)) => cut(t, max, &format!("embeds[{i}].fields[{j}].{key}"), notes),
-                    _ => return Err(format!("embeds[{i}].fields[{j}] needs a string `{key}`")),
+                    _ => return Err(format!("embeds[{i}].fields[{j}] needs a string `{key}`").into()),
                 }
             }
         }
@@ -228,6 +270,9 @@ fn fit_embed(e: &mut Value, i: usize, notes: &mut Vec<String>) -> Result<(), Str
     *e = e_value;
     Ok(())
 }
+
+/// An embed with none of these shows nothing; Discord refuses it.
+const VISIBLE_EMBED_KEYS: [&str; 7] = ["title", "description", "fields", "footer", "author", "image", "thumbnail"];
 
 /// Characters an embed counts toward [`MAX_EMBED_TOTAL_CHARS`].
 pub fn embed_chars(e: &Value) -> usize {

@@ -83,6 +83,38 @@ pub struct Fitted {
     pub notes: Vec<String>,
 }
 
+/// What a text the platform requires to be non-empty becomes when it renders empty or only
+/// white space (an empty utterance, say): Slack refuses empty text objects (`invalid_blocks`) and
+/// Discord empty messages (50006), and a visible mark says more than a dropped block.
+pub const NO_TEXT: &str = "(no text)";
+
+/// Why a rendered body may not be posted. `key` names the JSON key at fault, so the renderer can
+/// point at the template line that writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What is wrong, in a sentence.
+    pub message: String,
+    /// The key the template wrote that caused it, if one did.
+    pub key: Option<&'static str>,
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Self {
+        Self { message, key: None }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+/// `true` for text a platform would refuse as empty.
+fn blank(t: &str) -> bool {
+    t.trim().is_empty()
+}
+
 /// Cuts `t` to `max` characters (with `…`), noting what was cut, for the platforms' `fit`.
 fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
     let n = crate::text::chars(t);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{cut, Answer, Fitted, Outcome};
+use super::{blank, cut, Answer, Fitted, Outcome, Refused, NO_TEXT};
 use crate::text;
 
 /// Posting budget: about one message per second per webhook.
@@ -56,13 +56,25 @@ pub fn escaped_len(c: char) -> usize {
     }
 }
 
-/// Enforces Slack's limits on a rendered body: over-long text is cut with `…`, and more than
-/// [`MAX_BLOCKS`] blocks are split across several posts (in order, each repeating `text`).
-pub fn fit(body: Value) -> Result<Fitted, String> {
+/// Makes a rendered body safe and within Slack's limits, whatever the template wrote:
+///
+/// - every `mrkdwn` text object, anywhere (blocks, fields, context elements, attachments), gets
+///   `verbatim: true`, so Slack does not turn a caller's bare `@here`, `@channel`, `@everyone` or
+///   `#channel` into a notification or link (escaping alone stops only `<!here>`-style syntax);
+/// - a body asking Slack to parse names itself (`link_names`, `parse: "full"`) or using a
+///   `markdown` block (which has no verbatim switch) is refused;
+/// - an empty or blank text object, header or field becomes [`NO_TEXT`] (Slack refuses empty ones);
+/// - over-long text is cut with `…`, and more than [`MAX_BLOCKS`] blocks are split across several
+///   posts (in order, each repeating `text`).
+pub fn fit(body: Value) -> Result<Fitted, Refused> {
     let Value::Object(mut top) = body else {
         return Err("a Slack body must be a JSON object".into());
     };
+    refuse_parsing(&top)?;
     let mut notes = Vec::new();
+    for value in top.values_mut() {
+        secure_text_objects(value)?;
+    }
     if let Some(Value::String(t)) = top.get_mut("text") {
         cut(t, MAX_TEXT_CHARS, "text", &mut notes);
     }
@@ -71,9 +83,14 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
         Some(Value::Array(b)) => b,
         Some(_) => return Err("`blocks` must be an array".into()),
     };
-    let has_text = top.get("text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty());
-    if blocks.is_empty() && !has_text {
-        return Err("a Slack message needs a non-empty `text` or `blocks`".into());
+    let has_text = top.get("text").and_then(Value::as_str).is_some_and(|t| !blank(t));
+    let has_attachments = top.get("attachments").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    if !has_text {
+        if blocks.is_empty() && !has_attachments {
+            top.insert("text".into(), Value::String(NO_TEXT.into()));
+        } else {
+            top.remove("text");
+        }
     }
     let mut blocks = blocks;
     for (i, block) in blocks.iter_mut().enumerate() {
@@ -94,6 +111,62 @@ pub fn fit(body: Value) -> Result<Fitted, String> {
         })
         .collect();
     Ok(Fitted { posts, notes })
+}
+
+/// Refuses the top-level arguments that make Slack link bare names in `text` and attachment text.
+/// <https://docs.slack.dev/messaging/formatting-message-text#automatic-parsing>
+fn refuse_parsing(top: &Map<String, Value>) -> Result<(), Refused> {
+    let why = "makes Slack turn a caller's bare @here, @channel or @everyone into a notification; remove it";
+    if top.get("link_names").is_some_and(truthy) {
+        return Err(Refused { message: format!("`link_names` {why}"), key: Some("link_names") });
+    }
+    if top.get("parse").and_then(Value::as_str).is_some_and(|p| p.trim().eq_ignore_ascii_case("full")) {
+        return Err(Refused { message: format!("`parse: \"full\"` {why}"), key: Some("parse") });
+    }
+    Ok(())
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"),
+        _ => true,
+    }
+}
+
+/// Walks the whole body: `mrkdwn` text objects become verbatim, blank text objects get
+/// [`NO_TEXT`], and `markdown` blocks are refused.
+/// <https://docs.slack.dev/reference/block-kit/composition-objects/text-object>
+fn secure_text_objects(v: &mut Value) -> Result<(), Refused> {
+    match v {
+        Value::Object(map) => {
+            let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
+            let (mrkdwn, text_object) = (kind == "mrkdwn", kind == "mrkdwn" || kind == "plain_text");
+            if kind == "markdown" {
+                return Err(Refused {
+                    message: "a `markdown` block has no verbatim switch, so a caller's @here would notify; use \
+                              a section with a `mrkdwn` text object"
+                        .into(),
+                    key: Some("markdown"),
+                });
+            }
+            if text_object {
+                if let Some(Value::String(t)) = map.get_mut("text") {
+                    if blank(t) {
+                        *t = NO_TEXT.into();
+                    }
+                }
+            }
+            if mrkdwn {
+                map.insert("verbatim".into(), Value::Bool(true));
+            }
+            map.values_mut().try_for_each(secure_text_objects)
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(secure_text_objects),
+        _ => Ok(()),
+    }
 }
 
 fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
@@ -239,9 +312,54 @@ mod tests {
     }
 
     #[test]
-    fn fit_rejects_empty_messages() {
-        assert!(fit(json!({"text": "  "})).is_err());
+    fn fit_refuses_malformed_bodies() {
         assert!(fit(json!([])).is_err());
         assert!(fit(json!({"blocks": "x"})).is_err());
+    }
+
+    #[test]
+    fn empty_text_becomes_a_visible_mark_never_an_empty_text_object() {
+        assert_eq!(fit(json!({"text": "  "})).unwrap().posts, vec![json!({"text": NO_TEXT})]);
+        let body = json!({"text": "", "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": ""}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": " \n "}, "fields": [{"type": "mrkdwn", "text": ""}]},
+            {"type": "context", "elements": [{"type": "plain_text", "text": "\t"}, {"type": "image", "image_url": "https://x/y.png", "alt_text": "i"}]}
+        ]});
+        let post = &fit(body).unwrap().posts[0];
+        assert!(post.get("text").is_none(), "blank fallback text is dropped when blocks carry the message");
+        assert_eq!(post["blocks"][0]["text"]["text"], NO_TEXT);
+        assert_eq!(post["blocks"][1]["text"]["text"], NO_TEXT);
+        assert_eq!(post["blocks"][1]["fields"][0]["text"], NO_TEXT);
+        assert_eq!(post["blocks"][2]["elements"][0]["text"], NO_TEXT);
+        assert!(post["blocks"][2]["elements"][1].get("text").is_none());
+    }
+
+    #[test]
+    fn every_mrkdwn_object_is_made_verbatim_wherever_it_is() {
+        let body = json!({"text": "x", "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "@here", "verbatim": false},
+             "fields": [{"type": "mrkdwn", "text": "@channel"}, {"type": "plain_text", "text": "p"}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "@everyone"}]}
+        ], "attachments": [{"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "#general"}}]}]});
+        let post = &fit(body).unwrap().posts[0];
+        assert_eq!(post["blocks"][0]["text"]["verbatim"], true);
+        assert_eq!(post["blocks"][0]["fields"][0]["verbatim"], true);
+        assert!(post["blocks"][0]["fields"][1].get("verbatim").is_none(), "plain_text takes no verbatim");
+        assert_eq!(post["blocks"][1]["elements"][0]["verbatim"], true);
+        assert_eq!(post["attachments"][0]["blocks"][0]["text"]["verbatim"], true);
+    }
+
+    #[test]
+    fn bodies_asking_slack_to_parse_names_are_refused() {
+        for (body, key) in [
+            (json!({"text": "x", "link_names": 1}), "link_names"),
+            (json!({"text": "x", "link_names": true}), "link_names"),
+            (json!({"text": "x", "link_names": "1"}), "link_names"),
+            (json!({"text": "x", "parse": "full"}), "parse"),
+            (json!({"blocks": [{"type": "markdown", "text": "@here"}]}), "markdown"),
+        ] {
+            assert_eq!(fit(body.clone()).unwrap_err().key, Some(key), "{body}");
+        }
+        assert!(fit(json!({"text": "x", "link_names": 0, "parse": "none"})).is_ok());
     }
 }

@@ -36,15 +36,38 @@ fn usernames_follow_discords_rules() {
 }
 
 #[test]
-fn mentions_are_disabled_unless_the_template_chose() {
+fn mentions_are_never_parsed_only_listed_ids_may_ping() {
     let mut body = json!({"content": "@everyone"});
     apply_defaults(&mut body, Some("Bot"), None);
-    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
     assert_eq!(body["username"], "Bot");
-    let mut body = json!({"content": "x", "allowed_mentions": {"parse": ["users"]}, "username": "Mine"});
+    assert_eq!(fit(body).unwrap().posts[0]["allowed_mentions"], json!({"parse": []}));
+    let mut body = json!({"content": "x", "username": "Mine"});
     apply_defaults(&mut body, Some("Bot"), None);
-    assert_eq!(body["allowed_mentions"], json!({"parse": ["users"]}));
-    assert_eq!(body["username"], "Mine");
+    assert_eq!(body["username"], "Mine", "the template's choice wins");
+    let listed = json!({"content": "<@&42> x", "allowed_mentions": {"roles": ["42"]}});
+    assert_eq!(fit(listed).unwrap().posts[0]["allowed_mentions"], json!({"roles": ["42"], "parse": []}));
+    for parse in [json!(["users"]), json!(["everyone"]), json!("everyone")] {
+        let refused = fit(json!({"content": "x", "allowed_mentions": {"parse": parse}})).unwrap_err();
+        assert_eq!(refused.key, Some("allowed_mentions"), "{parse}");
+    }
+}
+
+#[test]
+fn blank_text_never_reaches_discord() {
+    for content in ["", "  \n\t"] {
+        assert_eq!(fit(json!({"content": content})).unwrap().posts[0]["content"], NO_TEXT);
+    }
+    let body = json!({"content": " ", "embeds": [
+        {"title": " ", "description": "", "footer": {"text": ""}, "author": {"name": "\n"}, "color": 1},
+        {"color": 2},
+        {"title": "kept", "description": "\t"}
+    ]});
+    let post = &fit(body).unwrap().posts[0];
+    assert!(post.get("content").is_none());
+    let e = post["embeds"].as_array().unwrap();
+    assert_eq!(e[0], json!({"description": NO_TEXT, "color": 1}));
+    assert_eq!(e[1], json!({"color": 2, "description": NO_TEXT}));
+    assert_eq!(e[2], json!({"title": "kept", "description": NO_TEXT}));
 }
 
 #[test]
@@ -77,7 +100,6 @@ fn each_field_is_cut_to_its_limit_and_empty_values_filled() {
     assert!(e["fields"].as_array().unwrap().len() <= MAX_FIELDS);
     assert_eq!(e["fields"][0]["value"], "—");
     assert!(embed_chars(e) <= MAX_EMBED_TOTAL_CHARS);
-    assert!(fit(json!({"content": ""})).is_err());
     assert!(fit(json!({"content": "x", "username": "discord"})).is_err());
 }
 
