@@ -137,7 +137,7 @@ fn serve(config: Config) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let source = config.source.display_name();
-        let path = config.server.path.clone();
+        let path = config.server.shown_path.clone();
         let app = Application::build(config).await?;
         tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
         app.run_until_stopped().await?;

@@ -12,12 +12,24 @@ pub(super) fn run(url: &str, messages: usize) -> ExitCode {
     runtime.block_on(play(url, messages))
 }
 
+/// `url` with everything after its first path segment hidden (`http://host:8080/webhook/…`): a
+/// secret path is a credential, and terminal output ends up in CI logs and tickets.
+fn shown(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else { return "the given URL".into() };
+    let segments: Vec<String> = parsed.path_segments().map(|s| s.map(str::to_owned).collect()).unwrap_or_default();
+    parsed.set_query(None);
+    if segments.len() > 1 {
+        parsed.set_path(&format!("/{}/…", segments[0]));
+    }
+    parsed.as_str().replace("%E2%80%A6", "…")
+}
+
 async fn play(url: &str, messages: usize) -> ExitCode {
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client settings are valid");
     let mut ok = true;
     let call_id = format!("sim_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-    println!("Simulating call {call_id} against {url}");
+    println!("Simulating call {call_id} against {}", shown(url));
 
     ok &= post(&client, url, "test event", json!({"event_type": "test", "message": "Webhook test"})).await;
 
@@ -86,5 +98,14 @@ fn mark(ok: bool) -> &'static str {
         "✓"
     } else {
         "✗"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_secret_path_is_hidden_from_the_output() {
+        assert_eq!(super::shown("http://127.0.0.1:8080/webhook/s3cret?token=x"), "http://127.0.0.1:8080/webhook/…");
+        assert_eq!(super::shown("https://relay.example/webhook"), "https://relay.example/webhook");
     }
 }

@@ -75,6 +75,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     }
     let mut tree = merged_tree(&text).map_err(|m| ConfigError::one(problem(&file, None, "environment", m)))?;
 
+    let written_path = tree.pointer("/server/path").and_then(Value::as_str).map(str::to_owned);
     let mut problems = Vec::new();
     let mut disabled: BTreeMap<String, String> = BTreeMap::new();
     substitute_env(&mut tree, &mut Vec::new(), &mut |path, var| {
@@ -168,6 +169,11 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
 
     let templates_dir = source.base_dir().join(&raw.templates.dir);
     let mut server = raw.server.clone();
+    server.shown_path = match written_path {
+        _ if std::env::var_os("CALLRELAY__SERVER__PATH").is_some() => "/…".to_owned(),
+        Some(written) => shown_path(&written),
+        None => server.path.clone(),
+    };
     if let Some(tls) = &mut server.tls {
         tls.cert = source.base_dir().join(&tls.cert);
         tls.key = source.base_dir().join(&tls.key);
@@ -260,6 +266,15 @@ fn parse_window(text: &str) -> Result<(u32, std::time::Duration), String> {
 }
 
 /// The file merged with `CALLRELAY__SECTION__KEY` environment overrides, as a JSON tree.
+/// `path` up to its first segment holding a `${VAR}`, then `…`: `/webhook/${SECRET}` shows as
+/// `/webhook/…`.
+fn shown_path(written: &str) -> String {
+    match written.find("${") {
+        None => written.to_owned(),
+        Some(at) => format!("{}…", &written[..written[..at].rfind('/').map_or(0, |slash| slash + 1)]),
+    }
+}
+
 fn merged_tree(text: &str) -> Result<Value, String> {
     let settings = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
@@ -387,6 +402,15 @@ fn mentions_key(line: &str, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shown_path_stops_before_the_first_segment_from_the_environment() {
+        assert_eq!(shown_path("/webhook"), "/webhook");
+        assert_eq!(shown_path("/webhook/${SECRET}"), "/webhook/…");
+        assert_eq!(shown_path("/hooks/bp/${A}/x/${B}"), "/hooks/bp/…");
+        assert_eq!(shown_path("/webhook-${SECRET}"), "/…");
+        assert_eq!(shown_path("${WHOLE}"), "…");
+    }
 
     #[test]
     fn env_substitution_replaces_every_occurrence_and_reports_missing() {

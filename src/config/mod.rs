@@ -61,6 +61,11 @@ pub struct ServerConfig {
     /// Path that accepts Beyond Presence events. Default `/webhook`. Put a secret in it
     /// (`/webhook/${CALLRELAY_PATH_SECRET}`) so only whoever knows the URL can post.
     pub path: String,
+    /// `path` as logs and tools show it: cut before its first segment that comes from the
+    /// environment (`/webhook/…`), so the secret never reaches a log. Set by loading, not read
+    /// from the file.
+    #[serde(skip)]
+    pub shown_path: String,
     /// Largest accepted request body in bytes; larger bodies are answered 413. Default 1 MiB.
     pub max_body_bytes: usize,
     /// Longest time a client may take to send its request head, and again its body; slower
@@ -79,6 +84,7 @@ impl Default for ServerConfig {
         Self {
             listen: "0.0.0.0:8080".into(),
             path: "/webhook".into(),
+            shown_path: "/webhook".into(),
             max_body_bytes: 1024 * 1024,
             read_timeout: Duration::from_secs(10),
             max_connections: 10_000,

@@ -36,6 +36,48 @@ async fn a_secret_path_is_the_only_way_in() {
 }
 
 #[tokio::test]
+async fn no_part_of_a_secret_path_reaches_logs_readyz_or_the_cli() {
+    const SECRET: &str = "Zq7pathSECRETxK4w";
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let toml = DEFAULT_TOML.replace("path = \"/webhook\"", "path = \"/webhook/${CALLRELAY_TEST_PATH}\"");
+    let (_dir, file) = write_config(&toml, &slack, &discord);
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&file).env("RUST_LOG", "trace").env("CALLRELAY_TEST_PATH", SECRET);
+    let served = Served::start(cmd);
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let client = reqwest::Client::new();
+    let url = format!("{base}/webhook/{SECRET}");
+    assert_eq!(client.post(&url).json(&message("c", "user", "in")).send().await.unwrap().status(), 200);
+    let wrong = client.post(format!("{base}/webhook/{}", &SECRET[..8])).json(&message("c", "user", "x"));
+    assert_eq!(wrong.send().await.unwrap().status(), 404);
+    let mut output = client.get(format!("{base}/readyz")).send().await.unwrap().text().await.unwrap();
+    // A reload, so its messages are in the log too.
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "\n").unwrap();
+    let pid = served.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !served.log().contains("Reloaded the configuration") {
+        assert!(Instant::now() < deadline, "no reload logged:\n{}", served.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for args in [vec!["check"], vec!["render"], vec!["simulate", "--messages", "1"]] {
+        let out = bin().args(&args).arg("--config").arg(&file).env("CALLRELAY_TEST_PATH", SECRET).output().unwrap();
+        output += &String::from_utf8_lossy(&out.stdout);
+        output += &String::from_utf8_lossy(&out.stderr);
+    }
+    let simulated = bin().args(["simulate", "--messages", "1", "--url", &url]).output().unwrap();
+    assert!(simulated.status.success(), "{}", String::from_utf8_lossy(&simulated.stderr));
+    output += &String::from_utf8_lossy(&simulated.stdout);
+    output += &served.log();
+    assert!(output.contains("path=/webhook/…"), "the start-up line shows the path's public part:\n{output}");
+    for part in SECRET.as_bytes().windows(5) {
+        let part = std::str::from_utf8(part).unwrap();
+        assert!(!output.contains(part), "`{part}` of the secret path leaked:\n{output}");
+    }
+}
+
+#[tokio::test]
 async fn tokens_by_header_or_query_with_rotation_and_the_preflight_needs_none() {
     let app = spawn_with(&with_auth("[auth]\ntokens = [\"old-token\", \"new-token\"]")).await;
     let post = |req: reqwest::RequestBuilder, text: &str| req.json(&message("c", "user", text)).send();
