@@ -74,6 +74,42 @@ fn describe() {
     );
 }
 
+/// Registers every family with each of its known label values at zero (each channel; each event
+/// type; each authentication reason), so `/metrics` lists them before anything has happened and a
+/// `rate()` alert reads 0 rather than "no data". Called at start and after every reload (for the
+/// channels it adds). Registering never changes a value already counted.
+pub fn families_ready<'a>(channels: impl IntoIterator<Item = &'a str>, auth_reasons: &[&'static str]) {
+    for t in EventType::ALL {
+        counter!("callrelay_events_received_total", "type" => t.as_str(), "outcome" => "accepted").increment(0);
+        counter!("callrelay_duplicates_dropped_total", "type" => t.as_str()).increment(0);
+    }
+    counter!("callrelay_events_received_total", "type" => "unknown", "outcome" => "ignored").increment(0);
+    counter!("callrelay_events_received_total", "type" => "invalid", "outcome" => "rejected").increment(0);
+    for reason in auth_reasons {
+        counter!("callrelay_auth_failures_total", "reason" => *reason).increment(0);
+    }
+    counter!("callrelay_store_errors_total").increment(0);
+    for channel in channels {
+        let c = || channel.to_owned();
+        for outcome in ["delivered", "channel_disabled"] {
+            counter!("callrelay_deliveries_total", "channel" => c(), "outcome" => outcome).increment(0);
+        }
+        for outcome in ["delivered", "failed", "rate_limited"] {
+            counter!("callrelay_posts_total", "channel" => c(), "outcome" => outcome).increment(0);
+        }
+        counter!("callrelay_dead_letters_total", "channel" => c()).increment(0);
+        counter!("callrelay_render_errors_total", "channel" => c()).increment(0);
+        gauge!("callrelay_queue_depth", "channel" => c()).increment(0.0);
+        gauge!("callrelay_queue_oldest_age_seconds", "channel" => c()).increment(0.0);
+        gauge!("callrelay_channel_broken", "channel" => c()).increment(0.0);
+        for name in
+            ["callrelay_delivery_latency_seconds", "callrelay_rate_limit_wait_seconds", "callrelay_pacing_wait_seconds"]
+        {
+            let _ = histogram!(name, "channel" => c());
+        }
+    }
+}
+
 /// The queue of a channel, as read at a scrape.
 pub fn queue_observed(channel: &str, depth: u64, oldest_age_seconds: f64) {
     gauge!("callrelay_queue_depth", "channel" => channel.to_owned()).set(depth as f64);

@@ -34,6 +34,16 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// Every reason, for metrics that list each from the start.
+    pub const ALL: [Denied; 6] = [
+        Denied::Network,
+        Denied::Token,
+        Denied::SignatureHeaders,
+        Denied::StaleTimestamp,
+        Denied::BadSignature,
+        Denied::Replay,
+    ];
+
     /// A label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

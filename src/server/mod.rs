@@ -59,6 +59,12 @@ pub(crate) struct State {
     pub refused_bytes: std::sync::atomic::AtomicUsize,
 }
 
+/// Lists every metric family at zero for this configuration's channels (see
+/// [`telemetry::families_ready`]).
+fn metric_families_ready(config: &Config) {
+    telemetry::families_ready(config.channels.keys().map(String::as_str), &auth::Denied::ALL.map(auth::Denied::as_str));
+}
+
 impl Application {
     /// Opens the store, binds `server.listen` (port 0 picks a free port), loads the TLS
     /// certificate if configured, starts the lanes (which resume whatever was queued before) and
@@ -74,6 +80,8 @@ impl Application {
             .with_context(|| format!("cannot listen on `{}` (key `server.listen`)", config.server.listen))?;
         let port = listener.local_addr()?.port();
         let certs = config.server.tls.as_ref().map(CertStore::load).transpose()?;
+        let metrics = telemetry::metrics_handle();
+        metric_families_ready(&config);
         for (name, why) in config.disabled_channels() {
             telemetry::channel_disabled(name, why);
         }
@@ -86,7 +94,7 @@ impl Application {
             snapshot: ArcSwap::from_pointee(Snapshot { auth: Authenticator::new(&config.auth), config }),
             store,
             dispatcher,
-            metrics: telemetry::metrics_handle(),
+            metrics,
             reloads: reload::Status::default(),
             refused_bytes: Default::default(),
         });

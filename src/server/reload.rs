@@ -107,6 +107,7 @@ async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
     for (name, why) in config.disabled_channels() {
         telemetry::channel_disabled(name, why);
     }
+    super::metric_families_ready(&config);
     state.dispatcher.reload(&config).await;
     state.snapshot.store(Arc::new(Snapshot { auth: Authenticator::new(&config.auth), config }));
     state.reloads.succeeded.fetch_add(1, Ordering::Relaxed);

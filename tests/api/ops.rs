@@ -190,6 +190,65 @@ async fn metrics_cover_every_family_after_a_scripted_run() {
     assert!(outcome("delivered") && outcome("rate_limited"));
 }
 
+#[tokio::test]
+async fn a_fresh_relay_lists_every_family_at_zero_for_each_channel_and_reason() {
+    // The real binary: in this test process other relays have counted things already.
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let (_dir, file) = write_config(DEFAULT_TOML, &slack, &discord);
+    let served = Served::start({
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&file);
+        cmd
+    });
+    let url = format!("http://127.0.0.1:{}/metrics", served.port);
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |metric: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .unwrap_or_else(|| panic!("{metric} {labels:?} missing from a fresh relay's /metrics:\n{text}"))
+    };
+    for channel in ["live", "summaries"] {
+        let ch = ("channel", channel);
+        for outcome in ["delivered", "failed", "rate_limited"] {
+            assert_eq!(value("callrelay_posts_total", &[ch, ("outcome", outcome)]), 0.0);
+        }
+        for outcome in ["delivered", "channel_disabled"] {
+            assert_eq!(value("callrelay_deliveries_total", &[ch, ("outcome", outcome)]), 0.0);
+        }
+        for family in [
+            "callrelay_render_errors_total",
+            "callrelay_dead_letters_total",
+            "callrelay_queue_depth",
+            "callrelay_queue_oldest_age_seconds",
+            "callrelay_channel_broken",
+            "callrelay_delivery_latency_seconds_count",
+            "callrelay_rate_limit_wait_seconds_count",
+            "callrelay_pacing_wait_seconds_count",
+        ] {
+            assert_eq!(value(family, &[ch]), 0.0, "{family} for {channel}");
+        }
+    }
+    for reason in ["network", "token", "signature_headers", "stale_timestamp", "bad_signature", "replay"] {
+        assert_eq!(value("callrelay_auth_failures_total", &[("reason", reason)]), 0.0);
+    }
+    for t in ["message", "call_ended", "test"] {
+        assert_eq!(value("callrelay_events_received_total", &[("type", t), ("outcome", "accepted")]), 0.0);
+        assert_eq!(value("callrelay_duplicates_dropped_total", &[("type", t)]), 0.0);
+    }
+    assert_eq!(value("callrelay_events_received_total", &[("outcome", "rejected")]), 0.0);
+    assert_eq!(value("callrelay_store_errors_total", &[]), 0.0);
+    assert_eq!(value("callrelay_config_last_reload_successful", &[]), 1.0);
+}
+
 /// Fast retries, for tests that go through failures.
 fn with_fast_retries(toml: &str) -> String {
     toml.replace("[channels.live]", "[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"50ms\"\n\n[channels.live]")
