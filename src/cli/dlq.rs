@@ -17,7 +17,7 @@ pub enum DlqCommand {
     /// List dead letters, oldest first.
     List,
     /// Queue dead letters again, at the end of their channel's queue. A running relay picks them
-    /// up within a second. Render failures are rendered again with the current templates.
+    /// up within a second and renders each event with the templates in force then.
     Replay {
         /// The dead letter's id (from `dlq list`).
         id: Option<i64>,
@@ -102,8 +102,8 @@ async fn replay(config: &Config, store: &SqliteStore, id: Option<i64>, all: bool
     };
     let mut failed = false;
     for d in chosen {
-        match bodies_for(config, d) {
-            Ok(bodies) => match store.requeue(d.id, bodies).await {
+        match renders(config, d) {
+            Ok(()) => match store.requeue(d.id).await {
                 Ok(()) => println!("Queued dead letter {} for channel `{}` again.", d.id, d.channel),
                 Err(e) => {
                     eprintln!("error: dead letter {}: {e}", d.id);
@@ -123,10 +123,11 @@ async fn replay(config: &Config, store: &SqliteStore, id: Option<i64>, all: bool
     }
 }
 
-/// The posts to queue for a dead letter: its body, or its event rendered with today's templates.
-fn bodies_for(config: &Config, d: &DeadLetter) -> Result<Vec<String>, String> {
-    if let Some(body) = &d.body {
-        return Ok(vec![body.clone()]);
+/// Checks that a dead letter renders with today's templates before queuing it again (a body from
+/// before the store's version 2 is sent as it is), so a replay that would fail at once says so now.
+fn renders(config: &Config, d: &DeadLetter) -> Result<(), String> {
+    if d.body.is_some() {
+        return Ok(());
     }
     let event = d.event.as_deref().ok_or("it has neither a body nor an event")?;
     let ctx: Value = serde_json::from_str(event).map_err(|e| format!("its event is not JSON: {e}"))?;
@@ -134,7 +135,7 @@ fn bodies_for(config: &Config, d: &DeadLetter) -> Result<Vec<String>, String> {
         config.channels.get(&d.channel).ok_or_else(|| format!("channel `{}` is not configured", d.channel))?;
     let event_type =
         EventType::from_name(&d.event_type).ok_or_else(|| format!("unknown event type `{}`", d.event_type))?;
-    config.renderer.render(channel, event_type, &ctx).map(|r| r.posts).map_err(|e| e.to_string())
+    config.renderer.render(channel, event_type, &ctx).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -1,5 +1,6 @@
-//! One channel's lane: takes the oldest queued posts from the store, paces, coalesces, posts, and
-//! records the outcome. Order over throughput: later posts wait behind a retrying head.
+//! One channel's lane: takes the oldest queue entries from the store, renders each event with the
+//! configuration in force now, paces, coalesces, posts, and records the outcome. Order over
+//! throughput: later entries wait behind a retrying head.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,11 @@ use tracing::Instrument as _;
 use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 use super::pacing::Pacer;
 use super::Broken;
-use crate::config::Platform;
+use crate::config::{Channel, Config, Platform};
+use crate::event::EventType;
+use crate::render::RenderError;
 use crate::sinks::{discord, slack, Outcome, Sink};
-use crate::store::{now_ms, Queued, Store};
+use crate::store::{now_ms, Content, Queued, Store};
 use crate::telemetry;
 
 /// Queued posts read per look at the store (the most a coalesced post can gather).
@@ -27,12 +30,13 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Lane {
     pub channel: String,
-    pub platform: Platform,
+    /// The configuration in force: a reload replaces the lanes, so entries are always rendered
+    /// with the templates of the moment they are sent.
+    pub config: Arc<Config>,
     pub sink: Arc<dyn Sink>,
     pub store: Arc<dyn Store>,
     pub policy: RetryPolicy,
     pub pacer: Pacer,
-    pub coalesce: bool,
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
     pub broken: Broken,
@@ -81,8 +85,28 @@ impl Lane {
     }
 
     async fn send_in_span(&mut self, batch: &[Queued]) {
-        let (taken, body) = self.assemble(batch);
         let head = &batch[0];
+        let posts = match self.posts_of(head, true) {
+            Ok(posts) => posts,
+            Err(e) => {
+                telemetry::render_failed(&e);
+                self.record(self.store.dead_letter(vec![head.id], e.to_string()).await);
+                telemetry::dead_lettered(&self.channel, 1, "the template failed");
+                return;
+            }
+        };
+        let sent = (head.sent_parts as usize).min(posts.len());
+        let Some(next) = posts.get(sent) else {
+            // The template now makes fewer posts than were already sent: nothing is left.
+            self.record(self.store.delivered(vec![head.id]).await);
+            return;
+        };
+        let last_part = sent + 1 == posts.len();
+        let (taken, body) = if last_part && sent == 0 && self.coalescible(head) {
+            self.coalesced(next, &batch[1..])
+        } else {
+            (1, next.clone())
+        };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
         self.pacer.record(Instant::now());
         let posted = self.sink.post(&body).await;
@@ -91,6 +115,9 @@ impl Lane {
         }
         let age = Duration::from_millis((now_ms() - head.accepted_at_ms).max(0) as u64);
         match posted.outcome {
+            Outcome::Delivered if !last_part => {
+                self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);
+            }
             Outcome::Delivered => {
                 self.record(self.store.delivered(ids).await);
                 let latencies =
@@ -127,29 +154,71 @@ impl Lane {
         }
     }
 
-    /// The body for the head of the queue, merged with the coalescible posts right behind it
-    /// while they fit; how many posts it covers.
-    fn assemble(&self, batch: &[Queued]) -> (usize, String) {
-        let head = &batch[0];
-        if !self.coalesce || !head.coalesce || batch.len() == 1 {
-            return (1, head.body.clone());
+    fn channel(&self) -> &Channel {
+        &self.config.channels[&self.channel]
+    }
+
+    /// The bodies an entry posts, in order: its event rendered now, or a body rendered before the
+    /// store's version 2 as it is. `notes`: log what limit enforcement changed (for the head only,
+    /// so a body looked at for coalescing is not reported twice).
+    fn posts_of(&self, q: &Queued, notes: bool) -> Result<Vec<String>, RenderError> {
+        let event = match &q.content {
+            Content::Rendered { body, .. } => return Ok(vec![body.clone()]),
+            Content::Event(event) => event,
+        };
+        let fail = |message: String| RenderError {
+            template: "?".into(),
+            line: None,
+            channel: self.channel.clone(),
+            call_id: q.call_id.clone(),
+            message,
+        };
+        let event_type = EventType::from_name(&q.event_type)
+            .ok_or_else(|| fail(format!("the stored event has an unknown type `{}`", q.event_type)))?;
+        let context: Value =
+            serde_json::from_str(event).map_err(|e| fail(format!("the stored event is not JSON: {e}")))?;
+        let rendered = self.config.renderer.render(self.channel(), event_type, &context)?;
+        if notes && !rendered.notes.is_empty() {
+            telemetry::render_adjusted(&self.channel, &q.call_id, &rendered.notes);
         }
-        let Ok(mut merged) = serde_json::from_str::<Value>(&head.body) else { return (1, head.body.clone()) };
+        Ok(rendered.posts)
+    }
+
+    /// Whether an entry may be merged with its neighbours: live messages, when the channel
+    /// coalesces (and, for bodies from before version 2, when they were marked so).
+    fn coalescible(&self, q: &Queued) -> bool {
+        self.channel().coalesce
+            && q.sent_parts == 0
+            && match &q.content {
+                Content::Rendered { coalesce, .. } => *coalesce,
+                Content::Event(_) => q.event_type == EventType::Message.as_str(),
+            }
+    }
+
+    /// The head's single post merged with the coalescible entries right behind it while they fit
+    /// the platform's limits; how many entries it covers.
+    fn coalesced(&self, head: &str, rest: &[Queued]) -> (usize, String) {
+        let Ok(mut merged) = serde_json::from_str::<Value>(head) else { return (1, head.to_owned()) };
         let mut taken = 1;
-        for next in &batch[1..] {
-            let Ok(value) = serde_json::from_str::<Value>(&next.body) else { break };
-            let fits = next.coalesce
-                && match self.platform {
-                    Platform::Slack => slack::merge(&mut merged, &value),
-                    Platform::Discord => discord::merge(&mut merged, &value),
-                };
+        for next in rest {
+            if !self.coalescible(next) {
+                break;
+            }
+            let value = match self.posts_of(next, false).as_deref() {
+                Ok([one]) => serde_json::from_str::<Value>(one),
+                _ => break,
+            };
+            let fits = value.is_ok_and(|value| match self.channel().platform {
+                Platform::Slack => slack::merge(&mut merged, &value),
+                Platform::Discord => discord::merge(&mut merged, &value),
+            });
             if !fits {
                 break;
             }
             taken += 1;
         }
         if taken == 1 {
-            return (1, head.body.clone());
+            return (1, head.to_owned());
         }
         (taken, serde_json::to_string(&merged).expect("JSON values serialise"))
     }

@@ -65,7 +65,7 @@ struct Lanes {
 impl Dispatcher {
     /// Starts a lane for every channel that can send. Queued posts of channels no longer
     /// configured are moved to the dead letters (replayable once the channel is back).
-    pub async fn start(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
+    pub async fn start(config: &Arc<Config>, store: Arc<dyn Store>) -> Dispatcher {
         let broken = Broken::default();
         dead_letter_orphans(config, &store).await;
         let lanes = spawn_lanes(config, &store, &broken);
@@ -75,7 +75,7 @@ impl Dispatcher {
     /// Replaces every lane with lanes for `config`: posts in flight finish first (a lane still
     /// posting after its request timeout is abandoned, and that post may be sent again). Broken
     /// channels are forgotten, so a fixed URL is tried again. Nothing queued is touched.
-    pub async fn reload(&self, config: &Config) {
+    pub async fn reload(&self, config: &Arc<Config>) {
         let old = std::mem::replace(&mut *self.lanes.lock().expect("not poisoned"), Lanes::empty());
         let limit = old.request_timeout + SHUTDOWN_EXTRA;
         old.stop(limit).await;
@@ -155,7 +155,7 @@ impl Lanes {
     }
 }
 
-fn spawn_lanes(config: &Config, store: &Arc<dyn Store>, broken: &Broken) -> Lanes {
+fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) -> Lanes {
     let (stop, _) = watch::channel(false);
     let policy = RetryPolicy::from_config(&config.delivery);
     let client = crate::sinks::http_client(config.delivery.request_timeout);
@@ -166,12 +166,11 @@ fn spawn_lanes(config: &Config, store: &Arc<dyn Store>, broken: &Broken) -> Lane
         let wake = Arc::new(Notify::new());
         let lane = lane::Lane {
             channel: channel.name.clone(),
-            platform: channel.platform,
+            config: config.clone(),
             sink,
             store: store.clone(),
             policy,
             pacer: Pacer::new(&channel.rate_limit),
-            coalesce: channel.coalesce,
             wake: wake.clone(),
             stop: stop.subscribe(),
             broken: broken.clone(),

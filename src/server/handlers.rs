@@ -93,8 +93,7 @@ pub(super) async fn receive(
     let event = match event::parse(&body, chrono::Utc::now()).map_err(|e| ApiError::BadRequest(e.to_string()))? {
         Incoming::Event(e) => e,
         Incoming::Unknown(kind) => {
-            if !once.is_empty()
-                && state.store.accept(vec![], vec![], once).await.map_err(ApiError::Unavailable)? != Accepted::New
+            if !once.is_empty() && state.store.accept(None, once).await.map_err(ApiError::Unavailable)? != Accepted::New
             {
                 return Err(ApiError::Unauthorized(Denied::Replay));
             }
@@ -106,7 +105,7 @@ pub(super) async fn receive(
     accept(&state, config, &event, &body, once).instrument(span).await
 }
 
-/// Routes, renders and commits a parsed event (within its `event` span).
+/// Routes and commits a parsed event (within its `event` span); its channels' lanes render it.
 async fn accept(
     state: &State,
     config: &crate::config::Config,
@@ -118,11 +117,10 @@ async fn accept(
     if let Some(key) = event::dedup_key(event, body).filter(|_| !window.is_zero()) {
         once.push(OnceKey { key, expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
-    let plan = pipeline::plan(config, event);
-    let count = plan.deliveries.len();
-    let channels: Vec<String> = plan.channels().into_iter().map(str::to_owned).collect();
-    if count > 0 || !plan.dead.is_empty() || !once.is_empty() {
-        let committed = state.store.accept(plan.deliveries, plan.dead, once).await.map_err(|e| {
+    let planned = pipeline::plan(config, event);
+    let channels = planned.channels.clone();
+    if !channels.is_empty() || !once.is_empty() {
+        let committed = state.store.accept(Some(planned), once).await.map_err(|e| {
             state.refused_bytes.fetch_max(body.len() * 2, Ordering::Relaxed);
             ApiError::Unavailable(e)
         })?;
@@ -140,8 +138,8 @@ async fn accept(
     for c in &channels {
         state.dispatcher.wake(c);
     }
-    telemetry::event_accepted(event.event_type, &event.call_id, count);
-    Ok(HttpResponse::Ok().json(json!({"status": "accepted", "deliveries": count})))
+    telemetry::event_accepted(event.event_type, &event.call_id, channels.len());
+    Ok(HttpResponse::Ok().json(json!({"status": "accepted", "deliveries": channels.len()})))
 }
 
 /// The browser-side URL check sends a CORS preflight before its test POST; it carries no

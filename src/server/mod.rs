@@ -43,7 +43,7 @@ pub struct Application {
 /// The configuration in force and what is compiled from it; swapped whole on reload, so every
 /// request reads one consistent snapshot.
 pub(crate) struct Snapshot {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub auth: Authenticator,
 }
 
@@ -85,6 +85,7 @@ impl Application {
         for (name, why) in config.disabled_channels() {
             telemetry::channel_disabled(name, why);
         }
+        let config = Arc::new(config);
         let dispatcher = Arc::new(Dispatcher::start(&config, store.clone()).await);
         let path = config.server.path.clone();
         let (read_timeout, max_connections) = (config.server.read_timeout, config.server.max_connections);

@@ -108,6 +108,7 @@ async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
         telemetry::channel_disabled(name, why);
     }
     super::metric_families_ready(&config);
+    let config = Arc::new(config);
     state.dispatcher.reload(&config).await;
     state.snapshot.store(Arc::new(Snapshot { auth: Authenticator::new(&config.auth), config }));
     state.reloads.succeeded.fetch_add(1, Ordering::Relaxed);

@@ -1,41 +1,24 @@
-//! The durable store: queued deliveries (the dispatcher's work list, in acceptance order) and dead
-//! letters. A small trait, so a networked backend for several replicas can follow; the default is
+//! The durable store: accepted events, each channel's queue of entries pointing at them (the
+//! dispatcher's work list, in acceptance order), and dead letters. A small trait, so a networked backend for several replicas can follow; the default is
 //! embedded SQLite ([`sqlite::SqliteStore`]).
 
 pub mod sqlite;
 
 use async_trait::async_trait;
 
-/// A post to queue, as the receiver commits it.
+/// An accepted event, as the receiver commits it: the normalised event once, and a queue entry
+/// for each channel its routes chose. Nothing is rendered yet; each channel's lane renders the
+/// event with the configuration in force when it sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDelivery {
-    /// Channel name.
-    pub channel: String,
+pub struct NewEvent {
     /// The event's call id.
     pub call_id: String,
     /// `message`, `call_ended` or `test`.
     pub event_type: String,
-    /// The exact JSON body to post.
-    pub body: String,
-    /// Whether it may be merged with neighbouring posts of the same channel (live messages).
-    pub coalesce: bool,
-}
-
-/// Something that could not be delivered, recorded as accepted (render failures at intake).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDeadLetter {
-    /// Channel name.
-    pub channel: String,
-    /// The event's call id.
-    pub call_id: String,
-    /// The event's type.
-    pub event_type: String,
-    /// The body, when one was rendered.
-    pub body: Option<String>,
-    /// The normalised event as JSON, when there is no body (so a replay can render it again).
-    pub event: Option<String>,
-    /// Why it is here.
-    pub reason: String,
+    /// The normalised event as JSON (the template context).
+    pub event: String,
+    /// The channels to queue it for, in route order.
+    pub channels: Vec<String>,
 }
 
 /// A key to remember until `expires_at_ms`: a second event bearing it within that time is a
@@ -57,7 +40,7 @@ pub enum Accepted {
     Seen(String),
 }
 
-/// A queued post.
+/// A channel's queue entry: one event to post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     /// Position in the queue; higher was accepted later.
@@ -68,14 +51,30 @@ pub struct Queued {
     pub call_id: String,
     /// The event's type.
     pub event_type: String,
-    /// The exact JSON body.
-    pub body: String,
-    /// May be merged with neighbours.
-    pub coalesce: bool,
-    /// When it was accepted (Unix milliseconds).
+    /// What to post: the event to render, or a body rendered before the store's version 2.
+    pub content: Content,
+    /// When the event was accepted (Unix milliseconds).
     pub accepted_at_ms: i64,
     /// Failed attempts so far (429s do not count).
     pub attempts: u32,
+    /// How many of the entry's posts were already delivered (an event the limits split into
+    /// several posts continues where it stopped).
+    pub sent_parts: u32,
+}
+
+/// What a queue entry posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The normalised event as JSON, rendered by the lane just before posting.
+    Event(String),
+    /// A body rendered at intake by a release before the store's version 2, posted as it is;
+    /// `coalesce` says whether it may merge with its neighbours.
+    Rendered {
+        /// The exact JSON body.
+        body: String,
+        /// May be merged with neighbouring posts.
+        coalesce: bool,
+    },
 }
 
 /// A dead letter.
@@ -89,9 +88,9 @@ pub struct DeadLetter {
     pub call_id: String,
     /// The event's type.
     pub event_type: String,
-    /// The body that failed, if one was rendered.
+    /// The body that failed, for dead letters from before the store's version 2.
     pub body: Option<String>,
-    /// The event, when the body could not be rendered.
+    /// The event (rendered again by a replay, with the templates in force then).
     pub event: Option<String>,
     /// Why it is here: the platform's last answer, or the render error.
     pub reason: String,
@@ -136,32 +135,31 @@ pub enum StoreError {
     NoSuchDeadLetter(i64),
 }
 
-/// Durable storage of deliveries and dead letters. Every method commits before it returns.
+/// Durable storage of accepted events, their queue entries and dead letters. Every method commits
+/// before it returns.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Commits an event's deliveries, intake dead letters and once-keys together, unless one of
-    /// the keys is still remembered (then writes nothing). The receiver answers 200 only after
-    /// this returns.
-    async fn accept(
-        &self,
-        deliveries: Vec<NewDelivery>,
-        dead: Vec<NewDeadLetter>,
-        once: Vec<OnceKey>,
-    ) -> Result<Accepted, StoreError>;
-    /// The oldest `limit` queued posts of a channel, in order.
+    /// Commits an event (when there is one to queue) and once-keys together, unless one of the
+    /// keys is still remembered (then writes nothing). The receiver answers 200 only after this
+    /// returns.
+    async fn accept(&self, event: Option<NewEvent>, once: Vec<OnceKey>) -> Result<Accepted, StoreError>;
+    /// The oldest `limit` queue entries of a channel, in order.
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
-    /// Removes delivered posts.
+    /// Removes delivered entries (and events no entry points at any more).
     async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Records that the first `parts` posts of an entry were delivered.
+    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError>;
     /// Counts a failed attempt and records the platform's answer.
     async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError>;
-    /// Moves queued posts to the dead letters.
+    /// Moves queue entries to the dead letters, each with its event.
     async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError>;
     /// Queue depth per channel with anything queued.
     async fn depths(&self) -> Result<Vec<Depth>, StoreError>;
     /// Dead letters, oldest first.
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
-    /// Replaces a dead letter by fresh queued posts at the end of its channel's queue.
-    async fn requeue(&self, dead_letter: i64, bodies: Vec<String>) -> Result<(), StoreError>;
+    /// Replaces a dead letter by a fresh entry at the end of its channel's queue: its event, to be
+    /// rendered again, or (from before version 2) its body as it was.
+    async fn requeue(&self, dead_letter: i64) -> Result<(), StoreError>;
     /// Deletes dead letters that failed before `before_ms` (all when `None`); how many.
     async fn purge(&self, before_ms: Option<i64>) -> Result<usize, StoreError>;
     /// Whether a write of about `bytes` would succeed now (for `/readyz`); nothing is kept.

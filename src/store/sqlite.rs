@@ -10,44 +10,12 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode};
 use tokio::sync::oneshot;
 
-use super::{now_ms, Accepted, DeadLetter, Depth, NewDeadLetter, NewDelivery, OnceKey, Queued, Store, StoreError};
+use super::{now_ms, Accepted, Content, DeadLetter, Depth, NewEvent, OnceKey, Queued, Store, StoreError};
+
+mod schema;
 
 /// Most operations committed together in one transaction.
 const MAX_BATCH: usize = 1024;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS deliveries (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel     TEXT    NOT NULL,
-    call_id     TEXT    NOT NULL,
-    event_type  TEXT    NOT NULL,
-    body        TEXT    NOT NULL,
-    coalesce    INTEGER NOT NULL,
-    accepted_at INTEGER NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    last_answer TEXT
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_channel ON deliveries (channel, id);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel     TEXT    NOT NULL,
-    call_id     TEXT    NOT NULL,
-    event_type  TEXT    NOT NULL,
-    body        TEXT,
-    event       TEXT,
-    reason      TEXT    NOT NULL,
-    attempts    INTEGER NOT NULL,
-    accepted_at INTEGER NOT NULL,
-    failed_at   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS readiness (x INTEGER);
-CREATE TABLE IF NOT EXISTS seen (
-    key        TEXT    PRIMARY KEY,
-    expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
-PRAGMA user_version = 1;
-";
 
 /// The SQLite store. Cheap to share behind an `Arc`; dropping the last handle stops the writer.
 pub struct SqliteStore {
@@ -65,8 +33,8 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| fail(e.to_string()))?;
+        schema::upgrade(&conn).map_err(fail)?;
         if let Some(max) = max_bytes {
             let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
             conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(16)))
@@ -185,14 +153,27 @@ fn in_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Deletes queue entries and then the events no entry points at any more.
+fn remove_entries(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    let list = in_list(ids);
+    let events: Vec<i64> = conn
+        .prepare(&format!("SELECT DISTINCT event_id FROM queue WHERE id IN ({list})"))?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    conn.execute(&format!("DELETE FROM queue WHERE id IN ({list})"), [])?;
+    conn.execute(
+        &format!(
+            "DELETE FROM events WHERE id IN ({}) AND NOT EXISTS (SELECT 1 FROM queue WHERE queue.event_id = events.id)",
+            in_list(&events)
+        ),
+        [],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn accept(
-        &self,
-        deliveries: Vec<NewDelivery>,
-        dead: Vec<NewDeadLetter>,
-        once: Vec<OnceKey>,
-    ) -> Result<Accepted, StoreError> {
+    async fn accept(&self, event: Option<NewEvent>, once: Vec<OnceKey>) -> Result<Accepted, StoreError> {
         self.run(move |conn| {
             let now = now_ms();
             if !once.is_empty() {
@@ -208,18 +189,16 @@ impl Store for SqliteStore {
                     remember.execute(params![k.key, k.expires_at_ms])?;
                 }
             }
-            let mut insert = conn.prepare_cached(
-                "INSERT INTO deliveries (channel, call_id, event_type, body, coalesce, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for d in &deliveries {
-                insert.execute(params![d.channel, d.call_id, d.event_type, d.body, d.coalesce, now])?;
-            }
-            let mut dl = conn.prepare_cached(
-                "INSERT INTO dead_letters (channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
-            )?;
-            for d in &dead {
-                dl.execute(params![d.channel, d.call_id, d.event_type, d.body, d.event, d.reason, now])?;
+            if let Some(e) = event.filter(|e| !e.channels.is_empty()) {
+                conn.prepare_cached(
+                    "INSERT INTO events (call_id, event_type, event, accepted_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![e.call_id, e.event_type, e.event, now])?;
+                let event_id = conn.last_insert_rowid();
+                let mut entry = conn.prepare_cached("INSERT INTO queue (channel, event_id) VALUES (?1, ?2)")?;
+                for channel in &e.channels {
+                    entry.execute(params![channel, event_id])?;
+                }
             }
             Ok(Accepted::New)
         })
@@ -230,19 +209,24 @@ impl Store for SqliteStore {
         let channel = channel.to_owned();
         self.run(move |conn| {
             let mut q = conn.prepare_cached(
-                "SELECT id, channel, call_id, event_type, body, coalesce, accepted_at, attempts
-                 FROM deliveries WHERE channel = ?1 ORDER BY id LIMIT ?2",
+                "SELECT q.id, q.channel, e.call_id, e.event_type, e.event, q.body, q.coalesce, e.accepted_at,
+                        q.attempts, q.sent_parts
+                 FROM queue q JOIN events e ON e.id = q.event_id WHERE q.channel = ?1 ORDER BY q.id LIMIT ?2",
             )?;
             let rows = q.query_map(params![channel, limit as i64], |r| {
+                let content = match r.get::<_, Option<String>>(5)? {
+                    Some(body) => Content::Rendered { body, coalesce: r.get(6)? },
+                    None => Content::Event(r.get::<_, Option<String>>(4)?.unwrap_or_default()),
+                };
                 Ok(Queued {
                     id: r.get(0)?,
                     channel: r.get(1)?,
                     call_id: r.get(2)?,
                     event_type: r.get(3)?,
-                    body: r.get(4)?,
-                    coalesce: r.get(5)?,
-                    accepted_at_ms: r.get(6)?,
-                    attempts: r.get(7)?,
+                    content,
+                    accepted_at_ms: r.get(7)?,
+                    attempts: r.get(8)?,
+                    sent_parts: r.get(9)?,
                 })
             })?;
             rows.collect()
@@ -251,18 +235,20 @@ impl Store for SqliteStore {
     }
 
     async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.run(move |conn| remove_entries(conn, &ids)).await
+    }
+
+    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError> {
         self.run(move |conn| {
-            conn.execute(&format!("DELETE FROM deliveries WHERE id IN ({})", in_list(&ids)), []).map(|_| ())
+            conn.execute("UPDATE queue SET sent_parts = ?1, attempts = 0 WHERE id = ?2", params![parts, id]).map(|_| ())
         })
         .await
     }
 
     async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
         self.run(move |conn| {
-            let sql = format!(
-                "UPDATE deliveries SET attempts = attempts + 1, last_answer = ?1 WHERE id IN ({})",
-                in_list(&ids)
-            );
+            let sql =
+                format!("UPDATE queue SET attempts = attempts + 1, last_answer = ?1 WHERE id IN ({})", in_list(&ids));
             conn.execute(&sql, params![answer]).map(|_| ())
         })
         .await
@@ -270,15 +256,16 @@ impl Store for SqliteStore {
 
     async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
         self.run(move |conn| {
-            let list = in_list(&ids);
             conn.execute(
                 &format!(
                     "INSERT INTO dead_letters (channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at)
-                     SELECT channel, call_id, event_type, body, NULL, ?1, attempts, accepted_at, ?2 FROM deliveries WHERE id IN ({list}) ORDER BY id"
+                     SELECT q.channel, e.call_id, e.event_type, q.body, e.event, ?1, q.attempts, e.accepted_at, ?2
+                     FROM queue q JOIN events e ON e.id = q.event_id WHERE q.id IN ({}) ORDER BY q.id",
+                    in_list(&ids)
                 ),
                 params![reason, now_ms()],
             )?;
-            conn.execute(&format!("DELETE FROM deliveries WHERE id IN ({list})"), []).map(|_| ())
+            remove_entries(conn, &ids)
         })
         .await
     }
@@ -286,7 +273,8 @@ impl Store for SqliteStore {
     async fn depths(&self) -> Result<Vec<Depth>, StoreError> {
         self.run(|conn| {
             let mut q = conn.prepare_cached(
-                "SELECT channel, COUNT(*), MIN(accepted_at) FROM deliveries GROUP BY channel ORDER BY channel",
+                "SELECT q.channel, COUNT(*), MIN(e.accepted_at) FROM queue q JOIN events e ON e.id = q.event_id
+                 GROUP BY q.channel ORDER BY q.channel",
             )?;
             let rows = q.query_map([], |r| {
                 Ok(Depth { channel: r.get(0)?, pending: r.get::<_, i64>(1)? as u64, oldest_ms: r.get(2)? })
@@ -320,24 +308,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn requeue(&self, dead_letter: i64, bodies: Vec<String>) -> Result<(), StoreError> {
+    async fn requeue(&self, dead_letter: i64) -> Result<(), StoreError> {
         let found = self
             .run(move |conn| {
-                let row: Option<(String, String, String)> = conn
-                    .query_row(
-                        "SELECT channel, call_id, event_type FROM dead_letters WHERE id = ?1",
-                        params![dead_letter],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .map(Some)
-                    .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-                let Some((channel, call_id, event_type)) = row else { return Ok(false) };
-                for body in &bodies {
-                    conn.execute(
-                        "INSERT INTO deliveries (channel, call_id, event_type, body, coalesce, accepted_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-                        params![channel, call_id, event_type, body, now_ms()],
-                    )?;
+                let moved = conn.execute(
+                    "INSERT INTO events (call_id, event_type, event, accepted_at)
+                     SELECT call_id, event_type, event, ?2 FROM dead_letters WHERE id = ?1",
+                    params![dead_letter, now_ms()],
+                )?;
+                if moved == 0 {
+                    return Ok(false);
                 }
+                conn.execute(
+                    "INSERT INTO queue (channel, event_id, body) SELECT channel, ?2, body FROM dead_letters WHERE id = ?1",
+                    params![dead_letter, conn.last_insert_rowid()],
+                )?;
                 conn.execute("DELETE FROM dead_letters WHERE id = ?1", params![dead_letter])?;
                 Ok(true)
             })

@@ -406,6 +406,7 @@ async fn a_template_that_fails_at_runtime_keeps_the_event_for_a_replay_after_the
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "a template bug is the relay's problem, not the sender's");
+    assert!(dispatcher.idle(Duration::from_secs(20)).await, "the lane renders it and gives up on it");
     let letters = dispatcher.store().dead_letters().await.unwrap();
     assert_eq!(letters.len(), 1);
     assert!(

@@ -323,3 +323,43 @@ pub async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut()
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A relay whose templates are a private copy (returned), so tests can edit them.
+pub async fn spawn_with_own_templates() -> (TestApp, PathBuf) {
+    let toml = DEFAULT_TOML.replace("[server]", "[templates]\ndir = \"templates\"\n\n[server]");
+    let app = spawn_prepared(&toml, |dir| copy_dir(&templates_dir(), &dir.join("templates"))).await;
+    let dir = app.config_file().parent().unwrap().join("templates");
+    (app, dir)
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The relay's `/readyz` answer.
+pub async fn readyz(app: &TestApp) -> Value {
+    app.client.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap()
+}
+
+/// Waits until `/readyz` counts at least `n` of `key` (`reloads` or `failed_reloads`).
+pub async fn wait_for_reloads(app: &TestApp, key: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = readyz(app).await;
+        if r["config"][key].as_u64().unwrap() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {key} reached {n}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -12,6 +12,7 @@ mod mentions;
 mod ops;
 mod platform_rules;
 mod properties;
+mod queued;
 mod receive;
 mod routes;
 mod security;

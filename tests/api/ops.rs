@@ -1,6 +1,5 @@
 //! Operations: live reload (file change and SIGHUP), /metrics, send-test.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -8,43 +7,6 @@ use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
-
-/// A relay whose templates are a private copy, so tests can edit them.
-async fn spawn_with_own_templates() -> (TestApp, std::path::PathBuf) {
-    let toml = DEFAULT_TOML.replace("[server]", "[templates]\ndir = \"templates\"\n\n[server]");
-    let app = spawn_prepared(&toml, |dir| copy_dir(&templates_dir(), &dir.join("templates"))).await;
-    let dir = app.config_file().parent().unwrap().join("templates");
-    (app, dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-async fn readyz(app: &TestApp) -> Value {
-    app.client.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap()
-}
-
-async fn wait_for_reloads(app: &TestApp, key: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = readyz(app).await;
-        if r["config"][key].as_u64().unwrap() >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {key} reached {n}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_template_change_is_used_by_the_next_event_and_a_broken_one_is_refused() {

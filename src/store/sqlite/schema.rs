@@ -1,0 +1,86 @@
+//! The SQLite store's tables and their versions (`PRAGMA user_version`), with the upgrades from
+//! each earlier version, run at open inside one transaction.
+//!
+//! - Version 1: one `deliveries` row per rendered post (bodies rendered at intake).
+//! - Version 2: each accepted event once in `events`, plus one small `queue` row per routed
+//!   channel pointing at it; lanes render at delivery. Posts a version-1 relay had queued become
+//!   version-2 entries carrying their body, and are sent as they were rendered.
+
+use rusqlite::Connection;
+
+/// The version this release writes.
+pub const VERSION: i64 = 2;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    event       TEXT,
+    accepted_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT    NOT NULL,
+    event_id    INTEGER NOT NULL REFERENCES events (id),
+    body        TEXT,
+    coalesce    INTEGER NOT NULL DEFAULT 0,
+    sent_parts  INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_answer TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_by_channel ON queue (channel, id);
+CREATE INDEX IF NOT EXISTS queue_by_event ON queue (event_id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT    NOT NULL,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    body        TEXT,
+    event       TEXT,
+    reason      TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    failed_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS readiness (x INTEGER);
+CREATE TABLE IF NOT EXISTS seen (
+    key        TEXT    PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+";
+
+/// Version 1 → 2: every queued post keeps its id (so its place in the queue), its body, attempts
+/// and last answer; its call id, type and acceptance time move to an `events` row of the same id.
+const FROM_1: &str = "
+INSERT INTO events (id, call_id, event_type, event, accepted_at)
+    SELECT id, call_id, event_type, NULL, accepted_at FROM deliveries;
+INSERT INTO queue (id, channel, event_id, body, coalesce, attempts, last_answer)
+    SELECT id, channel, id, body, coalesce, attempts, last_answer FROM deliveries;
+DROP TABLE deliveries;
+";
+
+/// Brings the database to [`VERSION`], creating it when new; refuses a newer one.
+pub fn upgrade(conn: &Connection) -> Result<(), String> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+    if found > VERSION {
+        return Err(format!(
+            "it was written by a newer callrelay (store version {found}; this release knows up to {VERSION})"
+        ));
+    }
+    let steps = match found {
+        VERSION => return conn.execute_batch(TABLES).map_err(|e| e.to_string()),
+        1 => FROM_1,
+        _ => "",
+    };
+    let script = format!("BEGIN IMMEDIATE; {TABLES} {steps} PRAGMA user_version = {VERSION}; COMMIT;");
+    conn.execute_batch(&script).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("upgrading it from store version {found} to {VERSION} failed (nothing was changed): {e}")
+    })?;
+    if found > 0 {
+        tracing::info!(from = found, to = VERSION, "Upgraded the store; everything queued was kept.");
+    }
+    Ok(())
+}

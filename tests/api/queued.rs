@@ -1,0 +1,109 @@
+//! What is queued is rendered when it is sent: template changes reach posts already waiting, a
+//! replayed dead letter uses today's template, an event split into several posts resumes where it
+//! stopped, and a store written by the previous release is upgraded with nothing lost.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::delivery::Scripted;
+use crate::helpers::*;
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string("ok")
+}
+
+/// Every line of the `text` of every body, in order (coalesced posts join their texts by lines).
+fn text_lines(bodies: &[Value]) -> Vec<String> {
+    bodies
+        .iter()
+        .flat_map(|b| b["text"].as_str().unwrap_or("").lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_template_changed_by_reload_applies_to_posts_queued_before_it() {
+    let (app, dir) = spawn_with_own_templates().await;
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&app.slack).await;
+    for i in 0..3 {
+        assert_eq!(app.post_event(&message("c", "user", &format!("q{i}"))).await.status(), 200);
+    }
+    wait_until("the lane to try the queue", Duration::from_secs(10), async || {
+        !app.slack.received_requests().await.unwrap().is_empty()
+    })
+    .await;
+
+    std::fs::write(dir.join("slack/message.json.hbs"), r#"{"text": "NEW {{message.message}}"}"#).unwrap();
+    wait_for_reloads(&app, "reloads", 1).await;
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
+
+    let got = app.received(&app.slack).await;
+    assert_eq!(
+        text_lines(&got),
+        ["NEW q0", "NEW q1", "NEW q2"],
+        "queued before the reload, sent with the new template"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_replayed_after_a_template_fix_is_rendered_with_the_fix() {
+    let (app, dir) = spawn_with_own_templates().await;
+    app.slack.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .mount(&app.slack)
+        .await;
+    assert_eq!(app.post_event(&message("c9", "user", "hello")).await.status(), 200);
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    let letters = app.dispatcher.store().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "Slack refused it for good");
+    assert!(letters[0].reason.contains("invalid_blocks"));
+
+    std::fs::write(dir.join("slack/message.json.hbs"), r#"{"text": "FIXED {{message.message}}"}"#).unwrap();
+    wait_for_reloads(&app, "reloads", 1).await;
+    app.slack.reset().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&app.slack).await;
+    let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(app.config_file()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the replayed post", Duration::from_secs(20), async || !bodies(&app.slack).await.is_empty()).await;
+    assert_eq!(text_lines(&app.received(&app.slack).await), ["FIXED hello"]);
+}
+
+#[tokio::test]
+async fn an_event_split_into_several_posts_resumes_after_a_failure_without_repeating_parts() {
+    let toml = DEFAULT_TOML
+        .replace("[channels.live]", "[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"50ms\"\n[channels.live]");
+    let app = spawn_with(&toml).await;
+    app.discord.reset().await;
+    let saved = || ResponseTemplate::new(200).set_body_json(json!({"id": "1", "type": 0}));
+    let script = Scripted::new(vec![saved(), ResponseTemplate::new(500), saved()]);
+    Mock::given(method("POST")).respond_with(script).mount(&app.discord).await;
+    let transcript: Vec<Value> = (0..150)
+        .map(|i| json!({"sender": if i % 2 == 0 { "ai" } else { "user" }, "message": format!("line {i:03} {}", "x".repeat(60))}))
+        .collect();
+    let mut ended = call_ended("long", "neutral");
+    ended["messages"] = json!(transcript);
+    assert_eq!(app.post_event(&ended).await.status(), 200);
+
+    let got = app.received(&app.discord).await;
+    assert!(
+        got.len() >= 4,
+        "a long transcript is several posts (6,000 characters each at most), plus one retry: {}",
+        got.len()
+    );
+    assert_eq!(got[1], got[2], "the failed second part is sent again");
+    let parts: Vec<&Value> = got.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, b)| b).collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(parts[..i].iter().all(|q| q != p), "part {i} was sent twice");
+    }
+    let said: String = parts.iter().flat_map(|p| strings(p)).collect();
+    let mut at = 0;
+    for i in 0..150 {
+        let line = format!("line {i:03}");
+        at += said[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
+    }
+}
