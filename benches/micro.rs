@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use callrelay::config::{self, ConfigSource};
+use callrelay::config::ConfigSource;
 use callrelay::event::{self, Incoming};
 use callrelay::{pipeline, samples};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::Value;
 
-fn shipped() -> config::Config {
-    config::load(&ConfigSource::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))).unwrap()
+fn shipped() -> callrelay::setup::Config {
+    callrelay::setup::load(&ConfigSource::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))).unwrap()
 }
 
 fn route_and_render(c: &mut Criterion) {

@@ -1,8 +1,9 @@
 //! callrelay relays Beyond Presence call events to Slack and Discord.
 //!
 //! Data flows one way: [`server`] receives and parses ([`event`]), [`routing`] picks channels,
-//! [`render`] builds each platform's body, [`dispatch`] queues one ordered lane per channel, and
-//! [`sinks`] post to Slack and Discord. [`config`] loads the immutable snapshot they all read.
+//! [`store`] commits the event once with an entry per channel, [`dispatch`] runs one ordered lane
+//! per channel that renders each event ([`render`]) and posts it ([`sinks`]) to Slack and Discord.
+//! [`config`] reads the file; [`setup`] compiles it into the immutable snapshot they all read.
 
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod render;
 pub mod routing;
 pub mod samples;
 pub mod server;
+pub mod setup;
 pub mod sinks;
 pub mod store;
 pub mod telemetry;

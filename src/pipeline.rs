@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::event::Event;
+use crate::setup::Config;
 use crate::store::NewEvent;
 use crate::telemetry;
 

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::config::{Config, Platform};
+use crate::config::Platform;
 use crate::event::{self, Event, Incoming};
+use crate::setup::Config;
 use crate::{pipeline, samples};
 
 /// Mention and link syntax that occurs only in the hostile sample, so finding it in a Slack body

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, ConfigError, ConfigSource};
+use crate::config::{ConfigError, ConfigSource};
+use crate::setup::Config;
 use crate::validate;
 
 pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) -> ExitCode {

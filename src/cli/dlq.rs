@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::event::EventType;
+use crate::setup::Config;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{now_ms, DeadLetter, Store};
 

@@ -12,8 +12,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigSource, LogFormat};
+use crate::config::{ConfigSource, LogFormat};
 use crate::server::Application;
+use crate::setup::{self, Config};
 use crate::telemetry;
 
 /// Relays Beyond Presence call events to Slack and Discord.
@@ -85,7 +86,7 @@ pub enum Command {
 /// Runs the command line; the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let source = ConfigSource::resolve(cli.config.as_deref());
-    let loaded = config::load(&source);
+    let loaded = setup::load(&source);
     let format = cli.log_format.or_else(|| loaded.as_ref().ok().map(|c| c.log.format)).unwrap_or_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

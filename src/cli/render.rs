@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::Config;
 use crate::event::{self, Incoming};
+use crate::setup::Config;
 use crate::{pipeline, samples};
 
 pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>, pretty: bool) -> ExitCode {

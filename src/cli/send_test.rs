@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::event::{self, Incoming};
+use crate::setup::Config;
 use crate::sinks::{self, HttpSink};
 use crate::{pipeline, samples};
 

@@ -1,18 +1,13 @@
 //! Reading `relay.toml`: TOML syntax, `CALLRELAY__SECTION__KEY` overrides (through the `config`
-//! crate), `${VAR}` substitution, then validation of channels, routes and templates.
+//! crate), `${VAR}` substitution, deserialisation with every key known, and the checks that need
+//! nothing but the file. Compiling channels, routes and templates is [`crate::setup`]'s job.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{
-    Channel, ChannelConfig, Config, ConfigError, FileConfig, Platform, Problem, StoreConfig, TemplateOverrides,
-    WebhookUrl,
-};
-use crate::render::Renderer;
-use crate::routing::Router;
-use crate::sinks::{discord, slack};
+use super::{ConfigError, FileConfig, Problem};
 
 /// The configuration file used when `--config` and `CALLRELAY_CONFIG` are not given.
 pub const DEFAULT_CONFIG_PATH: &str = "relay.toml";
@@ -56,11 +51,45 @@ impl ConfigSource {
     }
 }
 
-/// Loads and validates a configuration. `check` and `serve` both come through here.
-///
-/// A channel whose `webhook_url` names an unset environment variable is loaded as disabled (its
-/// `target` holds the reason) so a first run still starts; `check` reports those as errors.
-pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+/// A configuration file read and checked on its own. Not ready to run: [`crate::setup::load`]
+/// compiles it, and refuses it while `problems` is not empty.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where it came from.
+    pub source: ConfigSource,
+    /// The file, with `${VAR}` replaced, relative paths resolved against its directory and
+    /// `server.shown_path` set.
+    pub file: FileConfig,
+    /// `templates.dir`, resolved.
+    pub templates_dir: PathBuf,
+    /// Channels whose `webhook_url` names an unset variable, with why: they load as disabled so
+    /// a first run still starts (`check` reports them as errors).
+    pub disabled: BTreeMap<String, String>,
+    /// What is wrong in the file itself.
+    pub problems: Vec<Problem>,
+    text: String,
+}
+
+impl Loaded {
+    /// A problem about the key at dotted `path` (such as `["channels", "live"]`), at its line.
+    pub fn problem_at(&self, path: &[&str], subject: &str, message: String) -> Problem {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        problem(&self.source.display_name(), self.lines().find(&path), subject, message)
+    }
+
+    /// A problem about the `index`th `[[routes]]` table (0-based), at its line.
+    pub fn route_problem(&self, index: usize, subject: &str, message: String) -> Problem {
+        problem(&self.source.display_name(), self.lines().find_nth_table("routes", index), subject, message)
+    }
+
+    fn lines(&self) -> LineFinder<'_> {
+        LineFinder { text: &self.text }
+    }
+}
+
+/// Reads `source` and checks what needs nothing but the file. An error means no configuration
+/// could be read at all (syntax, a wrong key or type); anything else is in [`Loaded::problems`].
+pub fn read(source: &ConfigSource) -> Result<Loaded, ConfigError> {
     let file = source.display_name();
     let text = match source {
         ConfigSource::File(path) => std::fs::read_to_string(path)
@@ -94,14 +123,14 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         }
     });
 
-    let raw: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+    let mut raw: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
         let key = e.path().to_string();
         ConfigError::one(problem(&file, lines.find(&path), &format!("key `{key}`"), e.inner().to_string()))
     })?;
 
     for (i, secret) in raw.auth.signing_secrets.iter().enumerate() {
-        if let Err(m) = crate::server::auth::decode_signing_secret(secret.expose()) {
+        if let Err(m) = super::decode_signing_secret(secret.expose()) {
             let key = format!("auth.signing_secrets[{i}]");
             problems.push(problem(
                 &file,
@@ -137,135 +166,25 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         ));
     }
 
-    let mut channels = BTreeMap::new();
-    let mut overrides: BTreeMap<String, (Platform, TemplateOverrides)> = BTreeMap::new();
-    for (name, cfg) in &raw.channels {
-        let at = lines.find(&["channels".into(), name.clone()]);
-        match build_channel(name, cfg, disabled.get(name)) {
-            Ok(channel) => {
-                overrides.insert(name.clone(), (channel.platform, templates_of(cfg).clone()));
-                channels.insert(name.clone(), channel);
-            }
-            Err(message) => problems.push(problem(&file, at, &format!("channel `{name}`"), message)),
-        }
-    }
-
-    let router = Router::compile(&raw.routes, &raw.channels).map_err(|route_problems| {
-        route_problems
-            .into_iter()
-            .map(|rp| {
-                let line = lines.find_nth_table("routes", rp.index);
-                problem(&file, line, &format!("route `{}`", rp.name), rp.message)
-            })
-            .collect::<Vec<_>>()
-    });
-    let router = match router {
-        Ok(r) => Some(r),
-        Err(mut ps) => {
-            problems.append(&mut ps);
-            None
-        }
-    };
-
-    let templates_dir = source.base_dir().join(&raw.templates.dir);
-    let mut server = raw.server.clone();
-    server.shown_path = match written_path {
+    let base = source.base_dir();
+    raw.server.shown_path = match written_path {
         _ if std::env::var_os("CALLRELAY__SERVER__PATH").is_some() => "/…".to_owned(),
         Some(written) => shown_path(&written),
-        None => server.path.clone(),
+        None => raw.server.path.clone(),
     };
-    if let Some(tls) = &mut server.tls {
-        tls.cert = source.base_dir().join(&tls.cert);
-        tls.key = source.base_dir().join(&tls.key);
+    if let Some(tls) = &mut raw.server.tls {
+        tls.cert = base.join(&tls.cert);
+        tls.key = base.join(&tls.key);
     }
-    let renderer = match Renderer::load(&templates_dir, &overrides) {
-        Ok(r) => Some(r),
-        Err(mut ps) => {
-            problems.append(&mut ps);
-            None
-        }
-    };
-
-    match (router, renderer) {
-        (Some(router), Some(renderer)) if problems.is_empty() => Ok(Config {
-            source: source.clone(),
-            server,
-            delivery: raw.delivery,
-            store: StoreConfig { path: source.base_dir().join(&raw.store.path), ..raw.store },
-            auth: raw.auth,
-            dedup: raw.dedup,
-            log: raw.log,
-            templates_dir,
-            channels,
-            router,
-            renderer,
-        }),
-        _ => Err(ConfigError { problems }),
-    }
+    raw.store.path = base.join(&raw.store.path);
+    let templates_dir = base.join(&raw.templates.dir);
+    Ok(Loaded { source: source.clone(), file: raw, templates_dir, disabled, problems, text })
 }
 
 fn problem(file: &str, line: Option<usize>, subject: &str, message: String) -> Problem {
     Problem { file: file.to_owned(), line, subject: subject.to_owned(), message }
 }
 
-fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
-    match cfg {
-        ChannelConfig::Slack(c) => &c.templates,
-        ChannelConfig::Discord(c) => &c.templates,
-    }
-}
-
-fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
-    let (platform, raw_url, username, avatar_url, coalesce, rate_limit) = match cfg {
-        ChannelConfig::Slack(c) => (Platform::Slack, &c.webhook_url, None, None, c.coalesce, &c.rate_limit),
-        ChannelConfig::Discord(c) => {
-            (Platform::Discord, &c.webhook_url, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
-        }
-    };
-    let rate_limit = match rate_limit {
-        None => match platform {
-            Platform::Slack => slack::DEFAULT_RATE_LIMIT.to_vec(),
-            Platform::Discord => discord::DEFAULT_RATE_LIMIT.to_vec(),
-        },
-        Some(windows) => windows.iter().map(|w| parse_window(w)).collect::<Result<_, _>>()?,
-    };
-    if let Some(u) = &username {
-        discord::check_username(u).map_err(|m| format!("`username` {m}"))?;
-    }
-    let target = match disabled {
-        Some(why) => Err(why.clone()),
-        None => {
-            let url = WebhookUrl::parse(raw_url).map_err(|m| format!("`webhook_url` {m}"))?;
-            Ok(match platform {
-                Platform::Slack => url,
-                Platform::Discord => discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?,
-            })
-        }
-    };
-    Ok(Channel {
-        name: name.to_owned(),
-        platform,
-        target,
-        username,
-        avatar_url,
-        coalesce: coalesce.unwrap_or(true),
-        rate_limit,
-    })
-}
-
-/// `"5/2s"` means at most 5 posts in any 2 seconds.
-fn parse_window(text: &str) -> Result<(u32, std::time::Duration), String> {
-    let bad = || format!("`rate_limit` entry `{text}` must look like \"5/2s\" (posts/duration)");
-    let (n, d) = text.split_once('/').ok_or_else(bad)?;
-    let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    let d = humantime::parse_duration(d.trim()).map_err(|_| bad())?;
-    if n == 0 || d.is_zero() {
-        return Err(bad());
-    }
-    Ok((n, d))
-}
-
-/// The file merged with `CALLRELAY__SECTION__KEY` environment overrides, as a JSON tree.
 /// `path` up to its first segment holding a `${VAR}`, then `…`: `/webhook/${SECRET}` shows as
 /// `/webhook/…`.
 fn shown_path(written: &str) -> String {

@@ -1,4 +1,6 @@
-//! `relay.toml`: the shape of the configuration, loaded and validated once into an immutable [`Config`].
+//! `relay.toml`: the shape of the configuration and the checks that need only the file. The bottom
+//! layer: it imports nothing of the relay but [`crate::event`]'s type names; [`crate::setup`]
+//! compiles what it reads into the running form.
 //!
 //! Every field below is documented here; this file is the configuration reference.
 
@@ -13,11 +15,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Problem};
-pub use load::{load, ConfigSource, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH};
-pub use secret::{Secret, WebhookUrl};
-
-use crate::render::Renderer;
-use crate::routing::Router;
+pub use load::{read, ConfigSource, Loaded, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH};
+pub use secret::{decode_signing_secret, Secret, WebhookUrl};
 
 /// The whole file as written, before validation. Unknown keys anywhere are errors.
 #[derive(Debug, Deserialize)]
@@ -370,41 +369,4 @@ pub struct Channel {
     pub coalesce: bool,
     /// Posting budget windows: at most `.0` posts in any `.1`.
     pub rate_limit: Vec<(u32, Duration)>,
-}
-
-/// A loaded, validated configuration: the immutable snapshot every stage reads.
-#[derive(Debug)]
-pub struct Config {
-    /// Where it came from, for messages.
-    pub source: ConfigSource,
-    /// `[server]`
-    pub server: ServerConfig,
-    /// `[delivery]`
-    pub delivery: DeliveryConfig,
-    /// The store's file (resolved against the config file's directory) and size cap.
-    pub store: StoreConfig,
-    /// `[auth]`, with signing secrets checked and decoded.
-    pub auth: AuthConfig,
-    /// `[dedup]`
-    pub dedup: DedupConfig,
-    /// `[log]`
-    pub log: LogConfig,
-    /// The templates directory, resolved against the config file's directory.
-    pub templates_dir: PathBuf,
-    /// Channels by name.
-    pub channels: BTreeMap<String, Channel>,
-    /// Compiled routes.
-    pub router: Router,
-    /// Compiled templates for every channel and event type.
-    pub renderer: Renderer,
-}
-
-impl Config {
-    /// Channels that cannot send, with the reason, in name order.
-    pub fn disabled_channels(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.channels.values().filter_map(|c| match &c.target {
-            Ok(_) => None,
-            Err(why) => Some((c.name.as_str(), why.as_str())),
-        })
-    }
 }

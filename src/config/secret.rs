@@ -2,8 +2,21 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
 use serde::Deserialize;
 use url::Url;
+
+/// The key bytes of a Standard Webhooks `whsec_<base64>` signing secret.
+pub fn decode_signing_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let b64 = secret.trim().strip_prefix("whsec_").ok_or("must start with `whsec_`")?;
+    let key = BASE64.decode(b64).map_err(|_| "is not `whsec_` followed by base64".to_owned())?;
+    if key.len() < 16 {
+        return Err("is shorter than 16 bytes".into());
+    }
+    Ok(key)
+}
 
 /// A secret string (token, signing secret). `Debug` and `Display` print `***`; use
 /// [`Secret::expose`] where the value is needed.

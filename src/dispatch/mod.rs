@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::setup::Config;
 use crate::store::Store;
 use crate::telemetry;
 use backoff::RetryPolicy;

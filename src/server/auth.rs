@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::AuthConfig;
+use crate::config::{decode_signing_secret, AuthConfig};
 
 /// Why a request was refused (logged and counted; never told to the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,16 +76,6 @@ pub struct Authenticator {
     tolerance: Duration,
     allow: Vec<IpNet>,
     proxies: Vec<IpNet>,
-}
-
-/// The key bytes of a `whsec_<base64>` secret.
-pub fn decode_signing_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret.trim().strip_prefix("whsec_").ok_or("must start with `whsec_`")?;
-    let key = BASE64.decode(b64).map_err(|_| "is not `whsec_` followed by base64".to_owned())?;
-    if key.len() < 16 {
-        return Err("is shorter than 16 bytes".into());
-    }
-    Ok(key)
 }
 
 impl Authenticator {

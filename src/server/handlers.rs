@@ -108,7 +108,7 @@ pub(super) async fn receive(
 /// Routes and commits a parsed event (within its `event` span); its channels' lanes render it.
 async fn accept(
     state: &State,
-    config: &crate::config::Config,
+    config: &crate::setup::Config,
     event: &event::Event,
     body: &[u8],
     mut once: Vec<OnceKey>,

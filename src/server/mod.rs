@@ -17,8 +17,8 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::setup::Config;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::telemetry;

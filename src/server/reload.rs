@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use super::auth::Authenticator;
 use super::tls::CertStore;
 use super::{Snapshot, State};
-use crate::config::{self, ConfigSource};
-use crate::{telemetry, validate};
+use crate::config::ConfigSource;
+use crate::{setup, telemetry, validate};
 
 /// How long file changes are gathered before one reload.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -77,7 +77,7 @@ pub(super) fn spawn(
 
 /// Loads, validates and swaps in the configuration; logs and counts the outcome.
 async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
-    let loaded = config::load(source).map_err(|e| e.to_string()).and_then(|c| {
+    let loaded = setup::load(source).map_err(|e| e.to_string()).and_then(|c| {
         let report = validate::samples(&c);
         if report.problems.is_empty() {
             Ok(c)

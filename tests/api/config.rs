@@ -5,12 +5,12 @@ use std::path::Path;
 
 use callrelay::config::{self, ConfigSource};
 
-fn load_text(text: &str) -> Result<config::Config, String> {
+fn load_text(text: &str) -> Result<callrelay::setup::Config, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("relay.toml");
     let text = format!("[templates]\ndir = \"{}\"\n{text}", crate::helpers::templates_dir().display());
     std::fs::write(&file, text).unwrap();
-    config::load(&ConfigSource::File(file)).map_err(|e| e.to_string())
+    callrelay::setup::load(&ConfigSource::File(file)).map_err(|e| e.to_string())
 }
 
 const CHANNEL: &str = "[channels.live]\nkind = \"slack\"\nwebhook_url = \"https://hooks.slack.test/services/T/B/x\"\n";
@@ -18,7 +18,7 @@ const CHANNEL: &str = "[channels.live]\nkind = \"slack\"\nwebhook_url = \"https:
 #[test]
 fn the_shipped_relay_toml_loads_with_its_channels_disabled_until_urls_are_set() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml");
-    let c = config::load(&ConfigSource::File(shipped)).unwrap();
+    let c = callrelay::setup::load(&ConfigSource::File(shipped)).unwrap();
     let disabled: Vec<(&str, &str)> = c.disabled_channels().collect();
     // CI and developers' shells do not set these; if one is set the channel is simply enabled.
     for (name, var) in [("live", "SLACK_WEBHOOK_URL"), ("summaries", "DISCORD_WEBHOOK_URL")] {
@@ -28,7 +28,7 @@ fn the_shipped_relay_toml_loads_with_its_channels_disabled_until_urls_are_set() 
         }
     }
     assert_eq!(
-        config::load(&ConfigSource::BuiltIn).unwrap().channels.len(),
+        callrelay::setup::load(&ConfigSource::BuiltIn).unwrap().channels.len(),
         c.channels.len(),
         "the built-in copy is the shipped file"
     );

@@ -28,7 +28,7 @@ async fn a_discord_url_behind_a_proxy_keeps_its_prefix_and_query() {
         discord.uri()
     );
     let (_dir, file) = write_config(&toml, &slack, &discord);
-    let config = callrelay::config::load(&callrelay::config::ConfigSource::File(file)).unwrap();
+    let config = callrelay::setup::load(&callrelay::config::ConfigSource::File(file)).unwrap();
     let app = callrelay::server::Application::build(config).await.unwrap();
     let dispatcher = app.dispatcher();
     let url = format!("http://127.0.0.1:{}/webhook", app.port());
@@ -124,7 +124,7 @@ async fn connection_refused_is_retried_until_the_endpoint_comes_up() {
     );
     let (_dir, file) = write_config(&toml, &slack, &discord);
     let app = callrelay::server::Application::build(
-        callrelay::config::load(&callrelay::config::ConfigSource::File(file)).unwrap(),
+        callrelay::setup::load(&callrelay::config::ConfigSource::File(file)).unwrap(),
     )
     .await
     .unwrap();
@@ -392,7 +392,7 @@ async fn a_template_that_fails_at_runtime_keeps_the_event_for_a_replay_after_the
     )
     .unwrap();
     let app = callrelay::server::Application::build(
-        callrelay::config::load(&callrelay::config::ConfigSource::File(file.clone())).unwrap(),
+        callrelay::setup::load(&callrelay::config::ConfigSource::File(file.clone())).unwrap(),
     )
     .await
     .unwrap();

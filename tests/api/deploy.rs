@@ -169,8 +169,7 @@ fn kubernetes_manifests_agree_with_each_other_and_the_relay() {
     }
     assert!(!text.contains("${"), "every variable comes from the Secret");
     std::fs::write(&file, text).unwrap();
-    let config =
-        callrelay::config::load(&callrelay::config::ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
+    let config = callrelay::setup::load(&callrelay::config::ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.store.path, Path::new("/data/callrelay.db"));
     assert_eq!(config.server.listen, "0.0.0.0:8080");
     assert!(config.disabled_channels().next().is_none(), "every URL comes from the Secret");

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
-use callrelay::config::{self, ConfigSource};
+use callrelay::config::ConfigSource;
 use std::sync::Arc;
 
 use callrelay::dispatch::Dispatcher;
@@ -138,7 +138,7 @@ pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp 
     let discord = mock_discord().await;
     let (dir, file) = write_config(toml, &slack, &discord);
     prepare(dir.path());
-    let config = config::load(&ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
+    let config = callrelay::setup::load(&ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
     let path = config.server.path.clone();
     let app = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use callrelay::config::{self, Config, ConfigSource};
+use callrelay::config::{self, ConfigSource};
 use callrelay::event::{self, Incoming};
 use callrelay::pipeline;
+use callrelay::setup::{self, Config};
 use callrelay::sinks::{discord, slack};
 use proptest::prelude::*;
 
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 fn shipped() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        config::load(&ConfigSource::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))).unwrap()
+        setup::load(&ConfigSource::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))).unwrap()
     })
 }
 
