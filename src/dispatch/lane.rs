@@ -17,7 +17,7 @@ use crate::config::{Channel, Platform};
 use crate::event::EventType;
 use crate::render::RenderError;
 use crate::setup::Config;
-use crate::sinks::{discord, slack, Outcome, Sink};
+use crate::sinks::{self, discord, slack, Outcome, Sink};
 use crate::store::{now_ms, Content, Queued, Store};
 use crate::telemetry;
 
@@ -160,19 +160,26 @@ impl Lane {
     }
 
     /// The bodies an entry posts, in order: its event rendered now, or a body rendered before the
-    /// store's version 2 as it is. `notes`: log what limit enforcement changed (for the head only,
+    /// store's version 2 as it was (made safe by the platform's `fit`, which leaves a body within
+    /// the limits as it is apart from mention safety). `notes`: log what limit enforcement changed (for the head only,
     /// so a body looked at for coalescing is not reported twice).
     fn posts_of(&self, q: &Queued, notes: bool) -> Result<Vec<String>, RenderError> {
-        let event = match &q.content {
-            Content::Rendered { body, .. } => return Ok(vec![body.clone()]),
-            Content::Event(event) => event,
-        };
         let fail = |message: String| RenderError {
             template: "?".into(),
             line: None,
             channel: self.channel.clone(),
             call_id: q.call_id.clone(),
             message,
+        };
+        let event = match &q.content {
+            // Sent as it was rendered, only made mention-safe like every other body.
+            Content::Rendered { body, .. } => {
+                let value =
+                    serde_json::from_str(body).map_err(|e| fail(format!("the stored body is not JSON: {e}")))?;
+                let fitted = sinks::fit(self.channel().platform, value).map_err(|r| fail(r.message))?;
+                return Ok(fitted.posts.iter().map(Value::to_string).collect());
+            }
+            Content::Event(event) => event,
         };
         let event_type = EventType::from_name(&q.event_type)
             .ok_or_else(|| fail(format!("the stored event has an unknown type `{}`", q.event_type)))?;

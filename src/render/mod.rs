@@ -22,7 +22,7 @@ pub use helpers::HELPERS;
 
 use crate::config::{Channel, Platform, Problem, TemplateOverrides};
 use crate::event::EventType;
-use crate::sinks::{discord, slack, Fitted};
+use crate::sinks::{self, discord, slack, Fitted};
 
 /// Compiled templates for every channel and event type.
 pub struct Renderer {
@@ -169,14 +169,10 @@ impl Renderer {
                 ),
             )
         })?;
-        let fitted: Fitted = match channel.platform {
-            Platform::Slack => slack::fit(body),
-            Platform::Discord => {
-                discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
-                discord::fit(body)
-            }
+        if channel.platform == Platform::Discord {
+            discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
         }
-        .map_err(|refused| {
+        let fitted: Fitted = sinks::fit(channel.platform, body).map_err(|refused| {
             let line = refused.key.and_then(|key| self.line_writing(&template, key));
             fail(line, refused.message)
         })?;

@@ -110,6 +110,14 @@ impl From<&str> for Refused {
     }
 }
 
+/// Makes a body safe and within `platform`'s limits (see [`slack::fit`] and [`discord::fit`]).
+pub fn fit(platform: Platform, body: Value) -> Result<Fitted, Refused> {
+    match platform {
+        Platform::Slack => slack::fit(body),
+        Platform::Discord => discord::fit(body),
+    }
+}
+
 /// `true` for text a platform would refuse as empty.
 fn blank(t: &str) -> bool {
     t.trim().is_empty()

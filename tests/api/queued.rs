@@ -107,3 +107,52 @@ async fn an_event_split_into_several_posts_resumes_after_a_failure_without_repea
         at += said[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
     }
 }
+
+/// A relay started on `tests/fixtures/store-v1.db`, a store the previous release (store version 1,
+/// bodies rendered at intake) left with four posts queued and one dead letter; see
+/// `tests/fixtures/make_store_v1.py`.
+#[tokio::test]
+async fn upgrading_a_previous_release_store_delivers_everything_queued_in_it() {
+    let toml = DEFAULT_TOML
+        .replace("[channels.summaries]", "[channels.refusing]\nkind = \"slack\"\nwebhook_url = \"{slack_base}/services/T000/B000/refuse\"\n\n[channels.summaries]")
+        .replace("channels = [\"summaries\"]", "channels = [\"summaries\", \"refusing\"]");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1.db");
+    let app = spawn_prepared(&toml, |dir| {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::copy(&fixture, dir.join("data/callrelay.db")).unwrap();
+    })
+    .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/services/T000/B000/refuse"))
+        .respond_with(ok())
+        .mount(&app.slack)
+        .await;
+
+    let slack = app.received(&app.slack).await;
+    assert_eq!(slack_messages(&slack), ["q0", "q1", "q2"], "the posts version 1 rendered, in order");
+    assert!(slack[0]["text"].as_str().unwrap().contains("John Doe: q0"), "sent as version 1 rendered it");
+    assert_eq!(slack[0]["blocks"][1]["text"]["verbatim"], true, "and made mention-safe");
+    let discord = app.received(&app.discord).await;
+    assert_eq!(discord.len(), 1);
+    assert_eq!(discord[0]["embeds"][0]["title"], "📞 Upgrade");
+
+    let letters = app.dispatcher.store().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "the version-1 dead letter is kept");
+    assert_eq!((letters[0].channel.as_str(), letters[0].reason.as_str()), ("refusing", "400 invalid_payload"));
+    let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(app.config_file()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the replayed version-1 dead letter", Duration::from_secs(20), async || {
+        app.slack.received_requests().await.unwrap().len() > slack.len()
+    })
+    .await;
+    let last = bodies(&app.slack).await.pop().unwrap();
+    assert!(last["text"].as_str().unwrap().contains("Call ended with John Doe: Upgrade"), "{last}");
+    assert_eq!(
+        serde_json::to_string(&last["blocks"][0]).unwrap(),
+        serde_json::to_string(
+            &serde_json::from_str::<Value>(letters[0].body.as_deref().unwrap()).unwrap()["blocks"][0]
+        )
+        .unwrap(),
+        "its body as version 1 rendered it"
+    );
+}
