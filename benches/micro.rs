@@ -1,5 +1,6 @@
-//! Micro-benchmarks of the request path's CPU work: normalise + route + render one event, and
-//! coalescing waiting posts. `cargo bench --bench micro`.
+//! Micro-benchmarks: the request path's CPU work (parse, normalise, route, serialise the event to
+//! store), the lane's (render one stored event), and coalescing waiting posts.
+//! `cargo bench --bench micro`.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ fn shipped() -> callrelay::setup::Config {
     callrelay::setup::load(&ConfigSource::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))).unwrap()
 }
 
-fn route_and_render(c: &mut Criterion) {
+fn intake_and_render(c: &mut Criterion) {
     let config = shipped();
     let bodies: Vec<(&str, Vec<u8>)> = samples::all()
         .into_iter()
@@ -21,13 +22,20 @@ fn route_and_render(c: &mut Criterion) {
         .map(|s| (s.name, serde_json::to_vec(&s.body).unwrap()))
         .collect();
     for (name, body) in bodies {
-        c.bench_function(&format!("parse+route+render: {name}"), |b| {
+        c.bench_function(&format!("intake (parse+route+serialise): {name}"), |b| {
             b.iter(|| {
                 let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
-                let ctx = pipeline::context(&e);
+                pipeline::plan(&config, &e)
+            })
+        });
+        let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
+        let stored = pipeline::plan(&config, &e);
+        c.bench_function(&format!("lane (render a stored event): {name}"), |b| {
+            b.iter(|| {
+                let ctx: Value = serde_json::from_str(&stored.event).unwrap();
                 let mut posts = 0;
-                for ch in config.router.route(e.event_type, &ctx) {
-                    posts += config.renderer.render(&config.channels[&ch], e.event_type, &ctx).unwrap().posts.len();
+                for ch in &stored.channels {
+                    posts += config.renderer.render(&config.channels[ch], e.event_type, &ctx).unwrap().posts.len();
                 }
                 posts
             })
@@ -68,5 +76,5 @@ fn coalesce(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, route_and_render, coalesce);
+criterion_group!(benches, intake_and_render, coalesce);
 criterion_main!(benches);

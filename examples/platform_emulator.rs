@@ -1,10 +1,11 @@
 //! Slack and Discord incoming webhooks emulated on loopback, with their documented limits, for the
 //! delivery benchmark: Slack 1 post per second per webhook (429 + `Retry-After` beyond it);
 //! Discord 5 per 2 s and 30 per 60 s per webhook (429 + JSON `retry_after` and `X-RateLimit-*`
-//! headers). `GET /stats` reports posts, 429s, the sequence of delivered message numbers, and the
-//! time of the last accepted post.
+//! headers). `GET /stats` reports posts, 429s, the sequence of delivered message numbers with the
+//! time each arrived, and the time of the last accepted post.
 //!
-//! `cargo run --release --example platform_emulator -- 127.0.0.1:0` prints `listening on PORT`.
+//! `cargo run --release --example platform_emulator -- 127.0.0.1:0` prints `listening on PORT`;
+//! a second argument `unlimited` turns the limits off (for the end-to-end latency run).
 //! Slack: `POST /services/T/B/bench`; Discord: `POST /api/v10/webhooks/1/bench?wait=true`.
 
 use std::collections::VecDeque;
@@ -21,12 +22,15 @@ struct Platform {
     limited: u64,
     /// Numbers found in delivered bodies (`#123`), in arrival order.
     sequence: Vec<u64>,
+    /// When each number of `sequence` arrived (Unix microseconds).
+    arrived_us: Vec<u64>,
     last_ms: u128,
 }
 
 struct Emulator {
     slack: Mutex<Platform>,
     discord: Mutex<Platform>,
+    unlimited: bool,
 }
 
 /// Returns how long to wait if a post now would break a window.
@@ -62,15 +66,20 @@ fn accept(p: &mut Platform, body: &str, now: Instant) {
         p.sent.pop_front();
     }
     p.posts += 1;
-    p.sequence.extend(numbers(body));
-    p.last_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    for n in numbers(body) {
+        p.sequence.push(n);
+        p.arrived_us.push(since_epoch.as_micros() as u64);
+    }
+    p.last_ms = since_epoch.as_millis();
 }
 
 async fn slack(state: web::Data<Emulator>, body: String) -> HttpResponse {
     let now = Instant::now();
     let mut p = state.slack.lock().unwrap();
     // Loopback jitter allowance of 20 ms.
-    if let Some(wait) = over(&p, &[(1, Duration::from_millis(980))], now) {
+    let limit = over(&p, &[(1, Duration::from_millis(980))], now).filter(|_| !state.unlimited);
+    if let Some(wait) = limit {
         p.limited += 1;
         return HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", wait.as_secs().max(1).to_string()))
@@ -87,7 +96,7 @@ async fn discord(state: web::Data<Emulator>, body: String) -> HttpResponse {
     let now = Instant::now();
     let windows = [(5, Duration::from_millis(1980)), (30, Duration::from_millis(59_900))];
     let mut p = state.discord.lock().unwrap();
-    if let Some(wait) = over(&p, &windows, now) {
+    if let Some(wait) = over(&p, &windows, now).filter(|_| !state.unlimited) {
         p.limited += 1;
         return HttpResponse::TooManyRequests()
             .insert_header(("X-RateLimit-Remaining", "0"))
@@ -106,13 +115,16 @@ async fn discord(state: web::Data<Emulator>, body: String) -> HttpResponse {
         in_window.first().map_or(0.0, |t| (**t + Duration::from_secs(2)).saturating_duration_since(now).as_secs_f64());
     HttpResponse::Ok()
         .insert_header(("X-RateLimit-Limit", "5"))
-        .insert_header(("X-RateLimit-Remaining", 5usize.saturating_sub(in_window.len()).to_string()))
+        .insert_header((
+            "X-RateLimit-Remaining",
+            if state.unlimited { "1000".to_owned() } else { 5usize.saturating_sub(in_window.len()).to_string() },
+        ))
         .insert_header(("X-RateLimit-Reset-After", format!("{reset_after:.3}")))
         .json(json!({"id": p.posts.to_string()}))
 }
 
 async fn stats(state: web::Data<Emulator>) -> HttpResponse {
-    let view = |p: &Platform| json!({"posts": p.posts, "limited": p.limited, "sequence": p.sequence, "last_ms": p.last_ms as u64});
+    let view = |p: &Platform| json!({"posts": p.posts, "limited": p.limited, "sequence": p.sequence, "arrived_us": p.arrived_us, "last_ms": p.last_ms as u64});
     HttpResponse::Ok()
         .json(json!({"slack": view(&state.slack.lock().unwrap()), "discord": view(&state.discord.lock().unwrap())}))
 }
@@ -122,7 +134,8 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = std::net::TcpListener::bind(addr)?;
     println!("listening on {}", listener.local_addr()?.port());
-    let state = web::Data::new(Emulator { slack: Mutex::default(), discord: Mutex::default() });
+    let unlimited = std::env::args().nth(2).as_deref() == Some("unlimited");
+    let state = web::Data::new(Emulator { slack: Mutex::default(), discord: Mutex::default(), unlimited });
     HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

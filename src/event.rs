@@ -241,8 +241,14 @@ pub fn dedup_key(event: &Event, body: &[u8]) -> Option<String> {
         }
         _ => h.update(body),
     }
-    let digest = h.finalize();
-    Some(format!("event:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(6 + 64);
+    key.push_str("event:");
+    for b in h.finalize() {
+        key.push(HEX[usize::from(b >> 4)] as char);
+        key.push(HEX[usize::from(b & 15)] as char);
+    }
+    Some(key)
 }
 
 /// RFC 3339, or ISO 8601 without a zone (taken as UTC).

@@ -16,7 +16,7 @@ pub fn context(event: &Event) -> Value {
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
 /// matched; disabled channels are skipped and counted).
 pub fn plan(config: &Config, event: &Event) -> NewEvent {
-    let ctx = context(event);
+    let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
     let routed = config.router.route(event.event_type, &ctx);
     if routed.is_empty() {
         telemetry::event_unrouted(event.event_type, &event.call_id);
@@ -34,7 +34,7 @@ pub fn plan(config: &Config, event: &Event) -> NewEvent {
     NewEvent {
         call_id: event.call_id.clone(),
         event_type: event.event_type.as_str().to_owned(),
-        event: ctx.to_string(),
+        event: serde_json::to_string(event).expect("an Event always serialises"),
         channels,
     }
 }

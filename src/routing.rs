@@ -114,6 +114,12 @@ impl Router {
         &self.routes
     }
 
+    /// Whether any route has `match` conditions, so routing needs the event as JSON (without
+    /// them the event type decides, and intake skips building that JSON tree).
+    pub fn needs_context(&self) -> bool {
+        self.routes.iter().any(|r| !r.conditions.is_empty())
+    }
+
     /// Channels that get an event, each once, in the order routes name them. `context` is the
     /// serialised [`crate::event::Event`].
     pub fn route(&self, event_type: EventType, context: &Value) -> Vec<String> {

@@ -118,6 +118,7 @@ impl Lane {
         match posted.outcome {
             Outcome::Delivered if !last_part => {
                 self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);
+                telemetry::delivered(&self.channel, &head.call_id, 0, head.attempts + 1, std::iter::empty());
             }
             Outcome::Delivered => {
                 self.record(self.store.delivered(ids).await);

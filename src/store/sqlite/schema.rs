@@ -11,16 +11,21 @@ use rusqlite::Connection;
 /// The version this release writes.
 pub const VERSION: i64 = 2;
 
+/// `events` and `queue` rows are written in id order and `queue.event_id` never decreases along
+/// `queue.id` (an event is inserted before its entries, and a replay inserts a new event), so the
+/// events older than the first queued entry's are exactly those nothing points at any more: the
+/// store deletes them by range, and needs no index on `queue.event_id` (one less page written per
+/// commit). Neither table needs AUTOINCREMENT: nothing outside a row refers to its id.
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     call_id     TEXT    NOT NULL,
     event_type  TEXT    NOT NULL,
     event       TEXT,
     accepted_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS queue (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     channel     TEXT    NOT NULL,
     event_id    INTEGER NOT NULL REFERENCES events (id),
     body        TEXT,
@@ -30,7 +35,6 @@ CREATE TABLE IF NOT EXISTS queue (
     last_answer TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_channel ON queue (channel, id);
-CREATE INDEX IF NOT EXISTS queue_by_event ON queue (event_id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     channel     TEXT    NOT NULL,
