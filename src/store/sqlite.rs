@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, ErrorCode};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::{now_ms, Accepted, Content, DeadLetter, Depth, NewEvent, OnceKey, Queued, Store, StoreError};
@@ -159,10 +159,11 @@ fn in_list(ids: &[i64]) -> String {
 /// entry's event (see the ordering rule in [`schema`]); all of them when the queue is empty.
 fn remove_entries(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     conn.execute(&format!("DELETE FROM queue WHERE id IN ({})", in_list(ids)), [])?;
-    conn.prepare_cached(
-        "DELETE FROM events WHERE id < COALESCE((SELECT event_id FROM queue ORDER BY id LIMIT 1), 9223372036854775807)",
-    )?
-    .execute([])?;
+    let first: Option<i64> = conn
+        .prepare_cached("SELECT event_id FROM queue ORDER BY id LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    conn.prepare_cached("DELETE FROM events WHERE id < ?1")?.execute([first.unwrap_or(i64::MAX)])?;
     Ok(())
 }
 

@@ -15,7 +15,10 @@ pub const VERSION: i64 = 2;
 /// `queue.id` (an event is inserted before its entries, and a replay inserts a new event), so the
 /// events older than the first queued entry's are exactly those nothing points at any more: the
 /// store deletes them by range, and needs no index on `queue.event_id` (one less page written per
-/// commit). Neither table needs AUTOINCREMENT: nothing outside a row refers to its id.
+/// commit). Neither table needs AUTOINCREMENT: nothing outside a row refers to its id. Nor does
+/// `queue.event_id` declare a foreign key: the bundled SQLite enforces them, and with no index on
+/// it every event deleted would scan the queue (measured: 200 ms to delete 25 events behind a
+/// 400,000-entry backlog); the store keeps the relation itself.
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,
@@ -27,7 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS queue (
     id          INTEGER PRIMARY KEY,
     channel     TEXT    NOT NULL,
-    event_id    INTEGER NOT NULL REFERENCES events (id),
+    event_id    INTEGER NOT NULL,
     body        TEXT,
     coalesce    INTEGER NOT NULL DEFAULT 0,
     sent_parts  INTEGER NOT NULL DEFAULT 0,
