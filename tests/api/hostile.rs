@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const EVERYWHERE: &str = r#"
+/// Every event to a Slack and a Discord channel, without coalescing.
+pub const EVERYWHERE: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 [channels.live]

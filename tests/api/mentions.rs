@@ -7,25 +7,9 @@ use wiremock::matchers::method;
 use wiremock::Mock;
 
 use crate::helpers::*;
+use crate::hostile::EVERYWHERE;
 use crate::platform_rules::*;
 
-const BOTH: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-[channels.live]
-kind = "slack"
-webhook_url = "{slack}"
-rate_limit = ["1000/1s"]
-coalesce = false
-[channels.summaries]
-kind = "discord"
-webhook_url = "{discord}"
-rate_limit = ["1000/1s"]
-coalesce = false
-[[routes]]
-events = ["message", "call_ended", "test"]
-channels = ["live", "summaries"]
-"#;
 
 /// What callers say to try to notify a whole channel.
 const PINGS: [&str; 6] = ["@here can someone help", "@channel", "@everyone", "#general", "<!channel>", "<@&123> <@42>"];
@@ -54,7 +38,7 @@ fn assert_no_notifications(slack: &[Value], discord: &[Value]) {
 
 #[tokio::test]
 async fn callers_mentions_in_messages_and_transcripts_notify_no_one_and_stay_readable() {
-    let app = spawn_with(BOTH).await;
+    let app = spawn_with(EVERYWHERE).await;
     with_stand_ins(&app).await;
     for (i, ping) in PINGS.iter().enumerate() {
         assert_eq!(app.post_event(&message(&format!("c{i}"), "user", ping)).await.status(), 200);
@@ -79,7 +63,7 @@ async fn callers_mentions_in_messages_and_transcripts_notify_no_one_and_stay_rea
 
 #[tokio::test]
 async fn a_custom_template_without_verbatim_or_allowed_mentions_is_still_safe() {
-    let toml = BOTH.replace("[channels.live]", "[templates]\ndir = \"templates\"\n[channels.live]");
+    let toml = EVERYWHERE.replace("[channels.live]", "[templates]\ndir = \"templates\"\n[channels.live]");
     let app = spawn_prepared(&toml, |dir| {
         for platform in ["slack", "discord"] {
             std::fs::create_dir_all(dir.join("templates").join(platform)).unwrap();
@@ -115,7 +99,7 @@ async fn a_custom_template_without_verbatim_or_allowed_mentions_is_still_safe() 
 
 #[tokio::test]
 async fn empty_and_blank_utterances_are_delivered_on_both_platforms_never_dead_lettered() {
-    let app = spawn_with(BOTH).await;
+    let app = spawn_with(EVERYWHERE).await;
     with_stand_ins(&app).await;
     for text in ["", "   ", "\n\t "] {
         assert_eq!(app.post_event(&message("c", "user", text)).await.status(), 200);
