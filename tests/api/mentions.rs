@@ -10,7 +10,6 @@ use crate::helpers::*;
 use crate::hostile::EVERYWHERE;
 use crate::platform_rules::*;
 
-
 /// What callers say to try to notify a whole channel.
 const PINGS: [&str; 6] = ["@here can someone help", "@channel", "@everyone", "#general", "<!channel>", "<@&123> <@42>"];
 
