@@ -4,6 +4,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+pub(crate) mod contract;
+
 use async_trait::async_trait;
 
 /// An accepted event, as the receiver commits it: the normalised event once, and a queue entry
