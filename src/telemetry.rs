@@ -127,7 +127,10 @@ pub fn config_loaded(ok: bool) {
 /// A reload swapped in a new configuration.
 pub fn reload_succeeded(trigger: &str) {
     config_loaded(true);
-    tracing::info!(trigger, "Reloaded the configuration; new events use the new routes and templates.");
+    tracing::info!(
+        trigger,
+        "Reloaded the configuration; new events use the new routes, and every post from now on the new templates."
+    );
 }
 
 /// A reload was refused; the running configuration stays.
