@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use crate::config::{
     self, AuthConfig, Channel, ChannelConfig, ConfigError, ConfigSource, DedupConfig, DeliveryConfig, LogConfig,
-    Platform, ServerConfig, StoreConfig, TemplateOverrides, WebhookUrl,
+    Platform, ServerConfig, StoreConfig, Target, TemplateOverrides, WebhookUrl,
 };
 use crate::render::Renderer;
 use crate::routing::Router;
-use crate::sinks::{discord, slack};
+use crate::sinks::{discord, slack, slack_api};
 
 /// A loaded, validated and compiled configuration: the immutable snapshot every stage reads.
 #[derive(Debug)]
@@ -56,8 +56,9 @@ impl Config {
 /// Reads, validates and compiles a configuration, reporting every problem at once (each naming
 /// file, line and the key, channel, route or template at fault).
 ///
-/// A channel whose `webhook_url` names an unset environment variable is loaded as disabled (its
-/// `target` holds the reason) so a first run still starts; `check` reports those as errors.
+/// A channel whose `webhook_url` or `bot_token` names an unset environment variable is loaded as
+/// disabled (its `target` holds the reason) so a first run still starts; `check` reports those as
+/// errors.
 pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     let loaded = config::read(source)?;
     let mut problems = loaded.problems.clone();
@@ -112,10 +113,10 @@ fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
 }
 
 fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
-    let (platform, raw_url, username, avatar_url, coalesce, rate_limit) = match cfg {
-        ChannelConfig::Slack(c) => (Platform::Slack, &c.webhook_url, None, None, c.coalesce, &c.rate_limit),
+    let (platform, username, avatar_url, coalesce, rate_limit) = match cfg {
+        ChannelConfig::Slack(c) => (Platform::Slack, None, None, c.coalesce, &c.rate_limit),
         ChannelConfig::Discord(c) => {
-            (Platform::Discord, &c.webhook_url, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
+            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
         }
     };
     let rate_limit = match rate_limit {
@@ -128,15 +129,10 @@ fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> 
     if let Some(u) = &username {
         discord::check_username(u).map_err(|m| format!("`username` {m}"))?;
     }
-    let target = match disabled {
-        Some(why) => Err(why.clone()),
-        None => {
-            let url = WebhookUrl::parse(raw_url).map_err(|m| format!("`webhook_url` {m}"))?;
-            Ok(match platform {
-                Platform::Slack => url,
-                Platform::Discord => discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?,
-            })
-        }
+    let target = match (disabled, target(cfg)?) {
+        (Some(why), _) => Err(why.clone()),
+        (None, Some(target)) => Ok(target),
+        (None, None) => return Err("its webhook URL or token holds a `${` that is not a `${VARIABLE}`".into()),
     };
     Ok(Channel {
         name: name.to_owned(),
@@ -147,6 +143,49 @@ fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> 
         coalesce: coalesce.unwrap_or(true),
         rate_limit,
     })
+}
+
+/// Where a channel posts, checked; `None` when its secret is an unset variable (the channel is then
+/// disabled, but everything else about it is still checked).
+fn target(cfg: &ChannelConfig) -> Result<Option<Target>, String> {
+    let unset = |v: &str| v.contains("${");
+    let webhook = |raw: &str, platform: Platform| -> Result<Option<Target>, String> {
+        if unset(raw) {
+            return Ok(None);
+        }
+        let url = WebhookUrl::parse(raw).map_err(|m| format!("`webhook_url` {m}"))?;
+        Ok(Some(Target::Webhook(match platform {
+            Platform::Slack => url,
+            Platform::Discord => discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?,
+        })))
+    };
+    match cfg {
+        ChannelConfig::Discord(c) => webhook(&c.webhook_url, Platform::Discord),
+        ChannelConfig::Slack(c) => match (&c.webhook_url, &c.bot_token) {
+            (Some(_), Some(_)) => Err("set either `webhook_url` or `bot_token` (with `channel`), not both".into()),
+            (None, None) => {
+                Err("needs `webhook_url` (an incoming webhook) or `bot_token` and `channel` (a Slack app)".into())
+            }
+            (Some(url), None) => {
+                if c.channel.is_some() || c.api_url.is_some() {
+                    return Err(
+                        "`channel` and `api_url` go with `bot_token`; a webhook posts to its own channel".into()
+                    );
+                }
+                webhook(url, Platform::Slack)
+            }
+            (None, Some(token)) => {
+                let channel =
+                    c.channel.as_deref().ok_or("`bot_token` needs `channel`, the channel's ID (C0123ABCD)")?;
+                slack_api::check_channel_id(channel).map_err(|m| format!("`channel` {m}"))?;
+                let api_url = slack_api::base_url(c.api_url.as_deref()).map_err(|m| format!("`api_url` {m}"))?;
+                if unset(token.expose()) {
+                    return Ok(None);
+                }
+                Ok(Some(Target::SlackApp { api_url, token: token.clone(), channel: channel.to_owned() }))
+            }
+        },
+    }
 }
 
 /// `"5/2s"` means at most 5 posts in any 2 seconds.

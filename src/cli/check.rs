@@ -24,13 +24,13 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
         .values()
         .map(|c| {
             let target = match &c.target {
-                Ok(url) => url.redacted(),
+                Ok(target) => target.shown(),
                 Err(why) => format!("DISABLED: {why}"),
             };
             vec![c.name.clone(), c.platform.as_str().to_owned(), target]
         })
         .collect();
-    print!("{}", table(&["CHANNEL", "KIND", "WEBHOOK"], channel_rows));
+    print!("{}", table(&["CHANNEL", "KIND", "DESTINATION"], channel_rows));
     println!();
     let route_rows = config
         .router

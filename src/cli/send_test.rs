@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::event::{self, Incoming};
 use crate::setup::Config;
-use crate::sinks::{self, HttpSink};
+use crate::sinks::{self, Outcome};
 use crate::{pipeline, samples};
 
 pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> ExitCode {
@@ -20,8 +20,8 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
             known.join(", ")
         ));
     };
-    let url = match &ch.target {
-        Ok(url) => url.clone(),
+    let target = match &ch.target {
+        Ok(target) => target.shown(),
         Err(why) => return fail(&format!("channel `{channel}` is disabled: {why}")),
     };
     let body: Value = match event_file {
@@ -45,21 +45,14 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
     let client = runtime.block_on(async { sinks::http_client(config.delivery.request_timeout) });
-    let sink = HttpSink::new(ch.platform, url.clone(), client);
+    let sink = sinks::for_channel(ch, &client).expect("an enabled channel has a sink");
     let n = rendered.posts.len();
     let mut ok = true;
     for (i, post) in rendered.posts.iter().enumerate() {
-        print!("Post {}/{n} to `{channel}` ({}, {url}): ", i + 1, ch.platform.as_str());
-        match runtime.block_on(sink.send(post)) {
-            Ok(answer) => {
-                println!("{} {}", answer.status, answer.body.trim());
-                ok &= (200..300).contains(&answer.status);
-            }
-            Err(e) => {
-                println!("{e}");
-                ok = false;
-            }
-        }
+        print!("Post {}/{n} to `{channel}` ({}, {target}): ", i + 1, ch.platform.as_str());
+        let posted = runtime.block_on(sink.post(post));
+        println!("{}", posted.answer);
+        ok &= posted.outcome == Outcome::Delivered;
     }
     if ok {
         ExitCode::SUCCESS

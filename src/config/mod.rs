@@ -245,13 +245,24 @@ pub enum ChannelConfig {
     Discord(DiscordChannelConfig),
 }
 
-/// `kind = "slack"`
+/// `kind = "slack"`: either an incoming webhook (`webhook_url`) or a Slack app (`bot_token` and
+/// `channel`), not both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackChannelConfig {
     /// The incoming-webhook URL (`https://hooks.slack.com/services/…`). A secret: write it as
     /// `"${SLACK_WEBHOOK_URL}"` and keep the value in the environment.
-    pub webhook_url: String,
+    pub webhook_url: Option<String>,
+    /// A Slack app's bot token (`xoxb-…`), to post with the Web API's `chat.postMessage` instead
+    /// of a webhook. A secret: write it as `"${SLACK_BOT_TOKEN}"`. Needs the `chat:write` scope,
+    /// plus `chat:write.public` or the app invited to the channel.
+    pub bot_token: Option<Secret>,
+    /// With `bot_token`: the channel's ID (`C0123ABCD`; in Slack, the channel's details show it),
+    /// not its name.
+    pub channel: Option<String>,
+    /// With `bot_token`: the Web API's base URL. Default `https://slack.com/api`; set it for a
+    /// proxy, GovSlack (`https://slack-gov.com/api`) or a test stand-in.
+    pub api_url: Option<String>,
     /// Per-event template overrides, relative to `templates.dir`.
     #[serde(default)]
     pub templates: TemplateOverrides,
@@ -351,6 +362,36 @@ impl Platform {
     }
 }
 
+/// Where a channel posts.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An incoming webhook: Slack's URL, or Discord's already rewritten to
+    /// `/api/v10/…?wait=true`.
+    Webhook(WebhookUrl),
+    /// A Slack app: the Web API with a bot token, into one channel.
+    SlackApp {
+        /// The Web API's base URL (`https://slack.com/api`).
+        api_url: url::Url,
+        /// The bot token.
+        token: Secret,
+        /// The channel ID.
+        channel: String,
+    },
+}
+
+impl Target {
+    /// A form safe to print: the webhook's host, or the app's channel and API host; never a
+    /// token.
+    pub fn shown(&self) -> String {
+        match self {
+            Target::Webhook(url) => url.redacted(),
+            Target::SlackApp { api_url, channel, .. } => {
+                format!("Slack app, channel {channel} via {}", api_url.host_str().unwrap_or("?"))
+            }
+        }
+    }
+}
+
 /// A validated channel.
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -358,9 +399,9 @@ pub struct Channel {
     pub name: String,
     /// Its platform.
     pub platform: Platform,
-    /// Where to post (for Discord already rewritten to `/api/v10/…?wait=true`), or why the channel
-    /// is disabled (its URL's environment variable is unset).
-    pub target: Result<WebhookUrl, String>,
+    /// Where to post, or why the channel is disabled (its URL's or token's environment variable
+    /// is unset).
+    pub target: Result<Target, String>,
     /// Discord `username` default.
     pub username: Option<String>,
     /// Discord `avatar_url` default.

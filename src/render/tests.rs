@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{Channel, TemplateOverrides, WebhookUrl};
+use crate::config::{Channel, Target, TemplateOverrides, WebhookUrl};
 use crate::event::{self, Incoming};
 use crate::{pipeline, samples, text};
 
@@ -18,7 +18,7 @@ fn channel(name: &str, platform: Platform) -> Channel {
     Channel {
         name: name.into(),
         platform,
-        target: Ok(WebhookUrl::parse("https://example.test/hook").unwrap()),
+        target: Ok(Target::Webhook(WebhookUrl::parse("https://example.test/hook").unwrap())),
         username: Some("Relay".into()),
         avatar_url: None,
         coalesce: true,

@@ -4,6 +4,7 @@
 
 pub mod discord;
 pub mod slack;
+pub mod slack_api;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::config::{Channel, Platform, WebhookUrl};
+use crate::config::{Channel, Platform, Target, WebhookUrl};
 
 /// What became of one post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,19 @@ pub struct Posted {
     /// Wait this long before the next post (Discord's `X-RateLimit-Remaining: 0` with
     /// `X-RateLimit-Reset-After`).
     pub pause: Option<Duration>,
+    /// The platform's answer as `STATUS BODY` (or the transport error), for `send-test`.
+    pub answer: String,
+}
+
+impl Posted {
+    /// A post that got no usable answer.
+    fn failed(outcome: Outcome) -> Self {
+        let answer = match &outcome {
+            Outcome::Retry { reason, .. } | Outcome::Permanent { reason, .. } => reason.clone(),
+            _ => String::new(),
+        };
+        Self { outcome, pause: None, answer }
+    }
 }
 
 /// A platform's answer, as the classifiers read it.
@@ -66,6 +80,20 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a response (its body cut to 1,000 characters), or passes on the transport error.
+    async fn read(response: Result<reqwest::Response, String>) -> Result<Answer, String> {
+        let response = response?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(transport_error)?;
+        Ok(Answer { status, headers, body: crate::text::truncate(&body, 1000) })
+    }
+
+    /// `STATUS BODY`, trimmed.
+    pub fn summary(&self) -> String {
+        format!("{} {}", self.status, self.body.trim())
+    }
+
     /// The `Retry-After` header in seconds (integer or decimal), if present.
     pub fn retry_after_header(&self) -> Option<Duration> {
         let v = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
@@ -139,7 +167,7 @@ pub trait Sink: Send + Sync {
     async fn post(&self, body: &str) -> Posted;
 }
 
-/// A sink posting over HTTP with a shared client.
+/// A sink posting to a webhook URL with a shared client.
 pub struct HttpSink {
     platform: Platform,
     url: WebhookUrl,
@@ -153,40 +181,30 @@ impl HttpSink {
     }
 }
 
-impl HttpSink {
-    /// Posts once and returns the platform's raw answer (or the transport error, without URL).
-    pub async fn send(&self, body: &str) -> Result<Answer, String> {
+#[async_trait]
+impl Sink for HttpSink {
+    async fn post(&self, body: &str) -> Posted {
         let response = self
             .client
             .post(self.url.expose().clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned())
             .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(transport_error)?;
-        Ok(Answer { status, headers, body: crate::text::truncate(&body, 1000) })
-    }
-}
-
-#[async_trait]
-impl Sink for HttpSink {
-    async fn post(&self, body: &str) -> Posted {
-        let answer = match self.send(body).await {
+            .await;
+        let answer = match Answer::read(response.map_err(transport_error)).await {
             Ok(a) => a,
-            Err(reason) => return Posted { outcome: Outcome::Retry { after: None, reason }, pause: None },
+            Err(reason) => return Posted::failed(Outcome::Retry { after: None, reason }),
         };
-        match self.platform {
-            Platform::Slack => Posted { outcome: slack::classify(&answer), pause: None },
-            Platform::Discord => Posted { outcome: discord::classify(&answer), pause: discord::pause(&answer) },
-        }
+        let (outcome, pause) = match self.platform {
+            Platform::Slack => (slack::classify(&answer), None),
+            Platform::Discord => (discord::classify(&answer), discord::pause(&answer)),
+        };
+        Posted { outcome, pause, answer: answer.summary() }
     }
 }
 
 // reqwest errors carry the request URL, which holds the webhook's token: `without_url` drops it.
-fn transport_error(e: reqwest::Error) -> String {
+pub(crate) fn transport_error(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -218,8 +236,12 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// A sink for a channel, or `None` when the channel is disabled.
 pub fn for_channel(channel: &Channel, client: &reqwest::Client) -> Option<Arc<dyn Sink>> {
-    let url = channel.target.as_ref().ok()?;
-    Some(Arc::new(HttpSink::new(channel.platform, url.clone(), client.clone())))
+    Some(match channel.target.as_ref().ok()? {
+        Target::Webhook(url) => Arc::new(HttpSink::new(channel.platform, url.clone(), client.clone())),
+        Target::SlackApp { api_url, token, channel: id } => {
+            Arc::new(slack_api::SlackApiSink::new(api_url, token.clone(), id.clone(), client.clone()))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -16,3 +16,4 @@ mod queued;
 mod receive;
 mod routes;
 mod security;
+mod slack_app;
