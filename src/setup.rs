@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::config::{
     self, AuthConfig, Channel, ChannelConfig, ConfigError, ConfigSource, DedupConfig, DeliveryConfig, LogConfig,
-    Platform, ServerConfig, StoreConfig, Target, TemplateOverrides, WebhookUrl,
+    Platform, ServerConfig, StoreConfig, Target, TemplateOverrides, Threads, WebhookUrl,
 };
 use crate::render::Renderer;
 use crate::routing::Router;
@@ -113,10 +113,17 @@ fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
 }
 
 fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
-    let (platform, username, avatar_url, coalesce, rate_limit) = match cfg {
-        ChannelConfig::Slack(c) => (Platform::Slack, None, None, c.coalesce, &c.rate_limit),
+    let (platform, username, avatar_url, coalesce, rate_limit, threads, broadcast_summary) = match cfg {
+        ChannelConfig::Slack(c) => {
+            if c.threads == Threads::PerCall && c.bot_token.is_none() {
+                return Err("`threads = \"per_call\"` needs a Slack app (`bot_token` and `channel`): an incoming \
+                            webhook never says where its message went, so no reply can find it"
+                    .into());
+            }
+            (Platform::Slack, None, None, c.coalesce, &c.rate_limit, c.threads, c.broadcast_summary)
+        }
         ChannelConfig::Discord(c) => {
-            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
+            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit, c.threads, false)
         }
     };
     let rate_limit = match rate_limit {
@@ -142,6 +149,8 @@ fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> 
         avatar_url,
         coalesce: coalesce.unwrap_or(true),
         rate_limit,
+        threads,
+        broadcast_summary,
     })
 }
 

@@ -241,6 +241,21 @@ pub fn dead_lettered(channel: &str, count: usize, reason: &str) {
     tracing::error!(channel, count, reason, "Moved posts to the dead letters (see `callrelay dlq list`).");
 }
 
+/// Discord refused to start a thread because the channel is not a forum or media channel: the
+/// lane posts flat from now on.
+pub fn threads_unavailable(channel: &str, answer: &str) {
+    tracing::warn!(
+        channel,
+        answer,
+        "The channel takes no threads (not a Discord forum or media channel); posting each call's events flat instead."
+    );
+}
+
+/// A Slack thread's parent was refused for good: the call's posts go to the channel flat.
+pub fn thread_parent_refused(channel: &str, call_id: &str, answer: &str) {
+    tracing::warn!(channel, call_id, answer, "Slack refused the call's thread parent; posting the call flat.");
+}
+
 /// A channel's webhook is gone; the lane stops posting to it until a reload or restart.
 pub fn channel_broken(channel: &str, answer: &str) {
     gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(1.0);

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::config::Platform;
+use crate::config::{Platform, Threads};
 use crate::event::{self, Event, Incoming};
 use crate::setup::Config;
 use crate::{pipeline, samples};
@@ -45,6 +45,23 @@ pub fn samples(config: &Config) -> Report {
         }
     }
     let mut report = Report { pairs: pairs.len(), ..Report::default() };
+    // A threaded channel's thread template is rendered with every sample its routes send it.
+    let threaded: BTreeSet<&String> =
+        pairs.iter().map(|(ch, _)| ch).filter(|ch| config.channels[*ch].threads == Threads::PerCall).collect();
+    for ch in threaded {
+        let channel = &config.channels[ch];
+        for (name, ev) in events.iter().filter(|(_, e)| pairs.contains(&(ch.clone(), e.event_type))) {
+            report.rendered += 1;
+            let ctx = pipeline::context(ev);
+            let outcome = match channel.platform {
+                Platform::Slack => config.renderer.render_kind(channel, "call_started", &ctx).map(|_| ()),
+                Platform::Discord => config.renderer.thread_name(channel, &ctx).map(|_| ()),
+            };
+            if let Err(e) = outcome {
+                report.problems.push(format!("{e} [sample \"{name}\"]"));
+            }
+        }
+    }
     for (ch, et) in &pairs {
         let channel = &config.channels[ch];
         for (name, ev) in events.iter().filter(|(_, e)| e.event_type == *et) {

@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::config::{Platform, Threads};
 use crate::event::{self, Incoming};
 use crate::setup::Config;
 use crate::{pipeline, samples};
@@ -51,11 +52,30 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
         for name in channels {
             let channel = &config.channels[&name];
             let note = if routed.contains(&name) { "" } else { " (no route sends this event here)" };
+            if channel.threads == Threads::PerCall {
+                // What starts the call's thread when this is its first event on the channel.
+                let started = match channel.platform {
+                    Platform::Slack => config.renderer.render_kind(channel, "call_started", &ctx).map(|r| {
+                        format!("parent post (call_started), the posts below reply to it:\n{}", r.posts.join("\n"))
+                    }),
+                    Platform::Discord => config
+                        .renderer
+                        .thread_name(channel, &ctx)
+                        .map(|t| format!("the first post creates the forum thread {t:?}; the rest go into it")),
+                };
+                match started {
+                    Ok(text) => println!("# {label} → channel `{name}`, thread per call: {text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                }
+            }
             match config.renderer.render(channel, event.event_type, &ctx) {
                 Ok(r) => {
                     let n = r.posts.len();
                     for (i, post) in r.posts.iter().enumerate() {
-                        let template = config.renderer.template_for(&name, event.event_type).unwrap_or("?");
+                        let template = config.renderer.template_for(&name, event.event_type.as_str()).unwrap_or("?");
                         println!(
                             "# {label} → channel `{name}` ({}, {template}), post {}/{n}{note}",
                             channel.platform.as_str(),

@@ -50,7 +50,7 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
     let mut ok = true;
     for (i, post) in rendered.posts.iter().enumerate() {
         print!("Post {}/{n} to `{channel}` ({}, {target}): ", i + 1, ch.platform.as_str());
-        let posted = runtime.block_on(sink.post(post));
+        let posted = runtime.block_on(sink.post(post, &sinks::Place::Channel));
         println!("{}", posted.answer);
         ok &= posted.outcome == Outcome::Delivered;
     }

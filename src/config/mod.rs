@@ -184,6 +184,10 @@ pub struct DeliveryConfig {
     /// Longest retry delay. Default `"5m"`.
     #[serde(with = "humantime_serde")]
     pub backoff_cap: Duration,
+    /// With `threads = "per_call"`: how long after a call's `call_ended` its thread is remembered
+    /// (a late event of the call still goes into it). Default `"24h"`.
+    #[serde(with = "humantime_serde")]
+    pub forget_threads_after: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -194,8 +198,23 @@ impl Default for DeliveryConfig {
             max_age: Duration::from_secs(24 * 3600),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
+            forget_threads_after: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// How a channel groups a call's posts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threads {
+    /// Every post on its own in the channel.
+    #[default]
+    Flat,
+    /// One thread per call: on a Slack app channel, the call's first event posts a parent
+    /// (`call_started` template) and everything else replies to it; on a Discord forum or media
+    /// channel, the call's first post creates a thread (`thread_name` template) and the rest go
+    /// into it.
+    PerCall,
 }
 
 /// `[store]`
@@ -263,6 +282,14 @@ pub struct SlackChannelConfig {
     /// With `bot_token`: the Web API's base URL. Default `https://slack.com/api`; set it for a
     /// proxy, GovSlack (`https://slack-gov.com/api`) or a test stand-in.
     pub api_url: Option<String>,
+    /// `"flat"` (default) or `"per_call"`: one thread per call (needs `bot_token`: an incoming
+    /// webhook never tells the relay where its message went).
+    #[serde(default)]
+    pub threads: Threads,
+    /// With `threads = "per_call"`: also show the `call_ended` summary in the channel, not only in
+    /// the thread (Slack's `reply_broadcast`). Default false.
+    #[serde(default)]
+    pub broadcast_summary: bool,
     /// Per-event template overrides, relative to `templates.dir`.
     #[serde(default)]
     pub templates: TemplateOverrides,
@@ -278,6 +305,10 @@ pub struct SlackChannelConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordChannelConfig {
+    /// `"flat"` (default) or `"per_call"`: one forum thread per call (forum and media channels
+    /// only; in a text channel the relay posts flat and warns).
+    #[serde(default)]
+    pub threads: Threads,
     /// The webhook URL as copied from Discord (`https://discord.com/api/webhooks/ID/TOKEN`). A secret.
     /// The relay posts to `/api/v10/webhooks/ID/TOKEN?wait=true` on the same host and path prefix.
     pub webhook_url: String,
@@ -308,16 +339,24 @@ pub struct TemplateOverrides {
     pub call_ended: Option<String>,
     /// Template for the dashboard's `test` event.
     pub test: Option<String>,
+    /// Slack, with `threads = "per_call"`: the thread's parent, posted with the call's first event.
+    pub call_started: Option<String>,
+    /// Discord, with `threads = "per_call"`: the forum thread's name (the template renders a JSON
+    /// string; cut to 100 characters).
+    pub thread_name: Option<String>,
 }
 
 impl TemplateOverrides {
-    /// The override for one event type, if any.
-    pub fn get(&self, event_type: crate::event::EventType) -> Option<&str> {
-        use crate::event::EventType;
-        match event_type {
-            EventType::Message => self.message.as_deref(),
-            EventType::CallEnded => self.call_ended.as_deref(),
-            EventType::Test => self.test.as_deref(),
+    /// The override for one kind of template (an event type's name, `call_started`,
+    /// `thread_name`), if any.
+    pub fn get(&self, kind: &str) -> Option<&str> {
+        match kind {
+            "message" => self.message.as_deref(),
+            "call_ended" => self.call_ended.as_deref(),
+            "test" => self.test.as_deref(),
+            "call_started" => self.call_started.as_deref(),
+            "thread_name" => self.thread_name.as_deref(),
+            _ => None,
         }
     }
 }
@@ -410,4 +449,8 @@ pub struct Channel {
     pub coalesce: bool,
     /// Posting budget windows: at most `.0` posts in any `.1`.
     pub rate_limit: Vec<(u32, Duration)>,
+    /// Flat posts, or one thread per call.
+    pub threads: Threads,
+    /// Slack threads: the summary is also shown in the channel.
+    pub broadcast_summary: bool,
 }

@@ -13,11 +13,11 @@ use tracing::Instrument as _;
 use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 use super::pacing::Pacer;
 use super::Broken;
-use crate::config::{Channel, Platform};
+use crate::config::{Channel, Platform, Threads};
 use crate::event::EventType;
 use crate::render::RenderError;
 use crate::setup::Config;
-use crate::sinks::{self, discord, slack, Outcome, Sink};
+use crate::sinks::{self, discord, slack, Outcome, Place, Sink};
 use crate::store::{now_ms, Content, Queued, Store};
 use crate::telemetry;
 
@@ -27,7 +27,7 @@ const BATCH: usize = 64;
 /// `dlq replay`).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Wait after a store failure before trying again.
-const STORE_RETRY: Duration = Duration::from_secs(1);
+pub(super) const STORE_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Lane {
     pub channel: String,
@@ -41,6 +41,8 @@ pub(super) struct Lane {
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
     pub broken: Broken,
+    /// Discord said this channel takes no threads (220003): post flat from now on.
+    pub no_threads: bool,
 }
 
 impl Lane {
@@ -102,30 +104,52 @@ impl Lane {
             self.record(self.store.delivered(vec![head.id]).await);
             return;
         };
+        // With threads, the call's thread first (a Slack parent is a post of its own, paced).
+        let Some(place) = self.place_for(head).await else { return };
         let last_part = sent + 1 == posts.len();
         let (taken, body) = if last_part && sent == 0 && self.coalescible(head) {
-            self.coalesced(next, &batch[1..])
+            self.coalesced(head, next, &batch[1..])
         } else {
             (1, next.clone())
         };
+        let body = if sent == 0 { self.broadcast_summary(head, &place, body) } else { body };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
         self.pacer.record(Instant::now());
-        let posted = self.sink.post(&body).await;
+        let posted = self.sink.post(&body, &place).await;
         if let Some(pause) = posted.pause {
             self.pacer.block_until(Instant::now() + pause);
         }
-        let age = Duration::from_millis((now_ms() - head.accepted_at_ms).max(0) as u64);
         match posted.outcome {
-            Outcome::Delivered if !last_part => {
-                self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);
-                telemetry::delivered(&self.channel, &head.call_id, 0, head.attempts + 1, std::iter::empty());
-            }
             Outcome::Delivered => {
+                if let (Place::NewThread(_), Some(thread)) = (&place, posted.id) {
+                    self.remember_thread(head, thread).await;
+                }
+                if !last_part {
+                    self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);
+                    telemetry::delivered(&self.channel, &head.call_id, 0, head.attempts + 1, std::iter::empty());
+                    return;
+                }
                 self.record(self.store.delivered(ids).await);
+                self.call_done(head).await;
                 let latencies =
                     batch[..taken].iter().map(|q| Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
                 telemetry::delivered(&self.channel, &head.call_id, taken, head.attempts + 1, latencies);
             }
+            Outcome::Permanent { reason, .. } if self.not_a_forum(&place, &reason) => {
+                self.no_threads = true;
+                telemetry::threads_unavailable(&self.channel, &reason);
+            }
+            outcome => self.failed(head, ids, outcome).await,
+        }
+    }
+
+    /// Records a post that did not get through: waits on a 429, counts a failed attempt and
+    /// schedules the retry, or gives up (dead letters; a broken channel stops).
+    pub(super) async fn failed(&mut self, head: &Queued, ids: Vec<i64>, outcome: Outcome) {
+        let taken = ids.len();
+        let age = Duration::from_millis((now_ms() - head.accepted_at_ms).max(0) as u64);
+        match outcome {
+            Outcome::Delivered => {}
             Outcome::RateLimited { after, reason } => {
                 let wait = after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
                 telemetry::rate_limited(&self.channel, wait, &reason);
@@ -156,7 +180,7 @@ impl Lane {
         }
     }
 
-    fn channel(&self) -> &Channel {
+    pub(super) fn channel(&self) -> &Channel {
         &self.config.channels[&self.channel]
     }
 
@@ -205,12 +229,13 @@ impl Lane {
     }
 
     /// The head's single post merged with the coalescible entries right behind it while they fit
-    /// the platform's limits; how many entries it covers.
-    fn coalesced(&self, head: &str, rest: &[Queued]) -> (usize, String) {
+    /// the platform's limits (with threads, only the same call's); how many entries it covers.
+    fn coalesced(&self, first: &Queued, head: &str, rest: &[Queued]) -> (usize, String) {
         let Ok(mut merged) = serde_json::from_str::<Value>(head) else { return (1, head.to_owned()) };
         let mut taken = 1;
+        let threaded = self.channel().threads == Threads::PerCall;
         for next in rest {
-            if !self.coalescible(next) {
+            if !self.coalescible(next) || (threaded && next.call_id != first.call_id) {
                 break;
             }
             let value = match self.posts_of(next, false).as_deref() {
@@ -232,13 +257,13 @@ impl Lane {
         (taken, serde_json::to_string(&merged).expect("JSON values serialise"))
     }
 
-    fn record(&self, result: Result<(), crate::store::StoreError>) {
+    pub(super) fn record(&self, result: Result<(), crate::store::StoreError>) {
         if let Err(e) = result {
             telemetry::store_failed("record a delivery outcome", &e.to_string());
         }
     }
 
-    async fn pause(&mut self, d: Duration) {
+    pub(super) async fn pause(&mut self, d: Duration) {
         self.pause_until(Instant::now() + d).await;
     }
 

@@ -4,6 +4,7 @@
 pub mod backoff;
 mod lane;
 pub mod pacing;
+mod threads;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -174,6 +175,7 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
             wake: wake.clone(),
             stop: stop.subscribe(),
             broken: broken.clone(),
+            no_threads: false,
         };
         handles.push(tokio::spawn(lane.run()));
         wakes.insert(channel.name.clone(), wake);

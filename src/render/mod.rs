@@ -28,7 +28,9 @@ use crate::sinks::{self, discord, slack, Fitted};
 pub struct Renderer {
     slack: Handlebars<'static>,
     discord: Handlebars<'static>,
-    chosen: BTreeMap<(String, EventType), String>,
+    /// The template each channel uses for each kind (an event type's name, or one of
+    /// [`THREAD_KINDS`]).
+    chosen: BTreeMap<String, BTreeMap<&'static str, String>>,
     /// Each registered template's text, so a refused body can point at the line that wrote it.
     sources: BTreeMap<String, String>,
 }
@@ -89,10 +91,11 @@ impl Renderer {
         let mut sources = BTreeMap::new();
         let mut registered: HashSet<(Platform, String)> = HashSet::new();
         for (channel, (platform, overrides)) in channels {
-            for event_type in EventType::ALL {
-                let (relative, is_override) = match overrides.get(event_type) {
+            let thread_kind = THREAD_KINDS.iter().find(|(p, _)| p == platform).map(|(_, k)| *k);
+            for kind in EventType::ALL.iter().map(|t| t.as_str()).chain(thread_kind) {
+                let (relative, is_override) = match overrides.get(kind) {
                     Some(path) => (path.to_owned(), true),
-                    None => (default_template(*platform, event_type), false),
+                    None => (default_template(*platform, kind), false),
                 };
                 let path: PathBuf = dir.join(&relative);
                 let (name, source) = if path.is_file() {
@@ -129,7 +132,7 @@ impl Renderer {
                         continue;
                     }
                 }
-                chosen.insert((channel.clone(), event_type), name);
+                chosen.entry(channel.clone()).or_insert_with(BTreeMap::new).insert(kind, name);
             }
         }
         if problems.is_empty() {
@@ -139,29 +142,55 @@ impl Renderer {
         }
     }
 
-    /// The template a channel uses for an event type.
-    pub fn template_for(&self, channel: &str, event_type: EventType) -> Option<&str> {
-        self.chosen.get(&(channel.to_owned(), event_type)).map(String::as_str)
+    /// The template a channel uses for a kind (an event type's name, `call_started`,
+    /// `thread_name`).
+    pub fn template_for(&self, channel: &str, kind: &str) -> Option<&str> {
+        self.chosen.get(channel)?.get(kind).map(String::as_str)
     }
 
-    /// Renders `context` (a serialised [`crate::event::Event`]) for `channel`.
+    /// Renders `context` (a serialised [`crate::event::Event`]) for `channel` with the template
+    /// of `event_type`.
     pub fn render(&self, channel: &Channel, event_type: EventType, context: &Value) -> Result<Rendered, RenderError> {
-        let call_id = context.get("call_id").and_then(Value::as_str).unwrap_or("").to_owned();
-        let template = self.template_for(&channel.name, event_type).unwrap_or("?").to_owned();
-        let fail = |line: Option<usize>, message: String| RenderError {
-            template: template.clone(),
-            line,
+        self.render_kind(channel, event_type.as_str(), context)
+    }
+
+    /// A call thread's name on a Discord channel: its `thread_name` template renders a JSON
+    /// string, cut to Discord's 100 characters.
+    pub fn thread_name(&self, channel: &Channel, context: &Value) -> Result<String, RenderError> {
+        let (value, at) = self.render_value(channel, "thread_name", context)?;
+        let name = value.as_str().ok_or_else(|| at.fail(None, "the output must be a JSON string".into()))?;
+        let name = crate::text::truncate(name.trim(), discord::MAX_THREAD_NAME_CHARS);
+        Ok(if name.is_empty() { sinks::NO_TEXT.to_owned() } else { name })
+    }
+
+    /// Renders `context` with a channel's template of `kind`, then makes it safe and fits it.
+    pub fn render_kind(&self, channel: &Channel, kind: &str, context: &Value) -> Result<Rendered, RenderError> {
+        let (mut body, at) = self.render_value(channel, kind, context)?;
+        if channel.platform == Platform::Discord {
+            discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
+        }
+        let fitted: Fitted = sinks::fit(channel.platform, body).map_err(|refused| {
+            let line = refused.key.and_then(|key| self.line_writing(&at.template, key));
+            at.fail(line, refused.message)
+        })?;
+        let posts = fitted.posts.iter().map(|p| serde_json::to_string(p).expect("JSON values serialise")).collect();
+        Ok(Rendered { posts, notes: fitted.notes })
+    }
+
+    /// The template's output parsed as JSON, and where it came from (for errors).
+    fn render_value(&self, channel: &Channel, kind: &str, context: &Value) -> Result<(Value, At), RenderError> {
+        let at = At {
+            template: self.template_for(&channel.name, kind).unwrap_or("?").to_owned(),
             channel: channel.name.clone(),
-            call_id: call_id.clone(),
-            message,
+            call_id: context.get("call_id").and_then(Value::as_str).unwrap_or("").to_owned(),
         };
         let hb = match channel.platform {
             Platform::Slack => &self.slack,
             Platform::Discord => &self.discord,
         };
-        let output = hb.render(&template, context).map_err(|e| fail(e.line_no, e.reason().to_string()))?;
-        let mut body: Value = serde_json::from_str(&output).map_err(|e| {
-            fail(
+        let output = hb.render(&at.template, context).map_err(|e| at.fail(e.line_no, e.reason().to_string()))?;
+        let value = serde_json::from_str(&output).map_err(|e| {
+            at.fail(
                 None,
                 format!(
                     "the output is not valid JSON: {e} (output line {}; run `callrelay render` to see it)",
@@ -169,15 +198,26 @@ impl Renderer {
                 ),
             )
         })?;
-        if channel.platform == Platform::Discord {
-            discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
+        Ok((value, at))
+    }
+}
+
+/// Which template, channel and call a rendering is for, to name them in errors.
+struct At {
+    template: String,
+    channel: String,
+    call_id: String,
+}
+
+impl At {
+    fn fail(&self, line: Option<usize>, message: String) -> RenderError {
+        RenderError {
+            template: self.template.clone(),
+            line,
+            channel: self.channel.clone(),
+            call_id: self.call_id.clone(),
+            message,
         }
-        let fitted: Fitted = sinks::fit(channel.platform, body).map_err(|refused| {
-            let line = refused.key.and_then(|key| self.line_writing(&template, key));
-            fail(line, refused.message)
-        })?;
-        let posts = fitted.posts.iter().map(|p| serde_json::to_string(p).expect("JSON values serialise")).collect();
-        Ok(Rendered { posts, notes: fitted.notes })
     }
 }
 
@@ -198,9 +238,13 @@ fn registry(platform: Platform) -> Handlebars<'static> {
 }
 
 /// `slack/message.json.hbs` and the like.
-pub fn default_template(platform: Platform, event_type: EventType) -> String {
-    format!("{}/{}.json.hbs", platform.as_str(), event_type.as_str())
+pub fn default_template(platform: Platform, kind: &str) -> String {
+    format!("{}/{kind}.json.hbs", platform.as_str())
 }
+
+/// The extra template each platform has for `threads = "per_call"`: Slack's thread parent,
+/// Discord's thread name.
+pub const THREAD_KINDS: [(Platform, &str); 2] = [(Platform::Slack, "call_started"), (Platform::Discord, "thread_name")];
 
 fn problem(file: &str, line: Option<usize>, channel: &str, message: String) -> Problem {
     Problem { file: file.to_owned(), line, subject: format!("template for channel `{channel}`"), message }

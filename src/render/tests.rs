@@ -23,6 +23,8 @@ fn channel(name: &str, platform: Platform) -> Channel {
         avatar_url: None,
         coalesce: true,
         rate_limit: vec![],
+        threads: Default::default(),
+        broadcast_summary: false,
     }
 }
 

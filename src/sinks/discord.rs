@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, cut, Answer, Fitted, Outcome, Refused, NO_TEXT};
+use super::{blank, cut, Answer, Fitted, Outcome, Place, Refused, NO_TEXT};
 use crate::config::WebhookUrl;
 use crate::text;
 
@@ -39,6 +39,9 @@ pub const MAX_AUTHOR_CHARS: usize = 256;
 /// Title, description, field names and values, footer and author name across all embeds of one
 /// message. <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
 pub const MAX_EMBED_TOTAL_CHARS: usize = 6_000;
+/// A thread's name (`thread_name` when a webhook creates a forum thread).
+/// <https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params>
+pub const MAX_THREAD_NAME_CHARS: usize = 100;
 /// Webhook username length. <https://discord.com/developers/docs/resources/webhook#execute-webhook-jsonform-params>
 pub const MAX_USERNAME_CHARS: usize = 80;
 
@@ -287,6 +290,36 @@ pub fn embed_chars(e: &Value) -> usize {
     });
     s("/title") + s("/description") + s("/footer/text") + s("/author/name") + fields
 }
+
+/// The URL and body of a post into a thread: `?thread_id=` for an existing one; `thread_name` in
+/// the body to create one (forum and media channels only; elsewhere Discord answers 220003).
+/// <https://discord.com/developers/docs/resources/webhook#execute-webhook-query-string-params>
+pub fn into_thread(url: &WebhookUrl, body: &str, place: &Place) -> (url::Url, String) {
+    let mut url = url.expose().clone();
+    let mut body = body.to_owned();
+    match place {
+        Place::Thread(id) => {
+            url.query_pairs_mut().append_pair("thread_id", id);
+        }
+        Place::NewThread(name) => {
+            if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&body) {
+                m.insert("thread_name".into(), json!(name));
+                body = Value::Object(m).to_string();
+            }
+        }
+        Place::Channel => {}
+    }
+    (url, body)
+}
+
+/// The thread a post went into (`channel_id` of the saved message, with `wait=true`).
+pub fn thread_id(answer: &Answer) -> Option<String> {
+    let v: Value = serde_json::from_str(&answer.body).ok()?;
+    v.get("channel_id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Discord's code for `thread_name` sent to a channel that is not a forum or media channel.
+pub const NOT_A_FORUM: &str = "220003";
 
 /// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries
 /// `retry_after` (float seconds) in its JSON body and a `Retry-After` header. 404 (code 10015,

@@ -55,6 +55,20 @@ pub struct Posted {
     pub pause: Option<Duration>,
     /// The platform's answer as `STATUS BODY` (or the transport error), for `send-test`.
     pub answer: String,
+    /// What the platform called the result, when it says: Slack's `ts`, or the id of the thread a
+    /// Discord post created.
+    pub id: Option<String>,
+}
+
+/// Where in a channel a post goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The channel itself.
+    Channel,
+    /// A new Discord forum thread with this name (the post becomes its first message).
+    NewThread(String),
+    /// An existing thread: a Slack parent's `ts`, or a Discord thread's id.
+    Thread(String),
 }
 
 impl Posted {
@@ -64,7 +78,7 @@ impl Posted {
             Outcome::Retry { reason, .. } | Outcome::Permanent { reason, .. } => reason.clone(),
             _ => String::new(),
         };
-        Self { outcome, pause: None, answer }
+        Self { outcome, pause: None, answer, id: None }
     }
 }
 
@@ -163,8 +177,8 @@ fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
 /// Posts one body to one destination.
 #[async_trait]
 pub trait Sink: Send + Sync {
-    /// Posts `body` (a JSON document) once and classifies the answer.
-    async fn post(&self, body: &str) -> Posted;
+    /// Posts `body` (a JSON document) once, at `place`, and classifies the answer.
+    async fn post(&self, body: &str, place: &Place) -> Posted;
 }
 
 /// A sink posting to a webhook URL with a shared client.
@@ -183,23 +197,21 @@ impl HttpSink {
 
 #[async_trait]
 impl Sink for HttpSink {
-    async fn post(&self, body: &str) -> Posted {
-        let response = self
-            .client
-            .post(self.url.expose().clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_owned())
-            .send()
-            .await;
+    async fn post(&self, body: &str, place: &Place) -> Posted {
+        let (url, body) = match (self.platform, place) {
+            (Platform::Discord, Place::Thread(_) | Place::NewThread(_)) => discord::into_thread(&self.url, body, place),
+            _ => (self.url.expose().clone(), body.to_owned()),
+        };
+        let response = self.client.post(url).header(CONTENT_TYPE, "application/json").body(body).send().await;
         let answer = match Answer::read(response.map_err(transport_error)).await {
             Ok(a) => a,
             Err(reason) => return Posted::failed(Outcome::Retry { after: None, reason }),
         };
-        let (outcome, pause) = match self.platform {
-            Platform::Slack => (slack::classify(&answer), None),
-            Platform::Discord => (discord::classify(&answer), discord::pause(&answer)),
+        let (outcome, pause, id) = match self.platform {
+            Platform::Slack => (slack::classify(&answer), None, None),
+            Platform::Discord => (discord::classify(&answer), discord::pause(&answer), discord::thread_id(&answer)),
         };
-        Posted { outcome, pause, answer: answer.summary() }
+        Posted { outcome, pause, answer: answer.summary(), id }
     }
 }
 

@@ -9,7 +9,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use url::Url;
 
-use super::{transport_error, Answer, Outcome, Posted, Sink};
+use super::{transport_error, Answer, Outcome, Place, Posted, Sink};
 use crate::config::Secret;
 
 /// The Web API's base URL.
@@ -125,13 +125,16 @@ impl SlackApiSink {
 
 #[async_trait]
 impl Sink for SlackApiSink {
-    async fn post(&self, body: &str) -> Posted {
+    async fn post(&self, body: &str, place: &Place) -> Posted {
         let mut message: Value = match serde_json::from_str(body) {
             Ok(v) => v,
             Err(e) => return Posted::failed(Outcome::Permanent { reason: format!("not JSON: {e}"), broken: false }),
         };
         if let Value::Object(m) = &mut message {
             m.insert("channel".into(), Value::String(self.channel.clone()));
+            if let Place::Thread(ts) = place {
+                m.insert("thread_ts".into(), Value::String(ts.clone()));
+            }
         }
         let response = self
             .client
@@ -142,7 +145,12 @@ impl Sink for SlackApiSink {
             .send()
             .await;
         match Answer::read(response.map_err(transport_error)).await {
-            Ok(answer) => Posted { outcome: classify(&answer), pause: None, answer: answer.summary() },
+            Ok(answer) => {
+                let ts = serde_json::from_str::<Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v.get("ts").and_then(Value::as_str).map(str::to_owned));
+                Posted { outcome: classify(&answer), pause: None, answer: answer.summary(), id: ts }
+            }
             Err(reason) => Posted::failed(Outcome::Retry { after: None, reason }),
         }
     }

@@ -117,3 +117,18 @@ pub async fn once_keys_refuse_repeats_until_they_expire(store: &dyn Store) {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(store.accept(None, vec![key("short", 1)]).await.unwrap(), Accepted::New, "expired keys are forgotten");
 }
+
+/// A call's thread per channel is remembered until the time set after the call ended.
+pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Store) {
+    assert_eq!(store.thread("a", "call-1").await.unwrap(), None);
+    store.set_thread("a", "call-1", "1700000000.000100".into()).await.unwrap();
+    store.set_thread("b", "call-1", "thread-9".into()).await.unwrap();
+    assert_eq!(store.thread("a", "call-1").await.unwrap().as_deref(), Some("1700000000.000100"));
+    assert_eq!(store.thread("b", "call-1").await.unwrap().as_deref(), Some("thread-9"));
+    assert_eq!(store.thread("a", "call-2").await.unwrap(), None);
+    store.forget_thread_at("a", "call-1", now_ms() + 60_000).await.unwrap();
+    assert!(store.thread("a", "call-1").await.unwrap().is_some(), "kept until its time");
+    store.forget_thread_at("b", "call-1", now_ms() - 1).await.unwrap();
+    assert_eq!(store.thread("b", "call-1").await.unwrap(), None, "forgotten once its time has come");
+    assert!(store.thread("a", "call-1").await.unwrap().is_some());
+}

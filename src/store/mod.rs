@@ -167,6 +167,14 @@ pub trait Store: Send + Sync {
     async fn purge(&self, before_ms: Option<i64>) -> Result<usize, StoreError>;
     /// Whether a write of about `bytes` would succeed now (for `/readyz`); nothing is kept.
     async fn ping(&self, bytes: usize) -> Result<(), StoreError>;
+    /// The thread a call's posts go into on a channel (a Slack `ts`, a Discord thread id; empty
+    /// when the call is posted flat), if one was started.
+    async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError>;
+    /// Remembers the thread a call's posts go into on a channel.
+    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError>;
+    /// The call ended: forget its thread on `channel` at `forget_at_ms` (threads whose time has
+    /// come are forgotten now).
+    async fn forget_thread_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError>;
 }
 
 /// Now, in Unix milliseconds.

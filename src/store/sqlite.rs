@@ -337,6 +337,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError> {
+        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached("SELECT thread FROM threads WHERE channel = ?1 AND call_id = ?2")?
+                .query_row(params![channel, call_id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError> {
+        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO threads (channel, call_id, thread) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (channel, call_id) DO UPDATE SET thread = excluded.thread",
+            )?
+            .execute(params![channel, call_id, thread])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn forget_thread_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
+        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
+        self.run(move |conn| {
+            conn.prepare_cached("UPDATE threads SET forget_at = ?3 WHERE channel = ?1 AND call_id = ?2")?
+                .execute(params![channel, call_id, forget_at_ms])?;
+            conn.prepare_cached("DELETE FROM threads WHERE forget_at < ?1")?.execute(params![now_ms()]).map(|_| ())
+        })
+        .await
+    }
+
     async fn ping(&self, bytes: usize) -> Result<(), StoreError> {
         self.run(move |conn| {
             conn.execute("INSERT INTO readiness VALUES (zeroblob(?1))", params![bytes as i64])?;

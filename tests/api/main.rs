@@ -17,3 +17,4 @@ mod receive;
 mod routes;
 mod security;
 mod slack_app;
+mod threads;

@@ -3,7 +3,8 @@
 //!
 //! - Version 1: one `deliveries` row per rendered post (bodies rendered at intake).
 //! - Version 2: each accepted event once in `events`, plus one small `queue` row per routed
-//!   channel pointing at it; lanes render at delivery. Posts a version-1 relay had queued become
+//!   channel pointing at it; lanes render at delivery. `threads` maps a call to its thread on a
+//!   channel (`threads = "per_call"`). Posts a version-1 relay had queued become
 //!   version-2 entries carrying their body, and are sent as they were rendered.
 
 use rusqlite::Connection;
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     accepted_at INTEGER NOT NULL,
     failed_at   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS threads (
+    channel     TEXT    NOT NULL,
+    call_id     TEXT    NOT NULL,
+    thread      TEXT    NOT NULL,
+    forget_at   INTEGER,
+    PRIMARY KEY (channel, call_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS readiness (x INTEGER);
 CREATE TABLE IF NOT EXISTS seen (
     key        TEXT    PRIMARY KEY,

@@ -38,6 +38,11 @@ async fn contract_once_keys_refuse_repeats_until_they_expire() {
 }
 
 #[tokio::test]
+async fn contract_threads_are_remembered_per_channel_until_forgotten() {
+    contract::threads_are_remembered_per_channel_until_forgotten(&fresh().1).await;
+}
+
+#[tokio::test]
 async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/relay.db");
