@@ -256,6 +256,16 @@ pub fn thread_parent_refused(channel: &str, call_id: &str, answer: &str) {
     tracing::warn!(channel, call_id, answer, "Slack refused the call's thread parent; posting the call flat.");
 }
 
+/// The Slack parent could not be edited to show the call's outcome (the summary is in the thread).
+pub fn parent_not_edited(channel: &str, call_id: &str, answer: &str) {
+    tracing::warn!(
+        channel,
+        call_id,
+        answer,
+        "Slack refused to edit the call's thread parent; the summary is in the thread."
+    );
+}
+
 /// A channel's webhook is gone; the lane stops posting to it until a reload or restart.
 pub fn channel_broken(channel: &str, answer: &str) {
     gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(1.0);

@@ -98,19 +98,34 @@ impl Lane {
                 return;
             }
         };
-        let sent = (head.sent_parts as usize).min(posts.len());
-        let Some(next) = posts.get(sent) else {
-            // The template now makes fewer posts than were already sent: nothing is left.
-            self.record(self.store.delivered(vec![head.id]).await);
-            return;
-        };
         // With threads, the call's thread first (a Slack parent is a post of its own, paced).
         let Some(place) = self.place_for(head).await else { return };
-        let last_part = sent + 1 == posts.len();
-        let (taken, body) = if last_part && sent == 0 && self.coalescible(head) {
-            self.coalesced(head, next, &batch[1..])
-        } else {
-            (1, next.clone())
+        // A Slack thread's parent is edited to show the outcome, as the summary's last part.
+        let edit = self.parent_to_edit(head, &place);
+        let total = posts.len() + usize::from(edit.is_some());
+        let sent = (head.sent_parts as usize).min(total);
+        if sent == total {
+            // The template now makes fewer posts than were already sent: nothing is left.
+            self.record(self.store.delivered(vec![head.id]).await);
+            self.call_done(head).await;
+            return;
+        }
+        let last_part = sent + 1 == total;
+        let (taken, body, place) = match (posts.get(sent), edit) {
+            (Some(next), _) if last_part && sent == 0 && self.coalescible(head) => {
+                let (taken, body) = self.coalesced(head, next, &batch[1..]);
+                (taken, body, place)
+            }
+            (Some(next), _) => (1, next.clone(), place),
+            (None, Some(ts)) => match self.edited_parent(head) {
+                Some(body) => (1, body, Place::Edit(ts)),
+                None => {
+                    self.record(self.store.delivered(vec![head.id]).await);
+                    self.call_done(head).await;
+                    return;
+                }
+            },
+            (None, None) => unreachable!("sent < total"),
         };
         let body = if sent == 0 { self.broadcast_summary(head, &place, body) } else { body };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
@@ -138,6 +153,12 @@ impl Lane {
             Outcome::Permanent { reason, .. } if self.not_a_forum(&place, &reason) => {
                 self.no_threads = true;
                 telemetry::threads_unavailable(&self.channel, &reason);
+            }
+            Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit(_)) => {
+                // The summary is out; an outcome that cannot be shown on the parent is no loss.
+                telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);
+                self.record(self.store.delivered(ids).await);
+                self.call_done(head).await;
             }
             outcome => self.failed(head, ids, outcome).await,
         }

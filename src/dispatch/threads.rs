@@ -1,6 +1,7 @@
 //! One thread per call (`threads = "per_call"`): where a lane's post goes, starting the call's
 //! thread when it has none. Slack: the call's first event posts a parent (`call_started`) whose
-//! `ts` every later post replies to. Discord: the call's first post creates a forum thread
+//! `ts` every later post replies to; after the `call_ended` summary, the parent is edited
+//! (`chat.update`) to show the outcome. Discord: the call's first post creates a forum thread
 //! (`thread_name`) whose id later posts go into. The mapping lives in the store, so a restart
 //! mid-call continues the same thread; it is forgotten `delivery.forget_threads_after` after the
 //! call's `call_ended`.
@@ -98,6 +99,35 @@ impl Lane {
             let at = now_ms() + self.config.delivery.forget_threads_after.as_millis() as i64;
             let forgotten = self.store.forget_thread_at(&self.channel, &head.call_id, at).await;
             self.record(forgotten);
+        }
+    }
+
+    /// The `ts` of the Slack parent to edit with the call's outcome, when the head is a threaded
+    /// call's `call_ended`.
+    pub(super) fn parent_to_edit(&self, head: &Queued, place: &Place) -> Option<String> {
+        match place {
+            Place::Thread(ts)
+                if self.channel().platform == Platform::Slack
+                    && head.event_type == EventType::CallEnded.as_str()
+                    && matches!(head.content, Content::Event(_)) =>
+            {
+                Some(ts.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The parent as the `call_started` template draws it for the ended call; `None` (logged)
+    /// when the template fails for it.
+    pub(super) fn edited_parent(&self, head: &Queued) -> Option<String> {
+        let Content::Event(event) = &head.content else { return None };
+        let context: Value = serde_json::from_str(event).ok()?;
+        match self.config.renderer.render_kind(self.channel(), "call_started", &context) {
+            Ok(rendered) => rendered.posts.into_iter().next(),
+            Err(e) => {
+                telemetry::render_failed(&e);
+                None
+            }
         }
     }
 

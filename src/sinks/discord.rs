@@ -307,7 +307,7 @@ pub fn into_thread(url: &WebhookUrl, body: &str, place: &Place) -> (url::Url, St
                 body = Value::Object(m).to_string();
             }
         }
-        Place::Channel => {}
+        Place::Channel | Place::Edit(_) => {}
     }
     (url, body)
 }

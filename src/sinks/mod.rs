@@ -69,6 +69,8 @@ pub enum Place {
     NewThread(String),
     /// An existing thread: a Slack parent's `ts`, or a Discord thread's id.
     Thread(String),
+    /// Not a new post: replace the message with this Slack `ts` (`chat.update`).
+    Edit(String),
 }
 
 impl Posted {
@@ -199,6 +201,10 @@ impl HttpSink {
 impl Sink for HttpSink {
     async fn post(&self, body: &str, place: &Place) -> Posted {
         let (url, body) = match (self.platform, place) {
+            (_, Place::Edit(_)) => {
+                let reason = "a webhook post cannot be edited here".to_owned();
+                return Posted::failed(Outcome::Permanent { reason, broken: false });
+            }
             (Platform::Discord, Place::Thread(_) | Place::NewThread(_)) => discord::into_thread(&self.url, body, place),
             _ => (self.url.expose().clone(), body.to_owned()),
         };

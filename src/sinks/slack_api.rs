@@ -1,7 +1,9 @@
-//! Slack's Web API with a bot token: `chat.postMessage` into one channel, and how to read Slack's
-//! answers, which report most errors as HTTP 200 with `{"ok": false, "error": "…"}`.
+//! Slack's Web API with a bot token: `chat.postMessage` into one channel (`thread_ts` for a reply),
+//! `chat.update` to edit, and how to read Slack's answers, which report most errors as HTTP 200
+//! with `{"ok": false, "error": "…"}`.
 //!
 //! References: <https://docs.slack.dev/reference/methods/chat.postMessage>,
+//! <https://docs.slack.dev/reference/methods/chat.update>,
 //! <https://docs.slack.dev/apis/web-api/rate-limits>.
 
 use async_trait::async_trait;
@@ -108,7 +110,7 @@ pub fn classify(answer: &Answer) -> Outcome {
     }
 }
 
-/// Posts with `chat.postMessage` into one channel.
+/// Posts with `chat.postMessage` (and edits with `chat.update`) in one channel.
 pub struct SlackApiSink {
     url: Url,
     token: Secret,
@@ -119,7 +121,7 @@ pub struct SlackApiSink {
 impl SlackApiSink {
     /// A sink posting into `channel` through the Web API at `api_url`.
     pub fn new(api_url: &Url, token: Secret, channel: String, client: reqwest::Client) -> Self {
-        Self { url: method_url(api_url, "chat.postMessage"), token, channel, client }
+        Self { url: api_url.clone(), token, channel, client }
     }
 }
 
@@ -130,15 +132,23 @@ impl Sink for SlackApiSink {
             Ok(v) => v,
             Err(e) => return Posted::failed(Outcome::Permanent { reason: format!("not JSON: {e}"), broken: false }),
         };
+        let mut method = "chat.postMessage";
         if let Value::Object(m) = &mut message {
             m.insert("channel".into(), Value::String(self.channel.clone()));
-            if let Place::Thread(ts) = place {
-                m.insert("thread_ts".into(), Value::String(ts.clone()));
+            match place {
+                Place::Thread(ts) => {
+                    m.insert("thread_ts".into(), Value::String(ts.clone()));
+                }
+                Place::Edit(ts) => {
+                    m.insert("ts".into(), Value::String(ts.clone()));
+                    method = "chat.update";
+                }
+                Place::Channel | Place::NewThread(_) => {}
             }
         }
         let response = self
             .client
-            .post(self.url.clone())
+            .post(method_url(&self.url, method))
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
             .body(message.to_string())

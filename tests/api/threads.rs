@@ -71,6 +71,12 @@ async fn stand_ins(slack: &MockServer, discord: &MockServer) {
         .respond_with(SlackWebApi::default())
         .mount(slack)
         .await;
+    let updated = json!({"ok": true, "channel": "C0123ABCD", "ts": "edited"});
+    Mock::given(method("POST"))
+        .and(path("/api/chat.update"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(updated))
+        .mount(slack)
+        .await;
     discord.reset().await;
     Mock::given(method("POST")).and(path(DISCORD_PATH)).respond_with(DiscordForum::default()).mount(discord).await;
 }
@@ -105,7 +111,15 @@ async fn two_interleaved_calls_end_in_two_threads_with_every_utterance_in_order(
     assert_eq!(app.post_event(&call_ended("call-a", "positive")).await.status(), 200);
 
     // Slack: a parent per call, then replies with its ts; the summary is a broadcast reply.
-    let slack = app.received(&app.slack).await;
+    let requests = app.requests(&app.slack).await;
+    let of = |method: &str| -> Vec<Value> {
+        requests
+            .iter()
+            .filter(|r| r.url.path().ends_with(method))
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    };
+    let slack = of("chat.postMessage");
     let ts: Vec<String> = (1..=slack.len()).map(|n| format!("1700000000.{n:06}")).collect();
     let parent_ts: Vec<String> =
         slack.iter().zip(&ts).filter(|(b, _)| b.get("thread_ts").is_none()).map(|(_, t)| t.clone()).collect();
@@ -119,6 +133,18 @@ async fn two_interleaved_calls_end_in_two_threads_with_every_utterance_in_order(
     assert_eq!(summary["thread_ts"], json!(parent_ts[0]), "the summary goes into call A's thread");
     assert_eq!(summary["reply_broadcast"], true);
     assert!(slack.iter().all(|b| b["channel"] == "C0123ABCD"));
+    // Then call A's parent shows the outcome; call B has not ended.
+    let edits = of("chat.update");
+    assert_eq!(edits.len(), 1, "{edits:#?}");
+    assert_eq!(edits[0]["ts"], json!(parent_ts[0]));
+    assert!(
+        edits[0]["text"].as_str().unwrap().contains("Call with John Doe ended: Account Support (5m 30s)"),
+        "{}",
+        edits[0]
+    );
+    let last_update = requests.iter().position(|r| r.url.path().ends_with("chat.update")).unwrap();
+    let summary_at = requests.iter().position(|r| String::from_utf8_lossy(&r.body).contains("Call ended")).unwrap();
+    assert!(summary_at < last_update, "the parent is edited after the summary is in the thread");
 
     // Discord: each call's first post names its thread; the rest go into it.
     let requests = app.requests(&app.discord).await;
