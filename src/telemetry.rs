@@ -266,6 +266,11 @@ pub fn parent_not_edited(channel: &str, call_id: &str, answer: &str) {
     );
 }
 
+/// A call's Discord thread was archived: the call continues in a new thread.
+pub fn thread_archived(channel: &str, call_id: &str, answer: &str) {
+    tracing::warn!(channel, call_id, answer, "The call's thread was archived; continuing the call in a new thread.");
+}
+
 /// A channel's webhook is gone; the lane stops posting to it until a reload or restart.
 pub fn channel_broken(channel: &str, answer: &str) {
     gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(1.0);

@@ -154,6 +154,11 @@ impl Lane {
                 self.no_threads = true;
                 telemetry::threads_unavailable(&self.channel, &reason);
             }
+            Outcome::Permanent { reason, .. } if self.thread_archived(&place, &reason) => {
+                // Someone archived the call's forum thread: the next post starts a new one.
+                telemetry::thread_archived(&self.channel, &head.call_id, &reason);
+                self.forget_thread_now(head).await;
+            }
             Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit(_)) => {
                 // The summary is out; an outcome that cannot be shown on the parent is no loss.
                 telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);

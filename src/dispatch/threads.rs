@@ -131,6 +131,19 @@ impl Lane {
         }
     }
 
+    /// Whether Discord refused a post because the call's thread was archived (50083).
+    pub(super) fn thread_archived(&self, place: &Place, reason: &str) -> bool {
+        matches!(place, Place::Thread(_))
+            && self.channel().platform == Platform::Discord
+            && reason.contains(discord::THREAD_ARCHIVED)
+    }
+
+    /// Forgets the head's call's thread at once.
+    pub(super) async fn forget_thread_now(&mut self, head: &Queued) {
+        let forgotten = self.store.forget_thread_at(&self.channel, &head.call_id, now_ms() - 1).await;
+        self.record(forgotten);
+    }
+
     /// Whether Discord refused a thread because the channel is not a forum (220003).
     pub(super) fn not_a_forum(&self, place: &Place, reason: &str) -> bool {
         matches!(place, Place::NewThread(_)) && reason.contains(discord::NOT_A_FORUM)

@@ -320,6 +320,8 @@ pub fn thread_id(answer: &Answer) -> Option<String> {
 
 /// Discord's code for `thread_name` sent to a channel that is not a forum or media channel.
 pub const NOT_A_FORUM: &str = "220003";
+/// Discord's code for a post into an archived thread.
+pub const THREAD_ARCHIVED: &str = "50083";
 
 /// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries
 /// `retry_after` (float seconds) in its JSON body and a `Retry-After` header. 404 (code 10015,

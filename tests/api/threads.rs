@@ -259,3 +259,27 @@ fn threads_on_a_slack_incoming_webhook_are_refused_by_check() {
     assert!(!out.status.success());
     assert!(said.contains("relay.toml:1: channel `live`: `threads = \"per_call\"` needs a Slack app"), "{said}");
 }
+
+#[tokio::test]
+async fn a_call_whose_forum_thread_was_archived_continues_in_a_new_thread() {
+    let app = spawn_with(THREADED).await;
+    stand_ins(&app.slack, &app.discord).await;
+    assert_eq!(app.post_event(&message("call-z", "user", "before")).await.status(), 200);
+    assert_eq!(app.received(&app.discord).await.len(), 1);
+    // A moderator archives the thread: Discord refuses posts into it with 50083.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::query_param("thread_id", "thread1"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": 50083, "message": "Thread is archived"})))
+        .with_priority(1)
+        .mount(&app.discord)
+        .await;
+    assert_eq!(app.post_event(&message("call-z", "user", "after")).await.status(), 200);
+    let requests = app.requests(&app.discord).await;
+    let last: Value = serde_json::from_slice(&requests.last().unwrap().body).unwrap();
+    assert!(last["thread_name"].as_str().is_some(), "a new thread for the rest of the call: {last}");
+    assert!(strings(&last).iter().any(|s| s == "after"));
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty(), "nothing lost");
+    for r in &requests {
+        assert_valid_discord_body(&serde_json::from_slice(&r.body).unwrap());
+    }
+}
