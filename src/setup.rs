@@ -113,18 +113,29 @@ fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
 }
 
 fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
-    let (platform, username, avatar_url, coalesce, rate_limit, threads, broadcast_summary) = match cfg {
-        ChannelConfig::Slack(c) => {
-            if c.threads == Threads::PerCall && c.bot_token.is_none() {
-                return Err("`threads = \"per_call\"` needs a Slack app (`bot_token` and `channel`): an incoming \
-                            webhook never says where its message went, so no reply can find it"
-                    .into());
-            }
-            (Platform::Slack, None, None, c.coalesce, &c.rate_limit, c.threads, c.broadcast_summary)
-        }
+    let (platform, username, avatar_url, coalesce, rate_limit) = match cfg {
+        ChannelConfig::Slack(c) => (Platform::Slack, None, None, c.coalesce, &c.rate_limit),
         ChannelConfig::Discord(c) => {
-            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit, c.threads, false)
+            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
         }
+    };
+    let (threads, broadcast_summary, live_transcript) = match cfg {
+        ChannelConfig::Slack(c) => {
+            let needs_app = |what: &str, why: &str| {
+                format!("{what} needs a Slack app (`bot_token` and `channel`): an incoming webhook {why}")
+            };
+            if c.threads == Threads::PerCall && c.bot_token.is_none() {
+                return Err(needs_app(
+                    "`threads = \"per_call\"`",
+                    "never says where its message went, so no reply can find it",
+                ));
+            }
+            if c.live_transcript && c.bot_token.is_none() {
+                return Err(needs_app("`live_transcript = true`", "cannot edit its posts"));
+            }
+            (c.threads, c.broadcast_summary, c.live_transcript)
+        }
+        ChannelConfig::Discord(c) => (c.threads, false, c.live_transcript),
     };
     let rate_limit = match rate_limit {
         None => match platform {
@@ -151,6 +162,7 @@ fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> 
         rate_limit,
         threads,
         broadcast_summary,
+        live_transcript,
     })
 }
 

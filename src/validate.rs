@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::config::{Platform, Threads};
-use crate::event::{self, Event, Incoming};
+use crate::event::{self, Event, EventType, Incoming};
 use crate::setup::Config;
 use crate::{pipeline, samples};
 
@@ -45,6 +45,19 @@ pub fn samples(config: &Config) -> Report {
         }
     }
     let mut report = Report { pairs: pairs.len(), ..Report::default() };
+    // A live transcript channel's transcript template, with each message sample as its content.
+    for (ch, _) in pairs.iter().filter(|(ch, et)| *et == EventType::Message && config.channels[ch].live_transcript) {
+        let channel = &config.channels[ch];
+        for (name, ev) in events.iter().filter(|(_, e)| e.event_type == EventType::Message) {
+            report.rendered += 1;
+            let mut ctx = pipeline::context(ev);
+            ctx["messages"] = Value::Array(vec![ctx["message"].clone()]);
+            ctx["part"] = Value::from(1);
+            if let Err(e) = config.renderer.render_kind(channel, "transcript", &ctx) {
+                report.problems.push(format!("{e} [sample \"{name}\"]"));
+            }
+        }
+    }
     // A threaded channel's thread template is rendered with every sample its routes send it.
     let threaded: BTreeSet<&String> =
         pairs.iter().map(|(ch, _)| ch).filter(|ch| config.channels[*ch].threads == Threads::PerCall).collect();

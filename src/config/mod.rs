@@ -290,6 +290,10 @@ pub struct SlackChannelConfig {
     /// the thread (Slack's `reply_broadcast`). Default false.
     #[serde(default)]
     pub broadcast_summary: bool,
+    /// One message per call, edited as utterances arrive, instead of one post per utterance
+    /// (needs `bot_token`: a webhook's posts cannot be edited). Default false.
+    #[serde(default)]
+    pub live_transcript: bool,
     /// Per-event template overrides, relative to `templates.dir`.
     #[serde(default)]
     pub templates: TemplateOverrides,
@@ -309,6 +313,10 @@ pub struct DiscordChannelConfig {
     /// only; in a text channel the relay posts flat and warns).
     #[serde(default)]
     pub threads: Threads,
+    /// One message per call, edited as utterances arrive, instead of one post per utterance.
+    /// Default false.
+    #[serde(default)]
+    pub live_transcript: bool,
     /// The webhook URL as copied from Discord (`https://discord.com/api/webhooks/ID/TOKEN`). A secret.
     /// The relay posts to `/api/v10/webhooks/ID/TOKEN?wait=true` on the same host and path prefix.
     pub webhook_url: String,
@@ -344,6 +352,9 @@ pub struct TemplateOverrides {
     /// Discord, with `threads = "per_call"`: the forum thread's name (the template renders a JSON
     /// string; cut to 100 characters).
     pub thread_name: Option<String>,
+    /// With `live_transcript = true`: the call's transcript message (`messages` holds the
+    /// utterances it shows, `part` counts the messages).
+    pub transcript: Option<String>,
 }
 
 impl TemplateOverrides {
@@ -356,6 +367,7 @@ impl TemplateOverrides {
             "test" => self.test.as_deref(),
             "call_started" => self.call_started.as_deref(),
             "thread_name" => self.thread_name.as_deref(),
+            "transcript" => self.transcript.as_deref(),
             _ => None,
         }
     }
@@ -453,4 +465,6 @@ pub struct Channel {
     pub threads: Threads,
     /// Slack threads: the summary is also shown in the channel.
     pub broadcast_summary: bool,
+    /// One edited message per call instead of one post per utterance.
+    pub live_transcript: bool,
 }

@@ -89,6 +89,9 @@ impl Lane {
 
     async fn send_in_span(&mut self, batch: &[Queued]) {
         let head = &batch[0];
+        if self.transcribed(head) && self.transcribe(batch).await {
+            return;
+        }
         let posts = match self.posts_of(head, true) {
             Ok(posts) => posts,
             Err(e) => {
@@ -118,7 +121,7 @@ impl Lane {
             }
             (Some(next), _) => (1, next.clone(), place),
             (None, Some(ts)) => match self.edited_parent(head) {
-                Some(body) => (1, body, Place::Edit(ts)),
+                Some(body) => (1, body, Place::Edit { id: ts, thread: None }),
                 None => {
                     self.record(self.store.delivered(vec![head.id]).await);
                     self.call_done(head).await;
@@ -136,7 +139,7 @@ impl Lane {
         }
         match posted.outcome {
             Outcome::Delivered => {
-                if let (Place::NewThread(_), Some(thread)) = (&place, posted.id) {
+                if let (Place::NewThread(_), Some(thread)) = (&place, posted.thread) {
                     self.remember_thread(head, thread).await;
                 }
                 if !last_part {
@@ -159,7 +162,7 @@ impl Lane {
                 telemetry::thread_archived(&self.channel, &head.call_id, &reason);
                 self.forget_thread_now(head).await;
             }
-            Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit(_)) => {
+            Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit { .. }) => {
                 // The summary is out; an outcome that cannot be shown on the parent is no loss.
                 telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);
                 self.record(self.store.delivered(ids).await);

@@ -5,6 +5,7 @@ pub mod backoff;
 mod lane;
 pub mod pacing;
 mod threads;
+mod transcript;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -97,7 +97,7 @@ impl Lane {
     pub(super) async fn call_done(&mut self, head: &Queued) {
         if self.channel().threads == Threads::PerCall && head.event_type == EventType::CallEnded.as_str() {
             let at = now_ms() + self.config.delivery.forget_threads_after.as_millis() as i64;
-            let forgotten = self.store.forget_thread_at(&self.channel, &head.call_id, at).await;
+            let forgotten = self.store.forget_call_at(&self.channel, &head.call_id, at).await;
             self.record(forgotten);
         }
     }
@@ -140,7 +140,7 @@ impl Lane {
 
     /// Forgets the head's call's thread at once.
     pub(super) async fn forget_thread_now(&mut self, head: &Queued) {
-        let forgotten = self.store.forget_thread_at(&self.channel, &head.call_id, now_ms() - 1).await;
+        let forgotten = self.store.forget_call_at(&self.channel, &head.call_id, now_ms() - 1).await;
         self.record(forgotten);
     }
 

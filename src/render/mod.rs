@@ -29,7 +29,7 @@ pub struct Renderer {
     slack: Handlebars<'static>,
     discord: Handlebars<'static>,
     /// The template each channel uses for each kind (an event type's name, or one of
-    /// [`THREAD_KINDS`]).
+    /// [`EXTRA_KINDS`]).
     chosen: BTreeMap<String, BTreeMap<&'static str, String>>,
     /// Each registered template's text, so a refused body can point at the line that wrote it.
     sources: BTreeMap<String, String>,
@@ -91,8 +91,8 @@ impl Renderer {
         let mut sources = BTreeMap::new();
         let mut registered: HashSet<(Platform, String)> = HashSet::new();
         for (channel, (platform, overrides)) in channels {
-            let thread_kind = THREAD_KINDS.iter().find(|(p, _)| p == platform).map(|(_, k)| *k);
-            for kind in EventType::ALL.iter().map(|t| t.as_str()).chain(thread_kind) {
+            let extra = EXTRA_KINDS.iter().filter(|(p, _)| p == platform).map(|(_, k)| *k);
+            for kind in EventType::ALL.iter().map(|t| t.as_str()).chain(extra) {
                 let (relative, is_override) = match overrides.get(kind) {
                     Some(path) => (path.to_owned(), true),
                     None => (default_template(*platform, kind), false),
@@ -242,9 +242,14 @@ pub fn default_template(platform: Platform, kind: &str) -> String {
     format!("{}/{kind}.json.hbs", platform.as_str())
 }
 
-/// The extra template each platform has for `threads = "per_call"`: Slack's thread parent,
-/// Discord's thread name.
-pub const THREAD_KINDS: [(Platform, &str); 2] = [(Platform::Slack, "call_started"), (Platform::Discord, "thread_name")];
+/// The templates beyond one per event type: Slack's thread parent and Discord's thread name
+/// (`threads = "per_call"`), and each platform's live transcript (`live_transcript = true`).
+pub const EXTRA_KINDS: [(Platform, &str); 4] = [
+    (Platform::Slack, "call_started"),
+    (Platform::Discord, "thread_name"),
+    (Platform::Slack, "transcript"),
+    (Platform::Discord, "transcript"),
+];
 
 fn problem(file: &str, line: Option<usize>, channel: &str, message: String) -> Problem {
     Problem { file: file.to_owned(), line, subject: format!("template for channel `{channel}`"), message }

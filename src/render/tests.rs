@@ -25,6 +25,7 @@ fn channel(name: &str, platform: Platform) -> Channel {
         rate_limit: vec![],
         threads: Default::default(),
         broadcast_summary: false,
+        live_transcript: false,
     }
 }
 

@@ -307,16 +307,34 @@ pub fn into_thread(url: &WebhookUrl, body: &str, place: &Place) -> (url::Url, St
                 body = Value::Object(m).to_string();
             }
         }
-        Place::Channel | Place::Edit(_) => {}
+        Place::Channel | Place::Edit { .. } => {}
     }
     (url, body)
 }
 
-/// The thread a post went into (`channel_id` of the saved message, with `wait=true`).
-pub fn thread_id(answer: &Answer) -> Option<String> {
+/// A field of the saved message Discord answers with (`wait=true`): `id`, or `channel_id` (the
+/// thread a post went into).
+pub fn saved(answer: &Answer, field: &str) -> Option<String> {
     let v: Value = serde_json::from_str(&answer.body).ok()?;
-    v.get("channel_id").and_then(Value::as_str).map(str::to_owned)
+    v.get(field).and_then(Value::as_str).map(str::to_owned)
 }
+
+/// The URL that edits one of the webhook's messages: `…/webhooks/ID/TOKEN/messages/MESSAGE_ID`,
+/// with `thread_id` when the message is in a thread.
+/// <https://discord.com/developers/docs/resources/webhook#edit-webhook-message>
+pub fn edit_url(url: &WebhookUrl, message_id: &str, thread: Option<&str>) -> url::Url {
+    let mut url = url.expose().clone();
+    let path = format!("{}/messages/{message_id}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    if let Some(t) = thread {
+        url.query_pairs_mut().append_pair("thread_id", t);
+    }
+    url
+}
+
+/// Discord's code for an edit of a message older than an hour beyond its edit cap.
+pub const EDIT_CAPPED: &str = "30046";
 
 /// Discord's code for `thread_name` sent to a channel that is not a forum or media channel.
 pub const NOT_A_FORUM: &str = "220003";

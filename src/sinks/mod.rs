@@ -55,9 +55,10 @@ pub struct Posted {
     pub pause: Option<Duration>,
     /// The platform's answer as `STATUS BODY` (or the transport error), for `send-test`.
     pub answer: String,
-    /// What the platform called the result, when it says: Slack's `ts`, or the id of the thread a
-    /// Discord post created.
+    /// The message's id, when the platform says: Slack's `ts`, Discord's message id.
     pub id: Option<String>,
+    /// The Discord thread the message is in (its `channel_id`), when it says.
+    pub thread: Option<String>,
 }
 
 /// Where in a channel a post goes.
@@ -69,8 +70,14 @@ pub enum Place {
     NewThread(String),
     /// An existing thread: a Slack parent's `ts`, or a Discord thread's id.
     Thread(String),
-    /// Not a new post: replace the message with this Slack `ts` (`chat.update`).
-    Edit(String),
+    /// Not a new post: replace a message (Slack `chat.update` of this `ts`; Discord's webhook
+    /// message edit, in this thread if any).
+    Edit {
+        /// Slack's `ts` or Discord's message id.
+        id: String,
+        /// Discord: the thread the message is in.
+        thread: Option<String>,
+    },
 }
 
 impl Posted {
@@ -80,7 +87,7 @@ impl Posted {
             Outcome::Retry { reason, .. } | Outcome::Permanent { reason, .. } => reason.clone(),
             _ => String::new(),
         };
-        Self { outcome, pause: None, answer, id: None }
+        Self { outcome, pause: None, answer, id: None, thread: None }
     }
 }
 
@@ -200,24 +207,36 @@ impl HttpSink {
 #[async_trait]
 impl Sink for HttpSink {
     async fn post(&self, body: &str, place: &Place) -> Posted {
-        let (url, body) = match (self.platform, place) {
-            (_, Place::Edit(_)) => {
-                let reason = "a webhook post cannot be edited here".to_owned();
+        let (method, url, body) = match (self.platform, place) {
+            (Platform::Slack, Place::Edit { .. }) => {
+                let reason = "a Slack incoming webhook's post cannot be edited".to_owned();
                 return Posted::failed(Outcome::Permanent { reason, broken: false });
             }
-            (Platform::Discord, Place::Thread(_) | Place::NewThread(_)) => discord::into_thread(&self.url, body, place),
-            _ => (self.url.expose().clone(), body.to_owned()),
+            (Platform::Discord, Place::Edit { id, thread }) => {
+                (reqwest::Method::PATCH, discord::edit_url(&self.url, id, thread.as_deref()), body.to_owned())
+            }
+            (Platform::Discord, Place::Thread(_) | Place::NewThread(_)) => {
+                let (url, body) = discord::into_thread(&self.url, body, place);
+                (reqwest::Method::POST, url, body)
+            }
+            _ => (reqwest::Method::POST, self.url.expose().clone(), body.to_owned()),
         };
-        let response = self.client.post(url).header(CONTENT_TYPE, "application/json").body(body).send().await;
+        let response =
+            self.client.request(method, url).header(CONTENT_TYPE, "application/json").body(body).send().await;
         let answer = match Answer::read(response.map_err(transport_error)).await {
             Ok(a) => a,
             Err(reason) => return Posted::failed(Outcome::Retry { after: None, reason }),
         };
-        let (outcome, pause, id) = match self.platform {
-            Platform::Slack => (slack::classify(&answer), None, None),
-            Platform::Discord => (discord::classify(&answer), discord::pause(&answer), discord::thread_id(&answer)),
+        let (outcome, pause, id, thread) = match self.platform {
+            Platform::Slack => (slack::classify(&answer), None, None, None),
+            Platform::Discord => (
+                discord::classify(&answer),
+                discord::pause(&answer),
+                discord::saved(&answer, "id"),
+                discord::saved(&answer, "channel_id"),
+            ),
         };
-        Posted { outcome, pause, answer: answer.summary(), id }
+        Posted { outcome, pause, answer: answer.summary(), id, thread }
     }
 }
 

@@ -139,8 +139,8 @@ impl Sink for SlackApiSink {
                 Place::Thread(ts) => {
                     m.insert("thread_ts".into(), Value::String(ts.clone()));
                 }
-                Place::Edit(ts) => {
-                    m.insert("ts".into(), Value::String(ts.clone()));
+                Place::Edit { id, .. } => {
+                    m.insert("ts".into(), Value::String(id.clone()));
                     method = "chat.update";
                 }
                 Place::Channel | Place::NewThread(_) => {}
@@ -159,7 +159,7 @@ impl Sink for SlackApiSink {
                 let ts = serde_json::from_str::<Value>(&answer.body)
                     .ok()
                     .and_then(|v| v.get("ts").and_then(Value::as_str).map(str::to_owned));
-                Posted { outcome: classify(&answer), pause: None, answer: answer.summary(), id: ts }
+                Posted { outcome: classify(&answer), pause: None, answer: answer.summary(), id: ts, thread: None }
             }
             Err(reason) => Posted::failed(Outcome::Retry { after: None, reason }),
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{now_ms, Accepted, Content, NewEvent, OnceKey, Queued, Store, StoreError};
+use super::{now_ms, Accepted, Content, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
 
 /// An event for `channels` whose JSON carries `text`.
 pub fn event(channels: &[&str], text: &str) -> NewEvent {
@@ -126,9 +126,23 @@ pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Stor
     assert_eq!(store.thread("a", "call-1").await.unwrap().as_deref(), Some("1700000000.000100"));
     assert_eq!(store.thread("b", "call-1").await.unwrap().as_deref(), Some("thread-9"));
     assert_eq!(store.thread("a", "call-2").await.unwrap(), None);
-    store.forget_thread_at("a", "call-1", now_ms() + 60_000).await.unwrap();
+    store.forget_call_at("a", "call-1", now_ms() + 60_000).await.unwrap();
     assert!(store.thread("a", "call-1").await.unwrap().is_some(), "kept until its time");
-    store.forget_thread_at("b", "call-1", now_ms() - 1).await.unwrap();
+    store.forget_call_at("b", "call-1", now_ms() - 1).await.unwrap();
     assert_eq!(store.thread("b", "call-1").await.unwrap(), None, "forgotten once its time has come");
     assert!(store.thread("a", "call-1").await.unwrap().is_some());
+}
+
+/// A call's live transcript message is saved, replaced, and forgotten with the call.
+pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: &dyn Store) {
+    assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
+    let t = Transcript { message_id: "m1".into(), thread: Some("t1".into()), part: 1, lines: "[]".into() };
+    store.set_transcript("a", "call-1", t.clone()).await.unwrap();
+    assert_eq!(store.transcript("a", "call-1").await.unwrap(), Some(t));
+    let next = Transcript { message_id: "m2".into(), thread: None, part: 2, lines: r#"[{"message":"x"}]"#.into() };
+    store.set_transcript("a", "call-1", next.clone()).await.unwrap();
+    assert_eq!(store.transcript("a", "call-1").await.unwrap(), Some(next));
+    assert_eq!(store.transcript("b", "call-1").await.unwrap(), None);
+    store.forget_call_at("a", "call-1", now_ms() - 1).await.unwrap();
+    assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
 }

@@ -172,9 +172,27 @@ pub trait Store: Send + Sync {
     async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError>;
     /// Remembers the thread a call's posts go into on a channel.
     async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError>;
-    /// The call ended: forget its thread on `channel` at `forget_at_ms` (threads whose time has
-    /// come are forgotten now).
-    async fn forget_thread_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError>;
+    /// The call ended: forget its thread and transcript on `channel` at `forget_at_ms` (those
+    /// whose time has come are forgotten now).
+    async fn forget_call_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError>;
+    /// The live transcript message of a call on a channel, if one was posted.
+    async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError>;
+    /// Saves a call's live transcript message on a channel.
+    async fn set_transcript(&self, channel: &str, call_id: &str, transcript: Transcript) -> Result<(), StoreError>;
+}
+
+/// A call's live transcript on a channel: the message being edited and what it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    /// The message (Slack `ts`, Discord message id); empty when the next utterances must start
+    /// a new message.
+    pub message_id: String,
+    /// The Discord thread the message is in.
+    pub thread: Option<String>,
+    /// 1 for the first message, then one more for each message that continues it.
+    pub part: u32,
+    /// The utterances the message shows, as a JSON array of the event's `message` objects.
+    pub lines: String,
 }
 
 /// Now, in Unix milliseconds.

@@ -18,3 +18,4 @@ mod routes;
 mod security;
 mod slack_app;
 mod threads;
+mod transcript;

@@ -4,7 +4,7 @@
 //! - Version 1: one `deliveries` row per rendered post (bodies rendered at intake).
 //! - Version 2: each accepted event once in `events`, plus one small `queue` row per routed
 //!   channel pointing at it; lanes render at delivery. `threads` maps a call to its thread on a
-//!   channel (`threads = "per_call"`). Posts a version-1 relay had queued become
+//!   channel (`threads = "per_call"`), `transcripts` to its live transcript message. Posts a version-1 relay had queued become
 //!   version-2 entries carrying their body, and are sent as they were rendered.
 
 use rusqlite::Connection;
@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS threads (
     channel     TEXT    NOT NULL,
     call_id     TEXT    NOT NULL,
     thread      TEXT    NOT NULL,
+    forget_at   INTEGER,
+    PRIMARY KEY (channel, call_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transcripts (
+    channel     TEXT    NOT NULL,
+    call_id     TEXT    NOT NULL,
+    message_id  TEXT    NOT NULL,
+    thread      TEXT,
+    part        INTEGER NOT NULL,
+    lines       TEXT    NOT NULL,
     forget_at   INTEGER,
     PRIMARY KEY (channel, call_id)
 ) WITHOUT ROWID;

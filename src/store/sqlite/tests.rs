@@ -43,6 +43,11 @@ async fn contract_threads_are_remembered_per_channel_until_forgotten() {
 }
 
 #[tokio::test]
+async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
+    contract::transcripts_are_saved_and_forgotten_with_the_call(&fresh().1).await;
+}
+
+#[tokio::test]
 async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/relay.db");

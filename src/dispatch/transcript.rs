@@ -1,0 +1,161 @@
+//! A live transcript (`live_transcript = true`): instead of one post per utterance, one message
+//! per call, edited as utterances arrive; every edit carries all the utterances waiting. When the
+//! next utterances no longer fit the message (the platform's limits, or Slack's 4,000 characters),
+//! or Discord caps edits of an old message (30046), a new message continues it. The message, its
+//! part number and the utterances it shows are kept in the store, so a restart goes on editing it.
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::lane::{Lane, STORE_RETRY};
+use crate::config::Platform;
+use crate::event::EventType;
+use crate::sinks::{discord, Outcome, Place};
+use crate::store::{now_ms, Content, Queued, Transcript};
+use crate::telemetry;
+
+/// Characters of transcript text one Slack message holds before a new one continues it.
+/// <https://docs.slack.dev/reference/methods/chat.update> (text over 4,000 characters is cut).
+pub const SLACK_TRANSCRIPT_CHARS: usize = 4_000;
+
+/// A message of the transcript, ready to post or edit.
+struct Draft {
+    /// How many of the waiting entries it takes in.
+    taken: usize,
+    /// The body.
+    body: String,
+    /// The utterances it shows.
+    lines: Vec<Value>,
+}
+
+impl Lane {
+    /// Whether the head goes into a live transcript rather than a post of its own.
+    pub(super) fn transcribed(&self, head: &Queued) -> bool {
+        self.channel().live_transcript
+            && head.event_type == EventType::Message.as_str()
+            && matches!(head.content, Content::Event(_))
+    }
+
+    /// Adds the call's waiting utterances (the head and the same call's messages right behind it)
+    /// to its transcript: an edit of the current message, or a new one that continues it.
+    /// `false` when not even the head fits a message of its own (it is then posted as usual).
+    pub(super) async fn transcribe(&mut self, batch: &[Queued]) -> bool {
+        let head = &batch[0];
+        let waiting: Vec<(&Queued, Value)> = batch
+            .iter()
+            .take_while(|q| q.call_id == head.call_id && self.transcribed(q))
+            .filter_map(|q| match &q.content {
+                Content::Event(e) => serde_json::from_str::<Value>(e).ok().map(|v| (q, v)),
+                Content::Rendered { .. } => None,
+            })
+            .collect();
+        let Some((_, latest)) = waiting.last() else { return false };
+        let latest = latest.clone();
+        let Some(place) = self.place_for(head).await else { return true };
+        let current = match self.store.transcript(&self.channel, &head.call_id).await {
+            Ok(t) => t,
+            Err(e) => {
+                telemetry::store_failed("read a call's transcript", &e.to_string());
+                self.pause(STORE_RETRY).await;
+                return true;
+            }
+        };
+        let new: Vec<Value> = waiting.iter().map(|(_, e)| e.get("message").cloned().unwrap_or(Value::Null)).collect();
+        let editing = current.as_ref().filter(|t| !t.message_id.is_empty());
+        let shown: Vec<Value> = editing.and_then(|t| serde_json::from_str(&t.lines).ok()).unwrap_or_default();
+        let part = current.as_ref().map_or(1, |t| t.part);
+        // Into the current message if anything fits; else a new message continues the transcript.
+        let (draft, target, part) = match editing.and_then(|t| self.draft(&latest, &shown, &new, part).map(|d| (d, t)))
+        {
+            Some((draft, t)) => (draft, Place::Edit { id: t.message_id.clone(), thread: t.thread.clone() }, part),
+            None => {
+                let part = if current.is_some() { part + 1 } else { 1 };
+                match self.draft(&latest, &[], &new, part) {
+                    Some(draft) => (draft, place.clone(), part),
+                    None => return false,
+                }
+            }
+        };
+        let ids: Vec<i64> = waiting[..draft.taken].iter().map(|(q, _)| q.id).collect();
+        self.pacer.record(Instant::now());
+        let posted = self.sink.post(&draft.body, &target).await;
+        if let Some(pause) = posted.pause {
+            self.pacer.block_until(Instant::now() + pause);
+        }
+        match posted.outcome {
+            Outcome::Delivered => {
+                let thread = match (&target, &place) {
+                    (Place::Edit { thread, .. }, _) => thread.clone(),
+                    (_, Place::Thread(t)) => Some(t.clone()),
+                    _ => posted.thread.clone(),
+                };
+                if let (Place::NewThread(_), Some(t)) = (&target, &posted.thread) {
+                    self.remember_thread(head, t.clone()).await;
+                }
+                let message_id = match &target {
+                    Place::Edit { id, .. } => id.clone(),
+                    _ => posted.id.unwrap_or_default(),
+                };
+                let lines = Value::Array(draft.lines).to_string();
+                let saved = Transcript { message_id, thread, part, lines };
+                let saved = self.store.set_transcript(&self.channel, &head.call_id, saved).await;
+                self.record(saved);
+                self.record(self.store.delivered(ids.clone()).await);
+                let latencies = waiting[..draft.taken]
+                    .iter()
+                    .map(|(q, _)| std::time::Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
+                telemetry::delivered(&self.channel, &head.call_id, ids.len(), head.attempts + 1, latencies);
+            }
+            Outcome::Permanent { reason, .. }
+                if matches!(target, Place::Edit { .. }) && reason.contains(discord::EDIT_CAPPED) =>
+            {
+                // Discord caps edits of a message older than an hour: continue in a new one.
+                let next = Transcript { message_id: String::new(), thread: None, part, lines: "[]".into() };
+                let saved = self.store.set_transcript(&self.channel, &head.call_id, next).await;
+                self.record(saved);
+            }
+            Outcome::Permanent { reason, .. } if self.not_a_forum(&target, &reason) => {
+                self.no_threads = true;
+                telemetry::threads_unavailable(&self.channel, &reason);
+            }
+            outcome => self.failed(head, ids, outcome).await,
+        }
+        true
+    }
+
+    /// The message showing `shown` plus as many of `new` as fit (at least one); `None` when not
+    /// even one more fits.
+    fn draft(&self, latest: &Value, shown: &[Value], new: &[Value], part: u32) -> Option<Draft> {
+        let mut best = None;
+        for taken in 1..=new.len() {
+            let lines: Vec<Value> = shown.iter().chain(&new[..taken]).cloned().collect();
+            let mut context = latest.clone();
+            context["messages"] = Value::Array(lines.clone());
+            context["part"] = Value::from(part);
+            let rendered = match self.config.renderer.render_kind(self.channel(), "transcript", &context) {
+                Ok(r) => r,
+                Err(e) => {
+                    telemetry::render_failed(&e);
+                    return None;
+                }
+            };
+            let fits =
+                rendered.posts.len() == 1 && rendered.notes.is_empty() && self.within_text_limit(&rendered.posts[0]);
+            if !fits {
+                break;
+            }
+            best = Some(Draft { taken, body: rendered.posts.into_iter().next().expect("one post"), lines });
+        }
+        best
+    }
+
+    /// Slack: the transcript's text stays within what `chat.update` shows whole.
+    fn within_text_limit(&self, body: &str) -> bool {
+        if self.channel().platform != Platform::Slack {
+            return true;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(body) else { return false };
+        let blocks = v.get("blocks").cloned().unwrap_or(Value::Null);
+        crate::validate::strings(&blocks).iter().map(|s| crate::text::chars(s)).sum::<usize>() <= SLACK_TRANSCRIPT_CHARS
+    }
+}
