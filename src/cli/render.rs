@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Platform, Threads};
-use crate::event::{self, Incoming};
+use crate::event::{self, EventType, Incoming};
 use crate::setup::Config;
 use crate::{pipeline, samples};
 
@@ -71,11 +71,23 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
                     }
                 }
             }
-            match config.renderer.render(channel, event.event_type, &ctx) {
+            let transcribed = channel.live_transcript && event.event_type == EventType::Message;
+            let rendered = if transcribed {
+                // The utterance joins the call's transcript message (shown here as the first).
+                println!("# {label} → channel `{name}`: joins the call's live transcript message, shown with this utterance alone");
+                let mut transcript = ctx.clone();
+                transcript["messages"] = serde_json::Value::Array(vec![ctx["message"].clone()]);
+                transcript["part"] = serde_json::Value::from(1);
+                config.renderer.render_kind(channel, "transcript", &transcript)
+            } else {
+                config.renderer.render(channel, event.event_type, &ctx)
+            };
+            match rendered {
                 Ok(r) => {
                     let n = r.posts.len();
                     for (i, post) in r.posts.iter().enumerate() {
-                        let template = config.renderer.template_for(&name, event.event_type.as_str()).unwrap_or("?");
+                        let kind = if transcribed { "transcript" } else { event.event_type.as_str() };
+                        let template = config.renderer.template_for(&name, kind).unwrap_or("?");
                         println!(
                             "# {label} → channel `{name}` ({}, {template}), post {}/{n}{note}",
                             channel.platform.as_str(),

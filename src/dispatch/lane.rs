@@ -43,6 +43,8 @@ pub(super) struct Lane {
     pub broken: Broken,
     /// Discord said this channel takes no threads (220003): post flat from now on.
     pub no_threads: bool,
+    /// Slack app channels: the edit budget shared by every channel of the same token.
+    pub edit_budget: Option<Arc<std::sync::Mutex<Pacer>>>,
 }
 
 impl Lane {
@@ -132,6 +134,9 @@ impl Lane {
         };
         let body = if sent == 0 { self.broadcast_summary(head, &place, body) } else { body };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
+        if !self.edit_allowed(&place).await {
+            return;
+        }
         self.pacer.record(Instant::now());
         let posted = self.sink.post(&body, &place).await;
         if let Some(pause) = posted.pause {
@@ -207,6 +212,27 @@ impl Lane {
                 }
             }
         }
+    }
+
+    /// For an edit on a Slack app channel: whether the token's shared edit budget allows it now
+    /// (then it is counted); otherwise waits until it would, and the caller tries again.
+    pub(super) async fn edit_allowed(&mut self, place: &Place) -> bool {
+        let (Place::Edit { .. }, Some(budget)) = (place, &self.edit_budget) else { return true };
+        let now = Instant::now();
+        let ready = {
+            let mut budget = budget.lock().expect("not poisoned");
+            let ready = budget.ready_at(now);
+            if ready <= now {
+                budget.record(now);
+            }
+            ready
+        };
+        if ready <= now {
+            return true;
+        }
+        telemetry::pacing_wait(&self.channel, ready - now);
+        self.pause_until(ready).await;
+        false
     }
 
     pub(super) fn channel(&self) -> &Channel {

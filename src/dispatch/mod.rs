@@ -163,8 +163,19 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
     let client = crate::sinks::http_client(config.delivery.request_timeout);
     let mut wakes = BTreeMap::new();
     let mut handles = Vec::new();
+    // Slack's edits (`chat.update`, Tier 3) are budgeted per app token, across its channels.
+    let mut edit_budgets: BTreeMap<String, Arc<Mutex<Pacer>>> = BTreeMap::new();
     for channel in config.channels.values() {
         let Some(sink) = crate::sinks::for_channel(channel, &client) else { continue };
+        let edit_budget = match &channel.target {
+            Ok(crate::config::Target::SlackApp { token, .. }) => Some(
+                edit_budgets
+                    .entry(token.expose().to_owned())
+                    .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(&crate::sinks::slack_api::EDIT_RATE_LIMIT))))
+                    .clone(),
+            ),
+            _ => None,
+        };
         let wake = Arc::new(Notify::new());
         let lane = lane::Lane {
             channel: channel.name.clone(),
@@ -177,6 +188,7 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
             stop: stop.subscribe(),
             broken: broken.clone(),
             no_threads: false,
+            edit_budget,
         };
         handles.push(tokio::spawn(lane.run()));
         wakes.insert(channel.name.clone(), wake);

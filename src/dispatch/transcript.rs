@@ -77,6 +77,9 @@ impl Lane {
             }
         };
         let ids: Vec<i64> = waiting[..draft.taken].iter().map(|(q, _)| q.id).collect();
+        if !self.edit_allowed(&target).await {
+            return true;
+        }
         self.pacer.record(Instant::now());
         let posted = self.sink.post(&draft.body, &target).await;
         if let Some(pause) = posted.pause {

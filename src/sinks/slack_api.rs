@@ -17,6 +17,10 @@ use crate::config::Secret;
 /// The Web API's base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 
+/// `chat.update` is Tier 3: about 50 a minute per workspace and app, so shared by every channel
+/// posting with the same token. <https://docs.slack.dev/apis/web-api/rate-limits>
+pub const EDIT_RATE_LIMIT: [(u32, std::time::Duration); 1] = [(50, std::time::Duration::from_secs(60))];
+
 /// Errors meaning the token no longer works (revoked, expired, wrong kind, missing a scope):
 /// nothing will get through until it is replaced, so the channel is marked broken.
 const TOKEN_BROKEN: [&str; 12] = [

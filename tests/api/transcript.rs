@@ -199,3 +199,43 @@ async fn an_edit_answered_429_is_retried_after_the_wait_and_a_capped_discord_edi
     assert!(said(posts[1]).contains("two") && said(posts[1]).contains("part 2"));
     assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_restart_mid_call_goes_on_editing_the_same_transcript_in_the_same_thread() {
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    slack_api(&slack).await;
+    discord_api(&discord).await;
+    let toml = TRANSCRIBED
+        .replace("live_transcript = true\nrate_limit", "live_transcript = true\nthreads = \"per_call\"\nrate_limit");
+    let (_dir, file) = write_config(&toml, &slack, &discord);
+    let serve = || {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&file);
+        Served::start(cmd)
+    };
+    let post = |port: u16, text: &str| {
+        let body = message("call-s", "user", text);
+        async move {
+            reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhook")).json(&body).send().await.unwrap()
+        }
+    };
+    let first = serve();
+    assert_eq!(post(first.port, "before the restart").await.status(), 200);
+    // The thread's parent, then the transcript message in it.
+    wait_until("the transcript's first message", Duration::from_secs(20), async || bodies(&slack).await.len() >= 2)
+        .await;
+    drop(first);
+    let second = serve();
+    assert_eq!(post(second.port, "after the restart").await.status(), 200);
+    wait_until("the edit after the restart", Duration::from_secs(20), async || bodies(&slack).await.len() >= 3).await;
+
+    let requests = slack.received_requests().await.unwrap();
+    let methods: Vec<&str> = requests.iter().map(|r| r.url.path().rsplit('/').next().unwrap()).collect();
+    assert_eq!(methods, ["chat.postMessage", "chat.postMessage", "chat.update"], "parent, transcript, one edit");
+    let transcript: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    let edit: Value = serde_json::from_slice(&requests[2].body).unwrap();
+    assert_eq!(transcript["thread_ts"], "1700000000.000001", "the transcript is in the call's thread");
+    assert_eq!(edit["ts"], "1700000000.000002", "the restarted relay edits the same message");
+    assert!(said(&edit).contains("before the restart") && said(&edit).contains("after the restart"));
+}
