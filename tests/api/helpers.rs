@@ -363,3 +363,29 @@ pub async fn wait_for_reloads(app: &TestApp, key: &str, n: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl Served {
+    /// `callrelay` serving `file`.
+    pub fn config(file: &Path) -> Served {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(file);
+        Served::start(cmd)
+    }
+
+    /// Waits until its queues are empty (every accepted post delivered and recorded), by its
+    /// `/metrics`.
+    pub async fn wait_idle(&self) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        wait_until("the relay's queues to empty", Duration::from_secs(20), async || {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            text.lines().filter(|l| l.starts_with("callrelay_queue_depth{")).all(|l| l.ends_with(" 0"))
+        })
+        .await;
+    }
+
+    /// POSTs a JSON event to its `/webhook`.
+    pub async fn post_event(&self, body: &Value) -> reqwest::Response {
+        let url = format!("http://127.0.0.1:{}/webhook", self.port);
+        reqwest::Client::new().post(url).json(body).send().await.unwrap()
+    }
+}

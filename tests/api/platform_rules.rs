@@ -177,3 +177,20 @@ impl wiremock::Respond for DiscordStandIn {
         }
     }
 }
+
+/// Slack's Web API: `chat.postMessage` gives each message a new `ts` (`1700000000.000001`, …);
+/// `chat.update` answers with the `ts` it edited.
+#[derive(Clone, Default)]
+pub struct SlackWebApi(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl wiremock::Respond for SlackWebApi {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let ts = match body.get("ts").and_then(Value::as_str) {
+            Some(ts) => ts.to_owned(),
+            None => format!("1700000000.{:06}", self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1),
+        };
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"ok": true, "channel": "C0123ABCD", "ts": ts}))
+    }
+}

@@ -11,18 +11,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::helpers::*;
-
-/// Slack's `chat.postMessage`: every post gets a new `ts`.
-#[derive(Clone, Default)]
-struct SlackWebApi(Arc<AtomicU64>);
-
-impl Respond for SlackWebApi {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        ResponseTemplate::new(200)
-            .set_body_json(json!({"ok": true, "channel": "C0123ABCD", "ts": format!("1700000000.{n:06}")}))
-    }
-}
+use crate::platform_rules::SlackWebApi;
 
 /// A Discord forum webhook with `wait=true`: a post with `thread_name` creates a thread (its id is
 /// the message's `channel_id`); a post with `?thread_id=` goes into it; anything else is refused
@@ -175,23 +164,13 @@ async fn a_restart_mid_call_continues_the_same_thread() {
     let discord = mock_discord().await;
     stand_ins(&slack, &discord).await;
     let (_dir, file) = write_config(THREADED, &slack, &discord);
-    let serve = || {
-        let mut cmd = bin();
-        cmd.arg("--config").arg(&file);
-        Served::start(cmd)
-    };
-    let post = |port: u16, text: &str| {
-        let body = message("call-r", "user", text);
-        async move {
-            reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhook")).json(&body).send().await.unwrap()
-        }
-    };
-    let first = serve();
-    assert_eq!(post(first.port, "before").await.status(), 200);
+    let first = Served::config(&file);
+    assert_eq!(first.post_event(&message("call-r", "user", "before")).await.status(), 200);
     wait_until("the first reply", Duration::from_secs(20), async || bodies(&slack).await.len() >= 2).await;
+    first.wait_idle().await; // recorded, not just sent: a kill in between may send a post twice
     drop(first);
-    let second = serve();
-    assert_eq!(post(second.port, "after").await.status(), 200);
+    let second = Served::config(&file);
+    assert_eq!(second.post_event(&message("call-r", "user", "after")).await.status(), 200);
     wait_until("the reply after the restart", Duration::from_secs(20), async || bodies(&slack).await.len() >= 3).await;
     wait_until("Discord's two posts", Duration::from_secs(20), async || {
         discord.received_requests().await.unwrap().len() >= 2

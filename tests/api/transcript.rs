@@ -1,30 +1,14 @@
 //! Live transcripts (`live_transcript = true`): one message per call, edited as utterances
 //! arrive, continued in a new message when full, on stand-ins for Slack's Web API and Discord.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-
-/// `chat.postMessage` gives each message a new `ts`; `chat.update` keeps it.
-#[derive(Clone, Default)]
-struct SlackWebApi(Arc<AtomicU64>);
-
-impl Respond for SlackWebApi {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let ts = match body.get("ts").and_then(Value::as_str) {
-            Some(ts) => ts.to_owned(),
-            None => format!("1700000000.{:06}", self.0.fetch_add(1, Ordering::SeqCst) + 1),
-        };
-        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C0123ABCD", "ts": ts}))
-    }
-}
+use crate::platform_rules::SlackWebApi;
 
 const TRANSCRIBED: &str = r#"
 [server]
@@ -209,25 +193,15 @@ async fn a_restart_mid_call_goes_on_editing_the_same_transcript_in_the_same_thre
     let toml = TRANSCRIBED
         .replace("live_transcript = true\nrate_limit", "live_transcript = true\nthreads = \"per_call\"\nrate_limit");
     let (_dir, file) = write_config(&toml, &slack, &discord);
-    let serve = || {
-        let mut cmd = bin();
-        cmd.arg("--config").arg(&file);
-        Served::start(cmd)
-    };
-    let post = |port: u16, text: &str| {
-        let body = message("call-s", "user", text);
-        async move {
-            reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhook")).json(&body).send().await.unwrap()
-        }
-    };
-    let first = serve();
-    assert_eq!(post(first.port, "before the restart").await.status(), 200);
+    let first = Served::config(&file);
+    assert_eq!(first.post_event(&message("call-s", "user", "before the restart")).await.status(), 200);
     // The thread's parent, then the transcript message in it.
     wait_until("the transcript's first message", Duration::from_secs(20), async || bodies(&slack).await.len() >= 2)
         .await;
+    first.wait_idle().await; // recorded, not just sent: a kill in between may send a post twice
     drop(first);
-    let second = serve();
-    assert_eq!(post(second.port, "after the restart").await.status(), 200);
+    let second = Served::config(&file);
+    assert_eq!(second.post_event(&message("call-s", "user", "after the restart")).await.status(), 200);
     wait_until("the edit after the restart", Duration::from_secs(20), async || bodies(&slack).await.len() >= 3).await;
 
     let requests = slack.received_requests().await.unwrap();
@@ -237,5 +211,8 @@ async fn a_restart_mid_call_goes_on_editing_the_same_transcript_in_the_same_thre
     let edit: Value = serde_json::from_slice(&requests[2].body).unwrap();
     assert_eq!(transcript["thread_ts"], "1700000000.000001", "the transcript is in the call's thread");
     assert_eq!(edit["ts"], "1700000000.000002", "the restarted relay edits the same message");
-    assert!(said(&edit).contains("before the restart") && said(&edit).contains("after the restart"));
+    assert!(
+        said(&edit).contains("before the restart") && said(&edit).contains("after the restart"),
+        "{edit}\n{transcript}"
+    );
 }
