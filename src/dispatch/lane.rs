@@ -94,7 +94,9 @@ impl Lane {
         if self.transcribed(head) && self.transcribe(batch).await {
             return;
         }
-        let posts = match self.posts_of(head, true) {
+        let summary_mode = self.summary_mode(head).await;
+        let posts = if summary_mode { self.summary_posts(head) } else { self.posts_of(head, true) };
+        let posts = match posts {
             Ok(posts) => posts,
             Err(e) => {
                 telemetry::render_failed(&e);
@@ -106,7 +108,7 @@ impl Lane {
         // With threads, the call's thread first (a Slack parent is a post of its own, paced).
         let Some(place) = self.place_for(head).await else { return };
         // A Slack thread's parent is edited to show the outcome, as the summary's last part.
-        let edit = self.parent_to_edit(head, &place);
+        let edit = self.parent_to_edit(head, &place, summary_mode);
         let total = posts.len() + usize::from(edit.is_some());
         let sent = (head.sent_parts as usize).min(total);
         if sent == total {
@@ -144,8 +146,8 @@ impl Lane {
         }
         match posted.outcome {
             Outcome::Delivered => {
-                if let (Place::NewThread(_), Some(thread)) = (&place, posted.thread) {
-                    self.remember_thread(head, thread).await;
+                if let Place::NewThread(_) = &place {
+                    self.thread_started(head, posted.thread, posted.id).await;
                 }
                 if !last_part {
                     self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);

@@ -18,6 +18,9 @@ use crate::telemetry;
 
 /// What the mapping holds for a call posted flat (its thread could not be started).
 const FLAT: &str = "";
+/// Appended to a Slack thread's `ts` in the mapping when the call's summary itself is the parent
+/// (a channel that gets only summaries): such a parent is not edited.
+const SUMMARY_PARENT: &str = "|summary";
 
 impl Lane {
     /// Where the head's post goes; `None` when it must wait (a Slack parent was just posted or
@@ -36,7 +39,9 @@ impl Lane {
         };
         match known {
             Some(thread) if thread == FLAT => Some(Place::Channel),
-            Some(thread) => Some(Place::Thread(thread)),
+            Some(thread) => Some(Place::Thread(thread.trim_end_matches(SUMMARY_PARENT).to_owned())),
+            // A summary-only Slack channel: the summary's first post starts the thread.
+            None if self.summary_parent(head, None) => Some(Place::NewThread(String::new())),
             None => {
                 // A post from before store version 2 carries no event to start a thread from.
                 let Content::Event(event) = &head.content else { return Some(Place::Channel) };
@@ -102,18 +107,76 @@ impl Lane {
         }
     }
 
+    /// Whether the head is a `call_ended` whose summary is (or becomes) its Slack thread's parent:
+    /// nothing of the call came to this channel before it (`known` is the call's mapping, if
+    /// read).
+    pub(super) fn summary_parent(&self, head: &Queued, known: Option<&str>) -> bool {
+        self.channel().platform == Platform::Slack
+            && self.channel().threads == Threads::PerCall
+            && !self.no_threads
+            && head.event_type == EventType::CallEnded.as_str()
+            && matches!(head.content, Content::Event(_))
+            && known.map_or(true, |k| k.ends_with(SUMMARY_PARENT))
+    }
+
+    /// For a summary-only Slack channel: whether the head's summary is its thread's parent.
+    pub(super) async fn summary_mode(&mut self, head: &Queued) -> bool {
+        if !self.summary_parent(head, None) {
+            return false;
+        }
+        match self.store.thread(&self.channel, &head.call_id).await {
+            Ok(known) => self.summary_parent(head, known.as_deref()),
+            Err(_) => false,
+        }
+    }
+
+    /// A summary-only channel's posts for a `call_ended`: the summary without its transcript (the
+    /// thread's parent), then the transcript (`transcript` template) in the thread.
+    pub(super) fn summary_posts(&self, head: &Queued) -> Result<Vec<String>, crate::render::RenderError> {
+        let Content::Event(event) = &head.content else { return Ok(Vec::new()) };
+        let context: Value = serde_json::from_str(event).unwrap_or(Value::Null);
+        let mut summary = context.clone();
+        summary["messages"] = Value::Array(Vec::new());
+        let renderer = &self.config.renderer;
+        let mut posts = renderer.render_kind(self.channel(), EventType::CallEnded.as_str(), &summary)?.posts;
+        if context["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+            let mut transcript = context;
+            transcript["part"] = Value::from(1);
+            posts.extend(renderer.render_kind(self.channel(), "transcript", &transcript)?.posts);
+        }
+        Ok(posts)
+    }
+
     /// The `ts` of the Slack parent to edit with the call's outcome, when the head is a threaded
-    /// call's `call_ended`.
-    pub(super) fn parent_to_edit(&self, head: &Queued, place: &Place) -> Option<String> {
+    /// call's `call_ended` and the parent was a `call_started` post.
+    pub(super) fn parent_to_edit(&self, head: &Queued, place: &Place, summary_mode: bool) -> Option<String> {
         match place {
             Place::Thread(ts)
-                if self.channel().platform == Platform::Slack
+                if !summary_mode
+                    && self.channel().platform == Platform::Slack
                     && head.event_type == EventType::CallEnded.as_str()
                     && matches!(head.content, Content::Event(_)) =>
             {
                 Some(ts.clone())
             }
             _ => None,
+        }
+    }
+
+    /// Remembers the thread a post just started: Discord's new thread, or (a summary-only Slack
+    /// channel) the summary's own `ts`.
+    pub(super) async fn thread_started(
+        &mut self,
+        head: &Queued,
+        posted_thread: Option<String>,
+        posted_id: Option<String>,
+    ) {
+        let thread = match self.channel().platform {
+            Platform::Discord => posted_thread,
+            Platform::Slack => posted_id.map(|ts| format!("{ts}{SUMMARY_PARENT}")),
+        };
+        if let Some(thread) = thread {
+            self.remember_thread(head, thread).await;
         }
     }
 

@@ -417,6 +417,13 @@ async fn a_template_that_fails_at_runtime_keeps_the_event_for_a_replay_after_the
     assert!(bodies(&slack).await.is_empty());
 
     std::fs::write(&template, r#"{"text": "{{message.message}} (tier {{default call_data.tier "none"}})"}"#).unwrap();
+    // The running relay renders the replay, so it must have reloaded the fix first.
+    let readyz = url.replace("/webhook", "/readyz");
+    wait_until("the fixed template to be reloaded", Duration::from_secs(20), async || {
+        let r: serde_json::Value = reqwest::get(&readyz).await.unwrap().json().await.unwrap();
+        r["config"]["reloads"].as_u64().unwrap() >= 1
+    })
+    .await;
     let out = bin().args(["dlq", "replay", "--all", "--config"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dispatcher.idle(Duration::from_secs(20)).await);

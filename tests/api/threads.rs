@@ -262,3 +262,24 @@ async fn a_call_whose_forum_thread_was_archived_continues_in_a_new_thread() {
         assert_valid_discord_body(&serde_json::from_slice(&r.body).unwrap());
     }
 }
+
+#[tokio::test]
+async fn a_summary_only_slack_channel_makes_the_summary_the_parent_and_puts_the_transcript_in_its_thread() {
+    let toml = THREADED.replace("events = [\"message\", \"call_ended\"]", "events = [\"call_ended\"]");
+    let app = spawn_with(&toml).await;
+    stand_ins(&app.slack, &app.discord).await;
+    assert_eq!(app.post_event(&call_ended("call-s", "negative")).await.status(), 200);
+    let requests = app.requests(&app.slack).await;
+    let methods: Vec<&str> = requests.iter().map(|r| r.url.path().rsplit('/').next().unwrap()).collect();
+    assert_eq!(methods, ["chat.postMessage", "chat.postMessage"], "no separate parent, no edit");
+    let parent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let reply: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert!(parent.get("thread_ts").is_none());
+    assert!(parent["text"].as_str().unwrap().contains("Call ended with John Doe"), "{parent}");
+    assert!(!strings(&parent).concat().contains("My card was declined."), "the transcript is not in the channel");
+    assert_eq!(reply["thread_ts"], "1700000000.000001");
+    assert!(strings(&reply).concat().contains("My card was declined."), "the transcript is in the thread: {reply}");
+    // Discord: the summary opens the forum thread.
+    let discord = app.received(&app.discord).await;
+    assert!(discord[0]["thread_name"].as_str().is_some());
+}
