@@ -103,6 +103,22 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
                     for n in r.notes {
                         println!("# note: {n}");
                     }
+                    let edits_parent = channel.threads == Threads::PerCall
+                        && channel.platform == Platform::Slack
+                        && event.event_type == EventType::CallEnded;
+                    if edits_parent {
+                        // After the summary, a call_started parent is edited to show the outcome.
+                        match config.renderer.render_kind(channel, "call_started", &ctx) {
+                            Ok(r) => println!(
+                                "# {label} → channel `{name}`: then the thread's parent is edited (chat.update) to:\n{}",
+                                r.posts.join("\n")
+                            ),
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                failed = true;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

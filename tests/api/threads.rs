@@ -283,3 +283,19 @@ async fn a_summary_only_slack_channel_makes_the_summary_the_parent_and_puts_the_
     let discord = app.received(&app.discord).await;
     assert!(discord[0]["thread_name"].as_str().is_some());
 }
+
+#[test]
+fn render_shows_how_each_post_lands_in_the_calls_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    let toml = THREADED
+        .replace("{slack_base}", "https://slack.test")
+        .replace("{discord}", "https://discord.test/api/webhooks/1/x");
+    std::fs::write(&file, toml).unwrap();
+    let out = bin().arg("render").arg("--config").arg(&file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("→ channel `live`, thread per call: parent post (call_started)"), "{said}");
+    assert!(said.contains("→ channel `forum`, thread per call: the first post creates the forum thread \"📞 John Doe"));
+    assert!(said.contains("then the thread's parent is edited (chat.update) to:"));
+}
