@@ -163,19 +163,10 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
     let client = crate::sinks::http_client(config.delivery.request_timeout);
     let mut wakes = BTreeMap::new();
     let mut handles = Vec::new();
-    // Slack's edits (`chat.update`, Tier 3) are budgeted per app token, across its channels.
-    let mut edit_budgets: BTreeMap<String, Arc<Mutex<Pacer>>> = BTreeMap::new();
+    let mut edit_budgets = edit_budgets(config);
     for channel in config.channels.values() {
         let Some(sink) = crate::sinks::for_channel(channel, &client) else { continue };
-        let edit_budget = match &channel.target {
-            Ok(crate::config::Target::SlackApp { token, .. }) => Some(
-                edit_budgets
-                    .entry(token.expose().to_owned())
-                    .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(&crate::sinks::slack_api::EDIT_RATE_LIMIT))))
-                    .clone(),
-            ),
-            _ => None,
-        };
+        let edit_budget = edit_budgets.remove(&channel.name);
         let wake = Arc::new(Notify::new());
         let lane = lane::Lane {
             channel: channel.name.clone(),
@@ -196,6 +187,22 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
     Lanes { wakes, stop, handles, request_timeout: config.delivery.request_timeout }
 }
 
+/// Slack's edits (`chat.update`, Tier 3) are budgeted per app token: one budget per token, shared
+/// by every Slack app channel posting with it (by channel name).
+fn edit_budgets(config: &Config) -> BTreeMap<String, Arc<Mutex<Pacer>>> {
+    let mut by_token: BTreeMap<&str, Arc<Mutex<Pacer>>> = BTreeMap::new();
+    let mut by_channel = BTreeMap::new();
+    for channel in config.channels.values() {
+        if let Ok(crate::config::Target::SlackApp { token, .. }) = &channel.target {
+            let budget = by_token
+                .entry(token.expose())
+                .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(&crate::sinks::slack_api::EDIT_RATE_LIMIT))));
+            by_channel.insert(channel.name.clone(), budget.clone());
+        }
+    }
+    by_channel
+}
+
 async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>) {
     let Ok(depths) = store.depths().await else { return };
     for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
@@ -206,5 +213,37 @@ async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>) {
                 telemetry::dead_lettered(&d.channel, q.len(), &why);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_edits_share_one_budget_per_token_across_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.toml");
+        let app = |name: &str, token: &str| {
+            format!("[channels.{name}]\nkind = \"slack\"\nbot_token = \"{token}\"\nchannel = \"C0123ABCD\"\n")
+        };
+        let toml = [app("a", "xoxb-one"), app("b", "xoxb-one"), app("c", "xoxb-two")].concat()
+            + "[channels.hook]\nkind = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\n"
+            + "[[routes]]\nchannels = [\"a\", \"b\", \"c\", \"hook\"]\n";
+        std::fs::write(&file, toml).unwrap();
+        let config = crate::setup::load(&crate::config::ConfigSource::File(file)).unwrap();
+        let budgets = edit_budgets(&config);
+        assert!(Arc::ptr_eq(&budgets["a"], &budgets["b"]), "one token, one budget");
+        assert!(!Arc::ptr_eq(&budgets["a"], &budgets["c"]), "another token, another budget");
+        assert!(!budgets.contains_key("hook"), "a webhook cannot edit");
+        // The shared budget holds the 51st edit of a minute, whichever channel makes it.
+        let now = tokio::time::Instant::now();
+        for i in 0..50 {
+            let budget = if i % 2 == 0 { &budgets["a"] } else { &budgets["b"] };
+            assert!(budget.lock().unwrap().ready_at(now) <= now);
+            budget.lock().unwrap().record(now);
+        }
+        assert!(budgets["b"].lock().unwrap().ready_at(now) > now);
+        assert!(budgets["c"].lock().unwrap().ready_at(now) <= now);
     }
 }
