@@ -1,6 +1,7 @@
 //! `callrelay dlq`: list, replay and purge dead letters in the store.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -8,7 +9,6 @@ use serde_json::Value;
 
 use crate::event::EventType;
 use crate::setup::Config;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{now_ms, DeadLetter, Store};
 
 /// Dead-letter commands.
@@ -36,7 +36,7 @@ pub enum DlqCommand {
 pub(super) fn run(config: &Config, command: DlqCommand) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
     runtime.block_on(async {
-        let store = match SqliteStore::open(&config.store.path, None) {
+        let store = match crate::store::open(&config.store, false).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -60,7 +60,7 @@ pub(super) fn run(config: &Config, command: DlqCommand) -> ExitCode {
     })
 }
 
-async fn list(store: &SqliteStore) -> ExitCode {
+async fn list(store: &Arc<dyn Store>) -> ExitCode {
     let letters = match store.dead_letters().await {
         Ok(l) => l,
         Err(e) => return fail(&e),
@@ -87,7 +87,7 @@ async fn list(store: &SqliteStore) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn replay(config: &Config, store: &SqliteStore, id: Option<i64>, all: bool) -> ExitCode {
+async fn replay(config: &Config, store: &Arc<dyn Store>, id: Option<i64>, all: bool) -> ExitCode {
     let letters = match store.dead_letters().await {
         Ok(l) => l,
         Err(e) => return fail(&e),

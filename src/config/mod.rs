@@ -225,13 +225,17 @@ pub struct StoreConfig {
     /// Default `data/callrelay.db`.
     pub path: PathBuf,
     /// Largest size of the database in bytes; when reached, new events are answered 503 rather
-    /// than filling the disk. Default: no limit.
+    /// than filling the disk. Default: no limit. SQLite only (PostgreSQL's own limits apply).
     pub max_bytes: Option<u64>,
+    /// A PostgreSQL database to use instead of the SQLite file: `"${DATABASE_URL}"`
+    /// (`postgres://user:password@host:5432/db`; a secret, since it may carry a password). One
+    /// relay per database for now. Default: none (SQLite at `path`).
+    pub url: Option<Secret>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None }
+        Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None, url: None }
     }
 }
 

@@ -116,7 +116,7 @@ impl Lane {
             && !self.no_threads
             && head.event_type == EventType::CallEnded.as_str()
             && matches!(head.content, Content::Event(_))
-            && known.map_or(true, |k| k.ends_with(SUMMARY_PARENT))
+            && known.is_none_or(|k| k.ends_with(SUMMARY_PARENT))
     }
 
     /// For a summary-only Slack channel: whether the head's summary is its thread's parent.

@@ -19,7 +19,6 @@ use arc_swap::ArcSwap;
 
 use crate::dispatch::Dispatcher;
 use crate::setup::Config;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::telemetry;
 use auth::Authenticator;
@@ -70,7 +69,7 @@ impl Application {
     /// certificate if configured, starts the lanes (which resume whatever was queued before) and
     /// the live reloader.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.path, config.store.max_bytes)?);
+        let store = crate::store::open(&config.store, true).await?;
         Self::build_with_store(config, store).await
     }
 

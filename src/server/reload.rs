@@ -99,9 +99,10 @@ async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
         || config.server.tls.as_ref().map(|t| (&t.cert, &t.key))
             != current.config.server.tls.as_ref().map(|t| (&t.cert, &t.key))
         || config.store.path != current.config.store.path
+        || config.store.url != current.config.store.url
     {
         tracing::warn!(
-            "`server.listen`, `server.path`, `server.tls` and `store.path` changes take effect after a restart."
+            "`server.listen`, `server.path`, `server.tls`, `store.path` and `store.url` changes take effect after a restart."
         );
     }
     for (name, why) in config.disabled_channels() {

@@ -2,6 +2,7 @@
 //! dispatcher's work list, in acceptance order), and dead letters. A small trait, so a networked backend for several replicas can follow; the default is
 //! embedded SQLite ([`sqlite::SqliteStore`]).
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -193,6 +194,17 @@ pub struct Transcript {
     pub part: u32,
     /// The utterances the message shows, as a JSON array of the event's `message` objects.
     pub lines: String,
+}
+
+/// The store `config` names: PostgreSQL at `store.url`, else the SQLite file at `store.path`.
+/// `serving`: this relay will deliver from it (on PostgreSQL, one relay per database).
+pub async fn open(config: &crate::config::StoreConfig, serving: bool) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match &config.url {
+        Some(url) => std::sync::Arc::new(postgres::PgStore::connect(url.expose(), serving).await?),
+        None => {
+            std::sync::Arc::new(sqlite::SqliteStore::open(&config.path, if serving { config.max_bytes } else { None })?)
+        }
+    })
 }
 
 /// Now, in Unix milliseconds.

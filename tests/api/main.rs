@@ -11,6 +11,7 @@ mod hostile;
 mod mentions;
 mod ops;
 mod platform_rules;
+mod postgres;
 mod properties;
 mod queued;
 mod receive;

@@ -1,0 +1,445 @@
+//! The PostgreSQL store, chosen by `store.url`: the same tables and behaviour as the SQLite store,
+//! on a database server. Accepts are group-committed by one writer task (everything waiting goes
+//! in one transaction, each event in a savepoint); the rest runs on a small connection pool.
+//! A once-key is claimed by `INSERT … ON CONFLICT DO NOTHING`, so the database's unique key, not
+//! a check-then-insert, decides which of two identical events is new.
+//!
+//! One relay per database for now: `serve` holds a session advisory lock while it runs, and a
+//! second relay refuses to start (several replicas need per-channel lane leases, not built yet).
+
+mod schema;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use super::{now_ms, Accepted, Content, DeadLetter, Depth, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
+
+/// Most accepts committed together.
+const MAX_BATCH: usize = 1024;
+/// Pooled connections (the lanes, `/readyz`, `/metrics`, the CLI).
+const POOL_SIZE: usize = 8;
+
+struct AcceptJob {
+    event: Option<NewEvent>,
+    once: Vec<OnceKey>,
+    reply: oneshot::Sender<Result<Accepted, StoreError>>,
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    accepts: mpsc::Sender<AcceptJob>,
+    /// The connection holding the serving lock, when this relay serves.
+    _serving: Option<tokio_postgres::Client>,
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(e.to_string())
+}
+
+fn classify(e: &tokio_postgres::Error) -> StoreError {
+    match e.code().map(|c| c.code()) {
+        // disk_full, insufficient_resources, out_of_memory
+        Some("53100" | "53000" | "53200") => StoreError::Full,
+        _ => failed(e),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`), creating or upgrading the tables. `serving`: take the
+    /// one-relay-per-database lock (refused while another relay holds it).
+    pub async fn connect(url: &str, serving: bool) -> Result<PgStore, StoreError> {
+        let open = |message: String| StoreError::Open { path: shown_url(url), message };
+        let config: tokio_postgres::Config = url.parse().map_err(|e| open(format!("not a PostgreSQL URL: {e}")))?;
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| open(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| open(e.to_string()))?;
+        schema::upgrade(&mut client).await.map_err(open)?;
+        let serving = match serving {
+            false => None,
+            true => {
+                let (lock, connection) = config.connect(NoTls).await.map_err(|e| open(e.to_string()))?;
+                tokio::spawn(connection);
+                let held: bool = lock
+                    .query_one("SELECT pg_try_advisory_lock(hashtext('callrelay serving ' || current_schema()))", &[])
+                    .await
+                    .map_err(|e| open(e.to_string()))?
+                    .get(0);
+                if !held {
+                    return Err(open(
+                        "another relay is serving from this database; several replicas need per-channel lane \
+                         leases, which this release does not have yet"
+                            .into(),
+                    ));
+                }
+                Some(lock)
+            }
+        };
+        let (accepts, jobs) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(writer(pool.clone(), jobs));
+        Ok(PgStore { pool, accepts, _serving: serving })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(failed)
+    }
+}
+
+/// `url` with its password hidden, for messages.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "the configured store.url".into(),
+    }
+}
+
+/// Group commit: every accept waiting goes into one transaction.
+async fn writer(pool: Pool, mut jobs: mpsc::Receiver<AcceptJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit(&pool, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted, StoreError>>, StoreError> {
+    let mut client = pool.get().await.map_err(failed)?;
+    let mut tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let now = now_ms();
+    if batch.iter().any(|j| !j.once.is_empty()) {
+        tx.execute("DELETE FROM seen WHERE expires_at < $1", &[&now]).await.map_err(|e| classify(&e))?;
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = tx.savepoint("job").await.map_err(|e| classify(&e))?;
+        match accept_one(&savepoint, job, now).await {
+            Ok(Accepted::New) => {
+                savepoint.commit().await.map_err(|e| classify(&e))?;
+                outcomes.push(Ok(Accepted::New));
+            }
+            other => {
+                savepoint.rollback().await.map_err(|e| classify(&e))?;
+                outcomes.push(other.map_err(|e| classify(&e)));
+            }
+        }
+    }
+    tx.commit().await.map_err(|e| classify(&e))?;
+    Ok(outcomes)
+}
+
+async fn accept_one(
+    tx: &tokio_postgres::Transaction<'_>,
+    job: &AcceptJob,
+    now: i64,
+) -> Result<Accepted, tokio_postgres::Error> {
+    for k in &job.once {
+        let claimed = tx
+            .execute(
+                "INSERT INTO seen (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&k.key, &k.expires_at_ms],
+            )
+            .await?;
+        if claimed == 0 {
+            return Ok(Accepted::Seen(k.key.clone()));
+        }
+    }
+    if let Some(e) = job.event.as_ref().filter(|e| !e.channels.is_empty()) {
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO events (call_id, event_type, event, accepted_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&e.call_id, &e.event_type, &e.event, &now],
+            )
+            .await?
+            .get(0);
+        for channel in &e.channels {
+            tx.execute("INSERT INTO queue (channel, event_id) VALUES ($1, $2)", &[channel, &id]).await?;
+        }
+    }
+    Ok(Accepted::New)
+}
+
+/// Deletes queue entries, then those entries' events that no entry points at any more. Not the
+/// SQLite store's range rule: here other connections commit while this runs (the writer, the
+/// CLI), ids from two sequences can interleave, and a statement sees rows committed since the
+/// previous one, so only events checked against the queue are deleted. (Two lanes removing the
+/// last two entries of one event at once may each see the other's and leave the event behind:
+/// a row kept, never one lost.)
+async fn remove_entries(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<(), tokio_postgres::Error> {
+    let events: Vec<i64> = tx
+        .query("DELETE FROM queue WHERE id = ANY($1) RETURNING event_id", &[&ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.execute(
+        "DELETE FROM events e WHERE e.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.event_id = e.id)",
+        &[&events],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn accept(&self, event: Option<NewEvent>, once: Vec<OnceKey>) -> Result<Accepted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.accepts
+            .send(AcceptJob { event, once, reply })
+            .await
+            .map_err(|_| failed("the store's writer has stopped"))?;
+        answer.await.map_err(|_| failed("the store's writer has stopped"))?
+    }
+
+    async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT q.id, q.channel, e.call_id, e.event_type, e.event, q.body, q.coalesce, e.accepted_at,
+                        q.attempts, q.sent_parts
+                 FROM queue q JOIN events e ON e.id = q.event_id WHERE q.channel = $1 ORDER BY q.id LIMIT $2",
+                &[&channel, &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Queued {
+                id: r.get(0),
+                channel: r.get(1),
+                call_id: r.get(2),
+                event_type: r.get(3),
+                content: match r.get::<_, Option<String>>(5) {
+                    Some(body) => Content::Rendered { body, coalesce: r.get(6) },
+                    None => Content::Event(r.get::<_, Option<String>>(4).unwrap_or_default()),
+                },
+                accepted_at_ms: r.get(7),
+                attempts: r.get::<_, i32>(8) as u32,
+                sent_parts: r.get::<_, i32>(9) as u32,
+            })
+            .collect())
+    }
+
+    async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE queue SET sent_parts = $1, attempts = 0 WHERE id = $2", &[&(parts as i32), &id])
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE queue SET attempts = attempts + 1, last_answer = $1 WHERE id = ANY($2)", &[&answer, &ids])
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        tx.execute(
+            "INSERT INTO dead_letters (channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at)
+             SELECT q.channel, e.call_id, e.event_type, q.body, e.event, $1, q.attempts, e.accepted_at, $2
+             FROM queue q JOIN events e ON e.id = q.event_id WHERE q.id = ANY($3) ORDER BY q.id",
+            &[&reason, &now_ms(), &ids],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn depths(&self) -> Result<Vec<Depth>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT q.channel, COUNT(*), MIN(e.accepted_at) FROM queue q JOIN events e ON e.id = q.event_id
+                 GROUP BY q.channel ORDER BY q.channel",
+                &[],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Depth { channel: r.get(0), pending: r.get::<_, i64>(1) as u64, oldest_ms: r.get(2) })
+            .collect())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at
+                 FROM dead_letters ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetter {
+                id: r.get(0),
+                channel: r.get(1),
+                call_id: r.get(2),
+                event_type: r.get(3),
+                body: r.get(4),
+                event: r.get(5),
+                reason: r.get(6),
+                attempts: r.get::<_, i32>(7) as u32,
+                accepted_at_ms: r.get(8),
+                failed_at_ms: r.get(9),
+            })
+            .collect())
+    }
+
+    async fn requeue(&self, dead_letter: i64) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        let event: Option<i64> = tx
+            .query_opt(
+                "INSERT INTO events (call_id, event_type, event, accepted_at)
+                 SELECT call_id, event_type, event, $2 FROM dead_letters WHERE id = $1 RETURNING id",
+                &[&dead_letter, &now_ms()],
+            )
+            .await
+            .map_err(|e| classify(&e))?
+            .map(|r| r.get(0));
+        let Some(event) = event else { return Err(StoreError::NoSuchDeadLetter(dead_letter)) };
+        tx.execute(
+            "INSERT INTO queue (channel, event_id, body) SELECT channel, $2, body FROM dead_letters WHERE id = $1",
+            &[&dead_letter, &event],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        tx.execute("DELETE FROM dead_letters WHERE id = $1", &[&dead_letter]).await.map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn purge(&self, before_ms: Option<i64>) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM dead_letters WHERE failed_at < $1", &[&before_ms.unwrap_or(i64::MAX)])
+            .await
+            .map(|n| n as usize)
+            .map_err(|e| classify(&e))
+    }
+
+    async fn ping(&self, bytes: usize) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        tx.execute("INSERT INTO readiness VALUES (repeat('x', $1))", &[&(bytes.min(i32::MAX as usize) as i32)])
+            .await
+            .map_err(|e| classify(&e))?;
+        tx.rollback().await.map_err(|e| classify(&e))
+    }
+
+    async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT thread FROM threads WHERE channel = $1 AND call_id = $2", &[&channel, &call_id])
+            .await
+            .map(|r| r.map(|r| r.get(0)))
+            .map_err(|e| classify(&e))
+    }
+
+    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO threads (channel, call_id, thread) VALUES ($1, $2, $3)
+                 ON CONFLICT (channel, call_id) DO UPDATE SET thread = excluded.thread",
+                &[&channel, &call_id, &thread],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn forget_call_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        for table in ["threads", "transcripts"] {
+            client
+                .execute(
+                    &format!("UPDATE {table} SET forget_at = $3 WHERE channel = $1 AND call_id = $2"),
+                    &[&channel, &call_id, &forget_at_ms],
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            client
+                .execute(&format!("DELETE FROM {table} WHERE forget_at < $1"), &[&now_ms()])
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        Ok(())
+    }
+
+    async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                "SELECT message_id, thread, part, lines FROM transcripts WHERE channel = $1 AND call_id = $2",
+                &[&channel, &call_id],
+            )
+            .await
+            .map(|r| {
+                r.map(|r| Transcript {
+                    message_id: r.get(0),
+                    thread: r.get(1),
+                    part: r.get::<_, i32>(2) as u32,
+                    lines: r.get(3),
+                })
+            })
+            .map_err(|e| classify(&e))
+    }
+
+    async fn set_transcript(&self, channel: &str, call_id: &str, t: Transcript) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO transcripts (channel, call_id, message_id, thread, part, lines) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (channel, call_id) DO UPDATE SET message_id = excluded.message_id,
+                     thread = excluded.thread, part = excluded.part, lines = excluded.lines",
+                &[&channel, &call_id, &t.message_id, &t.thread, &(t.part as i32), &t.lines],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

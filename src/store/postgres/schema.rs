@@ -1,0 +1,93 @@
+//! The PostgreSQL store's tables and their versions, applied at connect by whichever relay gets
+//! there first: a transaction-scoped advisory lock makes relays starting together take turns.
+
+use deadpool_postgres::Client;
+
+/// The version this release writes.
+pub const VERSION: i32 = 2;
+
+/// Serialises schema changes across relays (`pg_advisory_xact_lock` key).
+const MIGRATION_LOCK: i64 = 0x6361_6c6c_7265_6c61; // "callrela"
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS callrelay_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id          BIGSERIAL PRIMARY KEY,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    event       TEXT,
+    accepted_at BIGINT  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id          BIGSERIAL PRIMARY KEY,
+    channel     TEXT    NOT NULL,
+    event_id    BIGINT  NOT NULL,
+    body        TEXT,
+    coalesce    BOOLEAN NOT NULL DEFAULT FALSE,
+    sent_parts  INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_answer TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_by_channel ON queue (channel, id);
+CREATE INDEX IF NOT EXISTS queue_by_event ON queue (event_id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          BIGSERIAL PRIMARY KEY,
+    channel     TEXT    NOT NULL,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    body        TEXT,
+    event       TEXT,
+    reason      TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL,
+    accepted_at BIGINT  NOT NULL,
+    failed_at   BIGINT  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (
+    key        TEXT   PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+CREATE TABLE IF NOT EXISTS threads (
+    channel   TEXT NOT NULL,
+    call_id   TEXT NOT NULL,
+    thread    TEXT NOT NULL,
+    forget_at BIGINT,
+    PRIMARY KEY (channel, call_id)
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    channel    TEXT    NOT NULL,
+    call_id    TEXT    NOT NULL,
+    message_id TEXT    NOT NULL,
+    thread     TEXT,
+    part       INTEGER NOT NULL,
+    lines      TEXT    NOT NULL,
+    forget_at  BIGINT,
+    PRIMARY KEY (channel, call_id)
+);
+CREATE TABLE IF NOT EXISTS readiness (x TEXT);
+";
+
+/// Brings the database to [`VERSION`], creating it when new; refuses a newer one.
+pub async fn upgrade(client: &mut Client) -> Result<(), String> {
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| e.to_string())?;
+    tx.batch_execute(TABLES).await.map_err(|e| e.to_string())?;
+    let found: Option<i32> =
+        tx.query_opt("SELECT version FROM callrelay_schema", &[]).await.map_err(|e| e.to_string())?.map(|r| r.get(0));
+    match found {
+        Some(v) if v > VERSION => {
+            return Err(format!(
+                "it was written by a newer callrelay (store version {v}; this release knows up to {VERSION})"
+            ))
+        }
+        Some(_) => {
+            tx.execute("UPDATE callrelay_schema SET version = $1", &[&VERSION]).await.map_err(|e| e.to_string())?;
+        }
+        None => {
+            tx.execute("INSERT INTO callrelay_schema (version) VALUES ($1)", &[&VERSION])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
