@@ -44,7 +44,9 @@ impl Lane {
         let waiting: Vec<(&Queued, Value)> = batch
             .iter()
             .take_while(|q| q.call_id == head.call_id && self.transcribed(q))
-            .filter_map(|q| match &q.content {
+            // Stop at an entry whose event cannot be read, so none behind it overtakes it (as the
+            // head it then takes the usual path, and becomes a dead letter naming why).
+            .map_while(|q| match &q.content {
                 Content::Event(e) => serde_json::from_str::<Value>(e).ok().map(|v| (q, v)),
                 Content::Rendered { .. } => None,
             })
