@@ -67,6 +67,7 @@ fn describe() {
     describe_counter!("callrelay_auth_failures_total", "Requests refused with 401, by reason.");
     describe_counter!("callrelay_store_errors_total", "Store reads and writes that failed.");
     describe_gauge!("callrelay_channel_broken", "1 while a channel's webhook is known to be gone.");
+    describe_gauge!("callrelay_lane_held", "1 while this relay holds the channel's lane lease (sends for it).");
     describe_gauge!("callrelay_config_last_reload_successful", "1 if the last configuration load succeeded.");
     describe_gauge!(
         "callrelay_config_last_reload_success_timestamp_seconds",
@@ -102,6 +103,7 @@ pub fn families_ready<'a>(channels: impl IntoIterator<Item = &'a str>, auth_reas
         gauge!("callrelay_queue_depth", "channel" => c()).increment(0.0);
         gauge!("callrelay_queue_oldest_age_seconds", "channel" => c()).increment(0.0);
         gauge!("callrelay_channel_broken", "channel" => c()).increment(0.0);
+        gauge!("callrelay_lane_held", "channel" => c()).increment(0.0);
         for name in
             ["callrelay_delivery_latency_seconds", "callrelay_rate_limit_wait_seconds", "callrelay_pacing_wait_seconds"]
         {
@@ -280,6 +282,27 @@ pub fn channel_broken(channel: &str, answer: &str) {
 /// A broken channel is given another chance after a reload.
 pub fn channel_repaired(channel: &str) {
     gauge!("callrelay_channel_broken", "channel" => channel.to_owned()).set(0.0);
+}
+
+/// This relay took a channel's lane lease: it sends for the channel now.
+pub fn lane_taken(channel: &str, token: i64) {
+    gauge!("callrelay_lane_held", "channel" => channel.to_owned()).set(1.0);
+    tracing::info!(channel, token, "This relay now sends for the channel.");
+}
+
+/// Another relay took a channel's lane lease (this one paused, or could not renew in time).
+pub fn lane_lost(channel: &str) {
+    gauge!("callrelay_lane_held", "channel" => channel.to_owned()).set(0.0);
+    tracing::warn!(channel, "Another relay now sends for the channel; this relay stopped sending for it.");
+}
+
+/// A lane's write was refused because its lease had moved on to another relay.
+pub fn lane_fenced(channel: &str) {
+    gauge!("callrelay_lane_held", "channel" => channel.to_owned()).set(0.0);
+    tracing::warn!(
+        channel,
+        "Another relay took the channel over while this relay was posting; its write was refused and the new holder carries on (the post may be sent twice)."
+    );
 }
 
 /// The store could not be read or written.

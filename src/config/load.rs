@@ -157,6 +157,14 @@ pub fn read(source: &ConfigSource) -> Result<Loaded, ConfigError> {
             "may contain only letters, digits, `-`, `.`, `_`, `~` and `/`".into(),
         ));
     }
+    if raw.store.lease < std::time::Duration::from_secs(3) {
+        problems.push(problem(
+            &file,
+            lines.find(&["store".into(), "lease".into()]),
+            "key `store.lease`",
+            "must be at least 3s (it is renewed every third of it)".into(),
+        ));
+    }
     if !raw.server.path.starts_with('/') {
         problems.push(problem(
             &file,

@@ -228,14 +228,21 @@ pub struct StoreConfig {
     /// than filling the disk. Default: no limit. SQLite only (PostgreSQL's own limits apply).
     pub max_bytes: Option<u64>,
     /// A PostgreSQL database to use instead of the SQLite file: `"${DATABASE_URL}"`
-    /// (`postgres://user:password@host:5432/db`; a secret, since it may carry a password). One
-    /// relay per database for now. Default: none (SQLite at `path`).
+    /// (`postgres://user:password@host:5432/db`; a secret, since it may carry a password).
+    /// Several relays may share one database. TLS as the URL's `sslmode` says (`require`,
+    /// `verify-ca`, `verify-full`; roots from `sslrootcert` or the Mozilla set). Default: none
+    /// (SQLite at `path`).
     pub url: Option<Secret>,
+    /// How long a relay's hold on a channel (its lane lease) lasts unless renewed; renewed every
+    /// third of it. When a relay dies, another takes its channels over within this time. Only
+    /// matters with several relays on PostgreSQL. Default `"15s"`; at least `"3s"`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None, url: None }
+        Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None, url: None, lease: Duration::from_secs(15) }
     }
 }
 

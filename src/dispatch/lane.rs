@@ -1,24 +1,26 @@
 //! One channel's lane: takes the oldest queue entries from the store, renders each event with the
 //! configuration in force now, paces, coalesces, posts, and records the outcome. Order over
-//! throughput: later entries wait behind a retrying head.
+//! throughput: later entries wait behind a retrying head. A lane sends only while this relay
+//! holds the channel's lease, and writes every outcome with the lease's fence.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
+use super::leases::Slot;
 use super::pacing::Pacer;
 use super::Broken;
 use crate::config::{Channel, Platform, Threads};
 use crate::event::EventType;
 use crate::render::RenderError;
 use crate::setup::Config;
-use crate::sinks::{self, discord, slack, Outcome, Place, Sink};
-use crate::store::{now_ms, Content, Queued, Store};
+use crate::sinks::{self, discord, slack, Outcome, Place, Posted, Sink};
+use crate::store::{now_ms, Content, Fence, Queued, Store, StoreError};
 use crate::telemetry;
 
 /// Queued posts read per look at the store (the most a coalesced post can gather).
@@ -45,11 +47,27 @@ pub(super) struct Lane {
     pub no_threads: bool,
     /// Slack app channels: the edit budget shared by every channel of the same token.
     pub edit_budget: Option<Arc<std::sync::Mutex<Pacer>>>,
+    /// The channel's lease as the keeper last saw it.
+    pub lease: Slot,
+    /// The fence of the lease this lane last took up (token 0: none yet).
+    pub fence: Fence,
+    /// A token the store refused a write for: the lease moved on, whatever the keeper says yet.
+    pub fenced_off: Option<i64>,
+    /// Other relays' wake-ups (PostgreSQL NOTIFY), by channel name.
+    pub store_wakes: Option<broadcast::Receiver<String>>,
 }
 
 impl Lane {
     pub async fn run(mut self) {
         while !*self.stop.borrow() {
+            if !self.holding() {
+                tokio::select! {
+                    _ = self.lease.changed() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = self.stop.changed() => {}
+                }
+                continue;
+            }
             let batch = match self.store.pending(&self.channel, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -61,6 +79,7 @@ impl Lane {
             if batch.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
+                    _ = woken(&mut self.store_wakes, &self.channel) => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = self.stop.changed() => {}
                 }
@@ -68,7 +87,7 @@ impl Lane {
             }
             if let Some(why) = self.broken.reason(&self.channel) {
                 let ids = batch.iter().map(|q| q.id).collect();
-                self.record(self.store.dead_letter(ids, format!("channel is broken: {why}")).await);
+                self.record(self.store.dead_letter(&self.fence, ids, format!("channel is broken: {why}")).await);
                 telemetry::dead_lettered(&self.channel, batch.len(), "channel is broken");
                 continue;
             }
@@ -79,7 +98,39 @@ impl Lane {
                 continue;
             }
             self.send(&batch).await;
+            // Whoever holds the channel next continues its budget instead of bursting.
+            let pacing = self.pacer.snapshot(Instant::now(), now_ms());
+            let saved = self.store.save_pacing(&self.fence, pacing).await;
+            self.record(saved);
         }
+    }
+
+    /// Whether this relay holds the channel's lease now. Taking up a new lease continues the
+    /// previous holder's pacing.
+    fn holding(&mut self) -> bool {
+        let lease = self.lease.borrow_and_update().clone();
+        let Some(held) = lease.filter(|h| h.valid_until > Instant::now()) else { return false };
+        if self.fenced_off == Some(held.fence.token) {
+            return false;
+        }
+        if held.fence.token != self.fence.token {
+            if let Some(pacing) = &held.pacing {
+                self.pacer.restore(pacing, Instant::now(), now_ms());
+            }
+            self.fence = held.fence;
+        }
+        true
+    }
+
+    /// Posts one body, paced: counts it against the budget, and holds the lane for as long as
+    /// the platform's answer asks.
+    pub(super) async fn post(&mut self, body: &str, place: &Place) -> Posted {
+        self.pacer.record(Instant::now());
+        let posted = self.sink.post(body, place).await;
+        if let Some(pause) = posted.pause {
+            self.pacer.block_until(Instant::now() + pause);
+        }
+        posted
     }
 
     /// Posts the head of the queue (coalesced with what fits) within a `delivery` span.
@@ -100,7 +151,7 @@ impl Lane {
             Ok(posts) => posts,
             Err(e) => {
                 telemetry::render_failed(&e);
-                self.record(self.store.dead_letter(vec![head.id], e.to_string()).await);
+                self.record(self.store.dead_letter(&self.fence, vec![head.id], e.to_string()).await);
                 telemetry::dead_lettered(&self.channel, 1, "the template failed");
                 return;
             }
@@ -113,7 +164,7 @@ impl Lane {
         let sent = (head.sent_parts as usize).min(total);
         if sent == total {
             // The template now makes fewer posts than were already sent: nothing is left.
-            self.record(self.store.delivered(vec![head.id]).await);
+            self.record(self.store.delivered(&self.fence, vec![head.id]).await);
             self.call_done(head).await;
             return;
         }
@@ -127,7 +178,7 @@ impl Lane {
             (None, Some(ts)) => match self.edited_parent(head) {
                 Some(body) => (1, body, Place::Edit { id: ts, thread: None }),
                 None => {
-                    self.record(self.store.delivered(vec![head.id]).await);
+                    self.record(self.store.delivered(&self.fence, vec![head.id]).await);
                     self.call_done(head).await;
                     return;
                 }
@@ -139,22 +190,18 @@ impl Lane {
         if !self.edit_allowed(&place).await {
             return;
         }
-        self.pacer.record(Instant::now());
-        let posted = self.sink.post(&body, &place).await;
-        if let Some(pause) = posted.pause {
-            self.pacer.block_until(Instant::now() + pause);
-        }
+        let posted = self.post(&body, &place).await;
         match posted.outcome {
             Outcome::Delivered => {
                 if let Place::NewThread(_) = &place {
                     self.thread_started(head, posted.thread, posted.id).await;
                 }
                 if !last_part {
-                    self.record(self.store.parts_delivered(head.id, sent as u32 + 1).await);
+                    self.record(self.store.parts_delivered(&self.fence, head.id, sent as u32 + 1).await);
                     telemetry::delivered(&self.channel, &head.call_id, 0, head.attempts + 1, std::iter::empty());
                     return;
                 }
-                self.record(self.store.delivered(ids).await);
+                self.record(self.store.delivered(&self.fence, ids).await);
                 self.call_done(head).await;
                 let latencies =
                     batch[..taken].iter().map(|q| Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
@@ -172,7 +219,7 @@ impl Lane {
             Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit { .. }) => {
                 // The summary is out; an outcome that cannot be shown on the parent is no loss.
                 telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);
-                self.record(self.store.delivered(ids).await);
+                self.record(self.store.delivered(&self.fence, ids).await);
                 self.call_done(head).await;
             }
             outcome => self.failed(head, ids, outcome).await,
@@ -196,21 +243,25 @@ impl Lane {
                 telemetry::attempt_failed(&self.channel, &head.call_id, attempts, &reason);
                 match self.policy.after_failure(attempts, age, after, |max| fastrand::u64(0..=max)) {
                     Next::RetryIn(delay) => {
-                        self.record(self.store.failed_attempt(ids, reason).await);
+                        self.record(self.store.failed_attempt(&self.fence, ids, reason).await);
                         self.pacer.block_until(Instant::now() + delay);
                     }
                     Next::GiveUp(why) => {
-                        self.record(self.store.dead_letter(ids, format!("{why}; last answer: {reason}")).await);
+                        self.record(
+                            self.store.dead_letter(&self.fence, ids, format!("{why}; last answer: {reason}")).await,
+                        );
                         telemetry::dead_lettered(&self.channel, taken, &why);
                     }
                 }
             }
             Outcome::Permanent { reason, broken } => {
-                self.record(self.store.dead_letter(ids, reason.clone()).await);
+                self.record(self.store.dead_letter(&self.fence, ids, reason.clone()).await);
                 telemetry::dead_lettered(&self.channel, taken, &reason);
                 if broken {
                     self.broken.mark(&self.channel, &reason);
                     telemetry::channel_broken(&self.channel, &reason);
+                    let shared = self.store.set_broken(&self.fence, reason).await;
+                    self.record(shared);
                 }
             }
         }
@@ -314,9 +365,18 @@ impl Lane {
         (taken, serde_json::to_string(&merged).expect("JSON values serialise"))
     }
 
-    pub(super) fn record(&self, result: Result<(), crate::store::StoreError>) {
-        if let Err(e) = result {
-            telemetry::store_failed("record a delivery outcome", &e.to_string());
+    /// Reports a failed write; one the store refused for a lost lease stops this lane sending
+    /// until it holds the channel again.
+    pub(super) fn record(&mut self, result: Result<(), StoreError>) {
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Fenced(_)) => {
+                if self.fenced_off != Some(self.fence.token) {
+                    telemetry::lane_fenced(&self.channel);
+                }
+                self.fenced_off = Some(self.fence.token);
+            }
+            Err(e) => telemetry::store_failed("record a delivery outcome", &e.to_string()),
         }
     }
 
@@ -329,6 +389,19 @@ impl Lane {
         tokio::select! {
             _ = tokio::time::sleep_until(t) => {}
             _ = self.stop.changed() => {}
+        }
+    }
+}
+
+/// Waits for another relay's wake-up for `channel` (never, without a listener).
+async fn woken(wakes: &mut Option<broadcast::Receiver<String>>, channel: &str) {
+    let Some(wakes) = wakes else { return std::future::pending().await };
+    loop {
+        match wakes.recv().await {
+            Ok(c) if c == channel => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
         }
     }
 }

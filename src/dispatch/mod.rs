@@ -1,8 +1,11 @@
 //! Dispatch: one ordered lane per channel, driven by the durable store. A slow, failing or
 //! rate-limited channel never delays another; within a channel, posts leave in acceptance order.
+//! With several relays on one store, each channel's lane runs on whichever relay holds its lease
+//! ([`leases`]).
 
 pub mod backoff;
 mod lane;
+mod leases;
 pub mod pacing;
 mod threads;
 mod transcript;
@@ -30,6 +33,21 @@ impl Broken {
         self.0.lock().expect("not poisoned").insert(channel.to_owned(), why.to_owned());
     }
 
+    /// Takes the marks every relay shares through the store (channels newly found broken by
+    /// another relay are reported here too).
+    fn sync(&self, marks: BTreeMap<String, String>) {
+        let mut map = self.0.lock().expect("not poisoned");
+        for (channel, why) in &marks {
+            if !map.contains_key(channel) {
+                telemetry::channel_broken(channel, why);
+            }
+        }
+        for channel in map.keys().filter(|c| !marks.contains_key(*c)) {
+            telemetry::channel_repaired(channel);
+        }
+        *map = marks;
+    }
+
     /// Why `channel` is broken, if it is.
     pub fn reason(&self, channel: &str) -> Option<String> {
         self.0.lock().expect("not poisoned").get(channel).cloned()
@@ -54,12 +72,17 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     broken: Broken,
     lanes: Mutex<Lanes>,
+    /// This relay's name as lease holder.
+    owner: String,
 }
 
 struct Lanes {
     wakes: BTreeMap<String, Arc<Notify>>,
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
+    /// Stops the lease keeper, once the lanes have stopped (it then releases the leases).
+    keeper_stop: watch::Sender<bool>,
+    keeper: Option<JoinHandle<()>>,
     /// How long a post may take (the lanes' request timeout), for stopping them.
     request_timeout: Duration,
 }
@@ -69,9 +92,11 @@ impl Dispatcher {
     /// configured are moved to the dead letters (replayable once the channel is back).
     pub async fn start(config: &Arc<Config>, store: Arc<dyn Store>) -> Dispatcher {
         let broken = Broken::default();
-        dead_letter_orphans(config, &store).await;
-        let lanes = spawn_lanes(config, &store, &broken);
-        Dispatcher { store, broken, lanes: Mutex::new(lanes) }
+        let owner = leases::owner_name();
+        tracing::info!(owner = %owner, "Delivering as this lease holder.");
+        dead_letter_orphans(config, &store, &owner).await;
+        let lanes = spawn_lanes(config, &store, &broken, &owner);
+        Dispatcher { store, broken, lanes: Mutex::new(lanes), owner }
     }
 
     /// Replaces every lane with lanes for `config`: posts in flight finish first (a lane still
@@ -82,8 +107,11 @@ impl Dispatcher {
         let limit = old.request_timeout + SHUTDOWN_EXTRA;
         old.stop(limit).await;
         self.broken.clear();
-        dead_letter_orphans(config, &self.store).await;
-        let fresh = spawn_lanes(config, &self.store, &self.broken);
+        if let Err(e) = self.store.clear_broken().await {
+            telemetry::store_failed("forget broken channels", &e.to_string());
+        }
+        dead_letter_orphans(config, &self.store, &self.owner).await;
+        let fresh = spawn_lanes(config, &self.store, &self.broken, &self.owner);
         *self.lanes.lock().expect("not poisoned") = fresh;
     }
 
@@ -136,6 +164,8 @@ impl Lanes {
             wakes: BTreeMap::new(),
             stop: watch::channel(false).0,
             handles: Vec::new(),
+            keeper_stop: watch::channel(false).0,
+            keeper: None,
             request_timeout: Duration::ZERO,
         }
     }
@@ -154,11 +184,20 @@ impl Lanes {
             tracing::warn!("A post was still in flight when its lane was stopped; it will be sent again.");
             handles.iter().for_each(JoinHandle::abort);
         }
+        // Only now: another relay may take the channels over without repeating a post in flight.
+        let _ = self.keeper_stop.send(true);
+        if let Some(keeper) = self.keeper {
+            if tokio::time::timeout(SHUTDOWN_EXTRA, keeper).await.is_err() {
+                tracing::debug!("The leases were not all released in time; they expire by themselves.");
+            }
+        }
     }
 }
 
-fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) -> Lanes {
+fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, owner: &str) -> Lanes {
     let (stop, _) = watch::channel(false);
+    let (keeper_stop, _) = watch::channel(false);
+    let mut slots = BTreeMap::new();
     let policy = RetryPolicy::from_config(&config.delivery);
     let client = crate::sinks::http_client(config.delivery.request_timeout);
     let mut wakes = BTreeMap::new();
@@ -168,6 +207,8 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
         let Some(sink) = crate::sinks::for_channel(channel, &client) else { continue };
         let edit_budget = edit_budgets.remove(&channel.name);
         let wake = Arc::new(Notify::new());
+        let (slot, lease) = watch::channel(None);
+        slots.insert(channel.name.clone(), slot);
         let lane = lane::Lane {
             channel: channel.name.clone(),
             config: config.clone(),
@@ -180,11 +221,24 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken) ->
             broken: broken.clone(),
             no_threads: false,
             edit_budget,
+            lease,
+            fence: crate::store::Fence { channel: channel.name.clone(), token: 0 },
+            fenced_off: None,
+            store_wakes: store.wakeups(),
         };
         handles.push(tokio::spawn(lane.run()));
         wakes.insert(channel.name.clone(), wake);
     }
-    Lanes { wakes, stop, handles, request_timeout: config.delivery.request_timeout }
+    let keeper = leases::Keeper {
+        store: store.clone(),
+        owner: owner.to_owned(),
+        ttl: config.store.lease,
+        slots,
+        broken: broken.clone(),
+        stop: keeper_stop.subscribe(),
+    };
+    let keeper = Some(tokio::spawn(keeper.run()));
+    Lanes { wakes, stop, handles, keeper_stop, keeper, request_timeout: config.delivery.request_timeout }
 }
 
 /// Slack's edits (`chat.update`, Tier 3) are budgeted per app token: one budget per token, shared
@@ -203,16 +257,21 @@ fn edit_budgets(config: &Config) -> BTreeMap<String, Arc<Mutex<Pacer>>> {
     by_channel
 }
 
-async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>) {
+/// Moves the queues of channels `config` no longer has to the dead letters, each under the
+/// channel's lease (a channel another relay still serves, in the middle of a rolling change of
+/// configuration, is left to it).
+async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>, owner: &str) {
     let Ok(depths) = store.depths().await else { return };
     for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
+        let Some(fence) = leases::take_once(store, &d.channel, owner, config.store.lease).await else { continue };
         if let Ok(q) = store.pending(&d.channel, usize::MAX >> 1).await {
             let ids = q.iter().map(|q| q.id).collect();
             let why = format!("channel `{}` is no longer configured", d.channel);
-            if store.dead_letter(ids, why.clone()).await.is_ok() {
+            if store.dead_letter(&fence, ids, why.clone()).await.is_ok() {
                 telemetry::dead_lettered(&d.channel, q.len(), &why);
             }
         }
+        let _ = store.release(&fence).await;
     }
 }
 

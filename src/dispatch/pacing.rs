@@ -46,6 +46,46 @@ impl Pacer {
     pub fn block_until(&mut self, until: Instant) {
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
     }
+
+    /// The state to hand to the channel's next holder (another relay, or this one after a
+    /// restart): send times and the block, as Unix milliseconds (`now` is `now_ms`). Relays'
+    /// clocks are assumed synchronised (NTP); a skew of a few milliseconds shifts the budget by as
+    /// much.
+    pub fn snapshot(&self, now: Instant, now_ms: i64) -> String {
+        let wall = |t: Instant| {
+            now_ms + t.saturating_duration_since(now).as_millis() as i64
+                - now.saturating_duration_since(t).as_millis() as i64
+        };
+        serde_json::json!({
+            "sent": self.sent.iter().map(|&t| wall(t)).collect::<Vec<_>>(),
+            "blocked_until": self.blocked_until.map(wall),
+        })
+        .to_string()
+    }
+
+    /// Takes up a state [`Pacer::snapshot`] saved, on top of what this pacer knows. A state it
+    /// cannot read is ignored (pacing starts afresh, as after a first start).
+    pub fn restore(&mut self, saved: &str, now: Instant, now_ms: i64) {
+        let Ok(saved) = serde_json::from_str::<serde_json::Value>(saved) else { return };
+        let at = |ms: i64| match ms >= now_ms {
+            true => Some(now + Duration::from_millis((ms - now_ms) as u64)),
+            false => now.checked_sub(Duration::from_millis((now_ms - ms) as u64)),
+        };
+        let mut sent: Vec<Instant> = saved["sent"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_i64().and_then(at))
+            .chain(self.sent.iter().copied())
+            .collect();
+        sent.sort();
+        sent.dedup();
+        self.sent = VecDeque::new();
+        sent.into_iter().for_each(|t| self.record(t));
+        if let Some(until) = saved["blocked_until"].as_i64().and_then(at) {
+            self.block_until(until);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +114,31 @@ mod tests {
         assert_eq!(times[4], Duration::ZERO, "the first five leave at once");
         assert_eq!(times[5], Duration::from_secs(2));
         assert_eq!(times[30], Duration::from_secs(60), "the 31st waits for the minute window");
+    }
+
+    #[test]
+    fn a_new_holder_continues_the_budget_and_the_block() {
+        let t0 = Instant::now();
+        let windows = [(5, Duration::from_secs(2))];
+        let mut first = Pacer::new(&windows);
+        for i in 0..5 {
+            first.record(t0 + Duration::from_millis(100 * i));
+        }
+        first.block_until(t0 + Duration::from_secs(3));
+        let saved = first.snapshot(t0 + Duration::from_millis(500), 1_000_500);
+        // Another relay (its own monotonic clock) takes over 200 ms later by the wall clock.
+        let t1 = Instant::now() + Duration::from_secs(100);
+        let mut next = Pacer::new(&windows);
+        next.restore(&saved, t1, 1_000_700);
+        assert_eq!(next.ready_at(t1), t1 + Duration::from_millis(2300), "the 429's block carries over");
+        next.restore(r#"{"sent":[1000000,1000100,1000200,1000300,1000400]}"#, t1, 1_000_700);
+        assert_eq!(next.sent.len(), 5, "a state seen twice is not counted twice");
+        let mut unblocked = Pacer::new(&windows);
+        unblocked.restore(r#"{"sent":[1000000,1000100,1000200,1000300,1000400]}"#, t1, 1_000_700);
+        assert_eq!(unblocked.ready_at(t1), t1 + Duration::from_millis(1300), "the 6th post waits for the window");
+        let mut fresh = Pacer::new(&windows);
+        fresh.restore("not json", t1, 1_000_700);
+        assert_eq!(fresh.ready_at(t1), t1);
     }
 
     #[test]

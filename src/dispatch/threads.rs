@@ -7,7 +7,6 @@
 //! call's `call_ended`.
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::lane::{Lane, STORE_RETRY};
 use crate::config::{Platform, Threads};
@@ -76,11 +75,7 @@ impl Lane {
                 return;
             }
         };
-        self.pacer.record(Instant::now());
-        let posted = self.sink.post(&parent, &Place::Channel).await;
-        if let Some(pause) = posted.pause {
-            self.pacer.block_until(Instant::now() + pause);
-        }
+        let posted = self.post(&parent, &Place::Channel).await;
         match posted.outcome {
             Outcome::Delivered => self.remember_thread(head, posted.id.unwrap_or_default()).await,
             Outcome::Permanent { reason, broken: false } => {
@@ -94,7 +89,7 @@ impl Lane {
 
     /// Remembers the thread of the head's call on this channel.
     pub(super) async fn remember_thread(&mut self, head: &Queued, thread: String) {
-        let remembered = self.store.set_thread(&self.channel, &head.call_id, thread).await;
+        let remembered = self.store.set_thread(&self.fence, &head.call_id, thread).await;
         self.record(remembered);
     }
 
@@ -102,7 +97,7 @@ impl Lane {
     pub(super) async fn call_done(&mut self, head: &Queued) {
         if self.channel().threads == Threads::PerCall && head.event_type == EventType::CallEnded.as_str() {
             let at = now_ms() + self.config.delivery.forget_threads_after.as_millis() as i64;
-            let forgotten = self.store.forget_call_at(&self.channel, &head.call_id, at).await;
+            let forgotten = self.store.forget_call_at(&self.fence, &head.call_id, at).await;
             self.record(forgotten);
         }
     }
@@ -203,7 +198,7 @@ impl Lane {
 
     /// Forgets the head's call's thread at once.
     pub(super) async fn forget_thread_now(&mut self, head: &Queued) {
-        let forgotten = self.store.forget_call_at(&self.channel, &head.call_id, now_ms() - 1).await;
+        let forgotten = self.store.forget_call_at(&self.fence, &head.call_id, now_ms() - 1).await;
         self.record(forgotten);
     }
 

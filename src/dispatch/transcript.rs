@@ -5,7 +5,6 @@
 //! part number and the utterances it shows are kept in the store, so a restart goes on editing it.
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::lane::{Lane, STORE_RETRY};
 use crate::config::Platform;
@@ -82,11 +81,7 @@ impl Lane {
         if !self.edit_allowed(&target).await {
             return true;
         }
-        self.pacer.record(Instant::now());
-        let posted = self.sink.post(&draft.body, &target).await;
-        if let Some(pause) = posted.pause {
-            self.pacer.block_until(Instant::now() + pause);
-        }
+        let posted = self.post(&draft.body, &target).await;
         match posted.outcome {
             Outcome::Delivered => {
                 let thread = match (&target, &place) {
@@ -103,9 +98,9 @@ impl Lane {
                 };
                 let lines = Value::Array(draft.lines).to_string();
                 let saved = Transcript { message_id, thread, part, lines };
-                let saved = self.store.set_transcript(&self.channel, &head.call_id, saved).await;
+                let saved = self.store.set_transcript(&self.fence, &head.call_id, saved).await;
                 self.record(saved);
-                self.record(self.store.delivered(ids.clone()).await);
+                self.record(self.store.delivered(&self.fence, ids.clone()).await);
                 let latencies = waiting[..draft.taken]
                     .iter()
                     .map(|(q, _)| std::time::Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
@@ -116,7 +111,7 @@ impl Lane {
             {
                 // Discord caps edits of a message older than an hour: continue in a new one.
                 let next = Transcript { message_id: String::new(), thread: None, part, lines: "[]".into() };
-                let saved = self.store.set_transcript(&self.channel, &head.call_id, next).await;
+                let saved = self.store.set_transcript(&self.fence, &head.call_id, next).await;
                 self.record(saved);
             }
             Outcome::Permanent { reason, .. } if self.not_a_forum(&target, &reason) => {

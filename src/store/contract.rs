@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{now_ms, Accepted, Content, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
+use super::{now_ms, Accepted, Content, Fence, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
 
 /// An event for `channels` whose JSON carries `text`.
 pub fn event(channels: &[&str], text: &str) -> NewEvent {
@@ -13,6 +13,12 @@ pub fn event(channels: &[&str], text: &str) -> NewEvent {
         event: format!("{{\"text\":\"{text}\"}}"),
         channels: channels.iter().map(|c| c.to_string()).collect(),
     }
+}
+
+/// Takes `channel`'s lane lease for a minute, as a relay's lane would.
+pub async fn hold(store: &dyn Store, channel: &str) -> Fence {
+    let lease = store.lease(channel, "contract", 60_000, None).await.unwrap().expect("a free channel is granted");
+    Fence { channel: channel.into(), token: lease.token }
 }
 
 /// Accepts `e` and insists it was new.
@@ -40,7 +46,7 @@ pub async fn queues_per_channel_in_order(store: &dyn Store) {
     accept(store, event(&["a"], "3")).await.unwrap();
     let a = store.pending("a", 10).await.unwrap();
     assert_eq!(texts(&a), ["1", "2", "3"]);
-    store.delivered(vec![a[0].id]).await.unwrap();
+    store.delivered(&hold(store, "a").await, vec![a[0].id]).await.unwrap();
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["2", "3"]);
     let b = store.pending("b", 10).await.unwrap();
     assert_eq!(texts(&b), ["1"], "delivering to one channel leaves the others' entries");
@@ -58,14 +64,15 @@ pub async fn parts_attempts_dead_letters_and_replays(store: &dyn Store) {
     accept(store, event(&["a"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
     let q = store.pending("a", 10).await.unwrap();
-    store.failed_attempt(vec![q[0].id], "500 boom".into()).await.unwrap();
-    store.failed_attempt(vec![q[0].id], "502 bad gateway".into()).await.unwrap();
+    let a = hold(store, "a").await;
+    store.failed_attempt(&a, vec![q[0].id], "500 boom".into()).await.unwrap();
+    store.failed_attempt(&a, vec![q[0].id], "502 bad gateway".into()).await.unwrap();
     assert_eq!(store.pending("a", 1).await.unwrap()[0].attempts, 2);
-    store.parts_delivered(q[0].id, 1).await.unwrap();
+    store.parts_delivered(&a, q[0].id, 1).await.unwrap();
     let head = &store.pending("a", 1).await.unwrap()[0];
     assert_eq!((head.sent_parts, head.attempts), (1, 0), "the next part starts with a clean slate");
-    store.failed_attempt(vec![q[0].id], "500 again".into()).await.unwrap();
-    store.dead_letter(vec![q[0].id], "400 invalid_payload".into()).await.unwrap();
+    store.failed_attempt(&a, vec![q[0].id], "500 again".into()).await.unwrap();
+    store.dead_letter(&a, vec![q[0].id], "400 invalid_payload".into()).await.unwrap();
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["2"]);
     let dl = store.dead_letters().await.unwrap();
     assert_eq!((dl[0].reason.as_str(), dl[0].attempts, dl[0].body.as_deref()), ("400 invalid_payload", 1, None));
@@ -79,7 +86,7 @@ pub async fn parts_attempts_dead_letters_and_replays(store: &dyn Store) {
     assert_eq!(store.requeue(dl[0].id).await, Err(StoreError::NoSuchDeadLetter(dl[0].id)));
 
     let ids = again.iter().map(|q| q.id).collect();
-    store.dead_letter(ids, "gone".into()).await.unwrap();
+    store.dead_letter(&a, ids, "gone".into()).await.unwrap();
     assert!(store.depths().await.unwrap().is_empty());
     assert_eq!(store.purge(Some(0)).await.unwrap(), 0, "none failed before the epoch");
     assert_eq!(store.purge(None).await.unwrap(), 2);
@@ -121,14 +128,15 @@ pub async fn once_keys_refuse_repeats_until_they_expire(store: &dyn Store) {
 /// A call's thread per channel is remembered until the time set after the call ended.
 pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Store) {
     assert_eq!(store.thread("a", "call-1").await.unwrap(), None);
-    store.set_thread("a", "call-1", "1700000000.000100".into()).await.unwrap();
-    store.set_thread("b", "call-1", "thread-9".into()).await.unwrap();
+    let (a, b) = (hold(store, "a").await, hold(store, "b").await);
+    store.set_thread(&a, "call-1", "1700000000.000100".into()).await.unwrap();
+    store.set_thread(&b, "call-1", "thread-9".into()).await.unwrap();
     assert_eq!(store.thread("a", "call-1").await.unwrap().as_deref(), Some("1700000000.000100"));
     assert_eq!(store.thread("b", "call-1").await.unwrap().as_deref(), Some("thread-9"));
     assert_eq!(store.thread("a", "call-2").await.unwrap(), None);
-    store.forget_call_at("a", "call-1", now_ms() + 60_000).await.unwrap();
+    store.forget_call_at(&a, "call-1", now_ms() + 60_000).await.unwrap();
     assert!(store.thread("a", "call-1").await.unwrap().is_some(), "kept until its time");
-    store.forget_call_at("b", "call-1", now_ms() - 1).await.unwrap();
+    store.forget_call_at(&b, "call-1", now_ms() - 1).await.unwrap();
     assert_eq!(store.thread("b", "call-1").await.unwrap(), None, "forgotten once its time has come");
     assert!(store.thread("a", "call-1").await.unwrap().is_some());
 }
@@ -137,12 +145,69 @@ pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Stor
 pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: &dyn Store) {
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
     let t = Transcript { message_id: "m1".into(), thread: Some("t1".into()), part: 1, lines: "[]".into() };
-    store.set_transcript("a", "call-1", t.clone()).await.unwrap();
+    let a = hold(store, "a").await;
+    store.set_transcript(&a, "call-1", t.clone()).await.unwrap();
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), Some(t));
     let next = Transcript { message_id: "m2".into(), thread: None, part: 2, lines: r#"[{"message":"x"}]"#.into() };
-    store.set_transcript("a", "call-1", next.clone()).await.unwrap();
+    store.set_transcript(&a, "call-1", next.clone()).await.unwrap();
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), Some(next));
     assert_eq!(store.transcript("b", "call-1").await.unwrap(), None);
-    store.forget_call_at("a", "call-1", now_ms() - 1).await.unwrap();
+    store.forget_call_at(&a, "call-1", now_ms() - 1).await.unwrap();
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
+}
+
+/// A channel's lease: renewed by its holder, taken by another relay once free (at once on a
+/// store that serves one relay; after expiry or release on a `shared` one) with a new token; the
+/// old token's writes are refused and change nothing; the pacing state and the broken mark go
+/// to whoever holds the channel next.
+pub async fn leases_fence_off_the_previous_holder(store: &dyn Store, shared: bool) {
+    accept(store, event(&["a"], "1")).await.unwrap();
+    accept(store, event(&["a"], "2")).await.unwrap();
+    let first = store.lease("a", "relay-1", 60_000, None).await.unwrap().unwrap();
+    let renewed = store.lease("a", "relay-1", 60_000, Some(first.token)).await.unwrap().unwrap();
+    assert_eq!(renewed.token, first.token, "a renewal keeps the token");
+    let old = Fence { channel: "a".into(), token: first.token };
+    store.save_pacing(&old, r#"{"sent":[1]}"#.into()).await.unwrap();
+    if shared {
+        assert_eq!(store.lease("a", "relay-2", 60_000, None).await.unwrap(), None, "held by relay-1");
+        // relay-1 stops renewing: its lease runs out.
+        store.lease("a", "relay-1", 1, Some(first.token)).await.unwrap().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = store.lease("a", "relay-2", 60_000, None).await.unwrap().expect("taken over");
+    assert!(second.token > first.token, "a new holder, a new token");
+    assert_eq!(second.pacing.as_deref(), Some(r#"{"sent":[1]}"#), "the budget carries over");
+    if shared {
+        assert_eq!(store.lease("a", "relay-1", 60_000, Some(first.token)).await.unwrap(), None, "no renewal back");
+    }
+
+    let q = store.pending("a", 10).await.unwrap();
+    let fenced = |r: Result<(), StoreError>| assert_eq!(r, Err(StoreError::Fenced("a".into())));
+    fenced(store.delivered(&old, vec![q[0].id]).await);
+    fenced(store.failed_attempt(&old, vec![q[0].id], "500".into()).await);
+    fenced(store.parts_delivered(&old, q[0].id, 1).await);
+    fenced(store.dead_letter(&old, vec![q[1].id], "400".into()).await);
+    fenced(store.set_thread(&old, "call", "ts".into()).await);
+    let t = Transcript { message_id: "m".into(), thread: None, part: 1, lines: "[]".into() };
+    fenced(store.set_transcript(&old, "call", t).await);
+    fenced(store.forget_call_at(&old, "call", 0).await);
+    fenced(store.save_pacing(&old, "{}".into()).await);
+    fenced(store.set_broken(&old, "404".into()).await);
+    fenced(store.release(&old).await);
+    assert_eq!(store.pending("a", 10).await.unwrap(), q, "the refused writes changed nothing");
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert_eq!(store.thread("a", "call").await.unwrap(), None);
+
+    let new = Fence { channel: "a".into(), token: second.token };
+    store.set_broken(&new, "404 Unknown Webhook".into()).await.unwrap();
+    store.save_pacing(&new, r#"{"sent":[2]}"#.into()).await.unwrap();
+    let lanes = store.lanes().await.unwrap();
+    assert_eq!((lanes[0].owner.as_str(), lanes[0].broken.as_deref()), ("relay-2", Some("404 Unknown Webhook")));
+    store.delivered(&new, vec![q[0].id]).await.unwrap();
+    store.release(&new).await.unwrap();
+    let third = store.lease("a", "relay-3", 60_000, None).await.unwrap().expect("released: free at once");
+    assert_eq!(third.pacing.as_deref(), Some(r#"{"sent":[2]}"#));
+    store.clear_broken().await.unwrap();
+    assert_eq!(store.lanes().await.unwrap()[0].broken, None, "a reload forgets broken marks");
+    assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["2"]);
 }

@@ -1,6 +1,7 @@
 //! The durable store: accepted events, each channel's queue of entries pointing at them (the
-//! dispatcher's work list, in acceptance order), and dead letters. A small trait, so a networked backend for several replicas can follow; the default is
-//! embedded SQLite ([`sqlite::SqliteStore`]).
+//! dispatcher's work list, in acceptance order), dead letters, and each channel's lane lease. One
+//! trait, two backends: embedded SQLite ([`sqlite::SqliteStore`], the default, one relay) and
+//! PostgreSQL ([`postgres::PgStore`], shared by several relays).
 
 pub mod postgres;
 pub mod sqlite;
@@ -121,9 +122,11 @@ pub struct Depth {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened or created.
-    #[error("cannot open the store at `{path}` (key `store.path`): {message}")]
+    #[error("cannot open the store at `{path}` (key `{key}`): {message}")]
     Open {
-        /// The database path.
+        /// The configuration key naming it: `store.path` or `store.url`.
+        key: &'static str,
+        /// The database path, or the URL without its password.
         path: String,
         /// What went wrong.
         message: String,
@@ -137,6 +140,40 @@ pub enum StoreError {
     /// No dead letter with that id.
     #[error("no dead letter with id {0}")]
     NoSuchDeadLetter(i64),
+    /// The write came from a lane whose lease on the channel was taken over by another relay:
+    /// refused, so a relay that paused cannot overwrite the new holder's work.
+    #[error("another relay now delivers channel `{0}`; this relay's write was refused")]
+    Fenced(String),
+}
+
+/// A lane's hold on its channel: every write about the channel's queue carries it, and the store
+/// refuses the write (with [`StoreError::Fenced`]) once another relay took the channel over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The channel.
+    pub channel: String,
+    /// The lease's fencing token: one more at each change of holder.
+    pub token: i64,
+}
+
+/// A lease granted or renewed by [`Store::lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The fencing token to write with.
+    pub token: i64,
+    /// The pacing state the previous holder saved (see [`Store::save_pacing`]).
+    pub pacing: Option<String>,
+}
+
+/// A channel's lane as the store knows it, for every relay's `/readyz` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneState {
+    /// The channel.
+    pub channel: String,
+    /// The relay holding it (see `serve`'s log line "holds the lanes of…").
+    pub owner: String,
+    /// The platform's answer that showed the channel is broken, if it is.
+    pub broken: Option<String>,
 }
 
 /// Durable storage of accepted events, their queue entries and dead letters. Every method commits
@@ -150,13 +187,13 @@ pub trait Store: Send + Sync {
     /// The oldest `limit` queue entries of a channel, in order.
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
     /// Removes delivered entries (and events no entry points at any more).
-    async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError>;
     /// Records that the first `parts` posts of an entry were delivered.
-    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError>;
+    async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError>;
     /// Counts a failed attempt and records the platform's answer.
-    async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError>;
+    async fn failed_attempt(&self, fence: &Fence, ids: Vec<i64>, answer: String) -> Result<(), StoreError>;
     /// Moves queue entries to the dead letters, each with its event.
-    async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError>;
+    async fn dead_letter(&self, fence: &Fence, ids: Vec<i64>, reason: String) -> Result<(), StoreError>;
     /// Queue depth per channel with anything queued.
     async fn depths(&self) -> Result<Vec<Depth>, StoreError>;
     /// Dead letters, oldest first.
@@ -171,15 +208,42 @@ pub trait Store: Send + Sync {
     /// The thread a call's posts go into on a channel (a Slack `ts`, a Discord thread id; empty
     /// when the call is posted flat), if one was started.
     async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError>;
-    /// Remembers the thread a call's posts go into on a channel.
-    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError>;
-    /// The call ended: forget its thread and transcript on `channel` at `forget_at_ms` (those
-    /// whose time has come are forgotten now).
-    async fn forget_call_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError>;
+    /// Remembers the thread a call's posts go into on the fence's channel.
+    async fn set_thread(&self, fence: &Fence, call_id: &str, thread: String) -> Result<(), StoreError>;
+    /// The call ended: forget its thread and transcript on the fence's channel at `forget_at_ms`
+    /// (those whose time has come are forgotten now).
+    async fn forget_call_at(&self, fence: &Fence, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError>;
     /// The live transcript message of a call on a channel, if one was posted.
     async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError>;
-    /// Saves a call's live transcript message on a channel.
-    async fn set_transcript(&self, channel: &str, call_id: &str, transcript: Transcript) -> Result<(), StoreError>;
+    /// Saves a call's live transcript message on the fence's channel.
+    async fn set_transcript(&self, fence: &Fence, call_id: &str, transcript: Transcript) -> Result<(), StoreError>;
+    /// Takes or renews the lease on `channel`'s lane for `owner` until `ttl_ms` from now (by the
+    /// database's clock). `held`: the token this owner holds, to renew it. Granted when the
+    /// channel is free, its lease expired, or `held` is still current; otherwise `None`. A new
+    /// holder gets a new token, which fences off the previous holder's writes. (SQLite serves
+    /// one relay: there every call is granted, a new token whenever `held` is not current.)
+    async fn lease(
+        &self,
+        channel: &str,
+        owner: &str,
+        ttl_ms: i64,
+        held: Option<i64>,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Gives a lease up at once (a relay stopping), so another relay takes the channel now.
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError>;
+    /// Saves the lane's pacing state with its lease, for whoever holds the channel next.
+    async fn save_pacing(&self, fence: &Fence, pacing: String) -> Result<(), StoreError>;
+    /// Marks the channel broken with the platform's answer, for every relay to see.
+    async fn set_broken(&self, fence: &Fence, why: String) -> Result<(), StoreError>;
+    /// Forgets every broken mark (the configuration was reloaded: fixed URLs are tried again).
+    async fn clear_broken(&self) -> Result<(), StoreError>;
+    /// Every channel lane the store knows of.
+    async fn lanes(&self) -> Result<Vec<LaneState>, StoreError>;
+    /// Channels with newly queued entries, as other relays commit them (PostgreSQL's
+    /// LISTEN/NOTIFY). A hint only: lanes poll as well. `None` when the backend has none.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 /// A call's live transcript on a channel: the message being edited and what it shows.
@@ -197,7 +261,7 @@ pub struct Transcript {
 }
 
 /// The store `config` names: PostgreSQL at `store.url`, else the SQLite file at `store.path`.
-/// `serving`: this relay will deliver from it (on PostgreSQL, one relay per database).
+/// `serving`: this relay will deliver from it (on PostgreSQL: listen for other relays' wake-ups).
 pub async fn open(config: &crate::config::StoreConfig, serving: bool) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match &config.url {
         Some(url) => std::sync::Arc::new(postgres::PgStore::connect(url.expose(), serving).await?),

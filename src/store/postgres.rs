@@ -1,25 +1,39 @@
 //! The PostgreSQL store, chosen by `store.url`: the same tables and behaviour as the SQLite store,
-//! on a database server. Accepts are group-committed by one writer task (everything waiting goes
-//! in one transaction, each event in a savepoint); the rest runs on a small connection pool.
-//! A once-key is claimed by `INSERT … ON CONFLICT DO NOTHING`, so the database's unique key, not
-//! a check-then-insert, decides which of two identical events is new.
+//! on a database server several relays share. Accepts are group-committed by one writer task
+//! (everything waiting goes in one transaction, each event in a savepoint); the rest runs on a
+//! small connection pool. A once-key is claimed by `INSERT … ON CONFLICT DO NOTHING`, so the
+//! database's unique key, not a check-then-insert, decides which of two identical events is new.
 //!
-//! One relay per database for now: `serve` holds a session advisory lock while it runs, and a
-//! second relay refuses to start (several replicas need per-channel lane leases, not built yet).
+//! Each channel's lane is leased (`lanes`: owner, expiry by the database's clock, fencing token);
+//! every write about a channel's queue first locks its lease row and checks the token, so a relay
+//! that lost the lease cannot overwrite the new holder's work. Commits that queue entries send a
+//! `NOTIFY` so the holder wakes at once; lanes poll as well, so it also works where LISTEN does
+//! not (PgBouncer in transaction mode).
 
 mod schema;
+mod tls;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_postgres::AsyncMessage;
 
-use super::{now_ms, Accepted, Content, DeadLetter, Depth, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
+use super::{
+    now_ms, Accepted, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued, Store,
+    StoreError, Transcript,
+};
+use tls::Tls;
 
 /// Most accepts committed together.
 const MAX_BATCH: usize = 1024;
 /// Pooled connections (the lanes, `/readyz`, `/metrics`, the CLI).
 const POOL_SIZE: usize = 8;
+/// Longest wait to connect to the database, or for a pooled connection.
+const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The NOTIFY channel that carries `schema:channel` for each channel with new entries.
+const WAKE_CHANNEL: &str = "callrelay_queue";
+/// The database's clock in Unix milliseconds: lease expiries are compared by one clock.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 struct AcceptJob {
     event: Option<NewEvent>,
@@ -31,12 +45,12 @@ struct AcceptJob {
 pub struct PgStore {
     pool: Pool,
     accepts: mpsc::Sender<AcceptJob>,
-    /// The connection holding the serving lock, when this relay serves.
-    _serving: Option<tokio_postgres::Client>,
+    /// Wake-ups from other relays' commits (when this relay serves).
+    wakes: Option<broadcast::Sender<String>>,
 }
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Failed(e.to_string())
+fn failed(e: impl std::error::Error) -> StoreError {
+    StoreError::Failed(with_causes(&e))
 }
 
 fn classify(e: &tokio_postgres::Error) -> StoreError {
@@ -48,44 +62,128 @@ fn classify(e: &tokio_postgres::Error) -> StoreError {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://…`), creating or upgrading the tables. `serving`: take the
-    /// one-relay-per-database lock (refused while another relay holds it).
+    /// Connects to `url` (`postgres://…`, TLS as its `sslmode` says), creating or upgrading the
+    /// tables. `serving`: also listen for other relays' wake-ups.
     pub async fn connect(url: &str, serving: bool) -> Result<PgStore, StoreError> {
-        let open = |message: String| StoreError::Open { path: shown_url(url), message };
-        let config: tokio_postgres::Config = url.parse().map_err(|e| open(format!("not a PostgreSQL URL: {e}")))?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| open(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| open(e.to_string()))?;
-        schema::upgrade(&mut client).await.map_err(open)?;
-        let serving = match serving {
-            false => None,
-            true => {
-                let (lock, connection) = config.connect(NoTls).await.map_err(|e| open(e.to_string()))?;
-                tokio::spawn(connection);
-                let held: bool = lock
-                    .query_one("SELECT pg_try_advisory_lock(hashtext('callrelay serving ' || current_schema()))", &[])
-                    .await
-                    .map_err(|e| open(e.to_string()))?
-                    .get(0);
-                if !held {
-                    return Err(open(
-                        "another relay is serving from this database; several replicas need per-channel lane \
-                         leases, which this release does not have yet"
-                            .into(),
-                    ));
-                }
-                Some(lock)
-            }
+        let open = |message: String| StoreError::Open { key: "store.url", path: shown_url(url), message };
+        let (plain_url, tls) = tls::from_url(url).map_err(open)?;
+        let mut config: tokio_postgres::Config =
+            plain_url.parse().map_err(|e| open(format!("not a PostgreSQL URL: {e}")))?;
+        // A database that stops answering must turn into 503s within seconds, not hang intake.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(IO_TIMEOUT);
+        }
+        config.keepalives_idle(IO_TIMEOUT);
+        #[cfg(target_os = "linux")]
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(IO_TIMEOUT * 2);
+        }
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            Tls::Off => Manager::from_config(config.clone(), tokio_postgres::NoTls, recycling),
+            Tls::On(tls) => Manager::from_config(config.clone(), tls.clone(), recycling),
         };
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(IO_TIMEOUT))
+            .create_timeout(Some(IO_TIMEOUT))
+            .recycle_timeout(Some(IO_TIMEOUT))
+            .build()
+            .map_err(|e| open(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| open(with_causes(&e)))?;
+        schema::upgrade(&mut client).await.map_err(open)?;
+        let schema: String =
+            client.query_one("SELECT current_schema()", &[]).await.map_err(|e| open(e.to_string()))?.get(0);
+        let wakes = serving.then(|| {
+            let (wakes, _) = broadcast::channel(1024);
+            tokio::spawn(listen(config, tls, format!("{schema}:"), wakes.clone()));
+            wakes
+        });
         let (accepts, jobs) = mpsc::channel(MAX_BATCH * 4);
         tokio::spawn(writer(pool.clone(), jobs));
-        Ok(PgStore { pool, accepts, _serving: serving })
+        Ok(PgStore { pool, accepts, wakes })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(failed)
     }
+}
+
+/// An error with its causes (a failed TLS handshake says why only in its source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Begins a transaction that holds `fence`'s lease row (so no takeover commits meanwhile), or
+/// refuses when the lease has moved on.
+async fn fenced<'a>(client: &'a mut Object, fence: &Fence) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let held = tx
+        .query_opt("SELECT 1 FROM lanes WHERE channel = $1 AND token = $2 FOR SHARE", &[&fence.channel, &fence.token])
+        .await
+        .map_err(|e| classify(&e))?;
+    match held {
+        Some(_) => Ok(tx),
+        None => Err(StoreError::Fenced(fence.channel.clone())),
+    }
+}
+
+/// Keeps a `LISTEN` connection open (reconnecting after failures) and passes on the channels
+/// of this schema that other relays queued entries for.
+async fn listen(config: tokio_postgres::Config, tls: Tls, prefix: String, wakes: broadcast::Sender<String>) {
+    loop {
+        let connected = match &tls {
+            Tls::Off => listen_once(&config, tokio_postgres::NoTls, &prefix, &wakes).await,
+            Tls::On(tls) => listen_once(&config, tls.clone(), &prefix, &wakes).await,
+        };
+        if let Err(e) = connected {
+            tracing::debug!(error = %e, "The wake-up listener lost its connection; lanes poll meanwhile.");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen_once<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    prefix: &str,
+    wakes: &broadcast::Sender<String>,
+) -> Result<(), tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
+    let (notes, mut received) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let _ = notes.send(n.payload().to_owned());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {WAKE_CHANNEL}")).await?;
+    while let Some(payload) = received.recv().await {
+        if let Some(channel) = payload.strip_prefix(prefix) {
+            let _ = wakes.send(channel.to_owned());
+        }
+    }
+    driver.abort();
+    Ok(())
 }
 
 /// `url` with its password hidden, for messages.
@@ -147,6 +245,18 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
             }
         }
     }
+    let mut queued: Vec<&str> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Ok(Accepted::New)))
+        .filter_map(|(j, _)| j.event.as_ref())
+        .flat_map(|e| e.channels.iter().map(String::as_str))
+        .collect();
+    queued.sort_unstable();
+    queued.dedup();
+    if !queued.is_empty() {
+        wake(&tx, &queued).await.map_err(|e| classify(&e))?;
+    }
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(outcomes)
 }
@@ -182,6 +292,16 @@ async fn accept_one(
     Ok(Accepted::New)
 }
 
+/// Tells every listening relay (at commit) that `channels` have new entries.
+async fn wake(tx: &tokio_postgres::Transaction<'_>, channels: &[&str]) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        &format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c"),
+        &[&channels],
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Deletes queue entries, then those entries' events that no entry points at any more. Not the
 /// SQLite store's range rule: here other connections commit while this runs (the writer, the
 /// CLI), ids from two sequences can interleave, and a statement sees rows committed since the
@@ -210,8 +330,8 @@ impl Store for PgStore {
         self.accepts
             .send(AcceptJob { event, once, reply })
             .await
-            .map_err(|_| failed("the store's writer has stopped"))?;
-        answer.await.map_err(|_| failed("the store's writer has stopped"))?
+            .map_err(|_| StoreError::Failed("the store's writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Failed("the store's writer has stopped".into()))?
     }
 
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
@@ -243,34 +363,34 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+    async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        let tx = fenced(&mut client, fence).await?;
         remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
     }
 
-    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute("UPDATE queue SET sent_parts = $1, attempts = 0 WHERE id = $2", &[&(parts as i32), &id])
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e))
-    }
-
-    async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute("UPDATE queue SET attempts = attempts + 1, last_answer = $1 WHERE id = ANY($2)", &[&answer, &ids])
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e))
-    }
-
-    async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
+    async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        let tx = fenced(&mut client, fence).await?;
+        tx.execute("UPDATE queue SET sent_parts = $1, attempts = 0 WHERE id = $2", &[&(parts as i32), &id])
+            .await
+            .map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn failed_attempt(&self, fence: &Fence, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
+        tx.execute("UPDATE queue SET attempts = attempts + 1, last_answer = $1 WHERE id = ANY($2)", &[&answer, &ids])
+            .await
+            .map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn dead_letter(&self, fence: &Fence, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
         tx.execute(
             "INSERT INTO dead_letters (channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at)
              SELECT q.channel, e.call_id, e.event_type, q.body, e.event, $1, q.attempts, e.accepted_at, $2
@@ -345,7 +465,12 @@ impl Store for PgStore {
         )
         .await
         .map_err(|e| classify(&e))?;
-        tx.execute("DELETE FROM dead_letters WHERE id = $1", &[&dead_letter]).await.map_err(|e| classify(&e))?;
+        let channel: String = tx
+            .query_one("DELETE FROM dead_letters WHERE id = $1 RETURNING channel", &[&dead_letter])
+            .await
+            .map_err(|e| classify(&e))?
+            .get(0);
+        wake(&tx, &[&channel]).await.map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
     }
 
@@ -376,35 +501,34 @@ impl Store for PgStore {
             .map_err(|e| classify(&e))
     }
 
-    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO threads (channel, call_id, thread) VALUES ($1, $2, $3)
-                 ON CONFLICT (channel, call_id) DO UPDATE SET thread = excluded.thread",
-                &[&channel, &call_id, &thread],
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e))
+    async fn set_thread(&self, fence: &Fence, call_id: &str, thread: String) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
+        tx.execute(
+            "INSERT INTO threads (channel, call_id, thread) VALUES ($1, $2, $3)
+             ON CONFLICT (channel, call_id) DO UPDATE SET thread = excluded.thread",
+            &[&fence.channel, &call_id, &thread],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
     }
 
-    async fn forget_call_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
-        let client = self.client().await?;
+    async fn forget_call_at(&self, fence: &Fence, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
         for table in ["threads", "transcripts"] {
-            client
-                .execute(
-                    &format!("UPDATE {table} SET forget_at = $3 WHERE channel = $1 AND call_id = $2"),
-                    &[&channel, &call_id, &forget_at_ms],
-                )
-                .await
-                .map_err(|e| classify(&e))?;
-            client
-                .execute(&format!("DELETE FROM {table} WHERE forget_at < $1"), &[&now_ms()])
+            tx.execute(
+                &format!("UPDATE {table} SET forget_at = $3 WHERE channel = $1 AND call_id = $2"),
+                &[&fence.channel, &call_id, &forget_at_ms],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+            tx.execute(&format!("DELETE FROM {table} WHERE forget_at < $1"), &[&now_ms()])
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        Ok(())
+        tx.commit().await.map_err(|e| classify(&e))
     }
 
     async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError> {
@@ -426,18 +550,88 @@ impl Store for PgStore {
             .map_err(|e| classify(&e))
     }
 
-    async fn set_transcript(&self, channel: &str, call_id: &str, t: Transcript) -> Result<(), StoreError> {
+    async fn set_transcript(&self, fence: &Fence, call_id: &str, t: Transcript) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
+        tx.execute(
+            "INSERT INTO transcripts (channel, call_id, message_id, thread, part, lines) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (channel, call_id) DO UPDATE SET message_id = excluded.message_id,
+                 thread = excluded.thread, part = excluded.part, lines = excluded.lines",
+            &[&fence.channel, &call_id, &t.message_id, &t.thread, &(t.part as i32), &t.lines],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn lease(
+        &self,
+        channel: &str,
+        owner: &str,
+        ttl_ms: i64,
+        held: Option<i64>,
+    ) -> Result<Option<Lease>, StoreError> {
         let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO lanes (channel, owner, token, expires_at) VALUES ($1, $2, 1, {DB_NOW_MS} + $3)
+             ON CONFLICT (channel) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+                 token = CASE WHEN lanes.owner = excluded.owner AND lanes.token = $4
+                              THEN lanes.token ELSE lanes.token + 1 END
+             WHERE (lanes.owner = excluded.owner AND lanes.token = $4) OR lanes.expires_at < {DB_NOW_MS}
+             RETURNING token, pacing"
+        );
         client
-            .execute(
-                "INSERT INTO transcripts (channel, call_id, message_id, thread, part, lines) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (channel, call_id) DO UPDATE SET message_id = excluded.message_id,
-                     thread = excluded.thread, part = excluded.part, lines = excluded.lines",
-                &[&channel, &call_id, &t.message_id, &t.thread, &(t.part as i32), &t.lines],
-            )
+            .query_opt(&sql, &[&channel, &owner, &ttl_ms, &held.unwrap_or(-1)])
             .await
-            .map(|_| ())
+            .map(|r| r.map(|r| Lease { token: r.get(0), pacing: r.get(1) }))
             .map_err(|e| classify(&e))
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.lane_update(fence, "expires_at = 0", None).await
+    }
+
+    async fn save_pacing(&self, fence: &Fence, pacing: String) -> Result<(), StoreError> {
+        self.lane_update(fence, "pacing = $3", Some(pacing)).await
+    }
+
+    async fn set_broken(&self, fence: &Fence, why: String) -> Result<(), StoreError> {
+        self.lane_update(fence, "broken = $3", Some(why)).await
+    }
+
+    async fn clear_broken(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("UPDATE lanes SET broken = NULL", &[]).await.map(|_| ()).map_err(|e| classify(&e))
+    }
+
+    async fn lanes(&self) -> Result<Vec<LaneState>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT channel, owner, broken FROM lanes ORDER BY channel", &[])
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(rows.iter().map(|r| LaneState { channel: r.get(0), owner: r.get(1), broken: r.get(2) }).collect())
+    }
+
+    fn wakeups(&self) -> Option<broadcast::Receiver<String>> {
+        self.wakes.as_ref().map(broadcast::Sender::subscribe)
+    }
+}
+
+impl PgStore {
+    /// Sets `set` on the fence's lease row while the token is current (`$3` is `value`).
+    async fn lane_update(&self, fence: &Fence, set: &str, value: Option<String>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = format!("UPDATE lanes SET {set} WHERE channel = $1 AND token = $2");
+        let changed = match &value {
+            Some(v) => client.execute(&sql, &[&fence.channel, &fence.token, v]).await,
+            None => client.execute(&sql, &[&fence.channel, &fence.token]).await,
+        }
+        .map_err(|e| classify(&e))?;
+        match changed {
+            0 => Err(StoreError::Fenced(fence.channel.clone())),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{now_ms, Accepted, Content, DeadLetter, Depth, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
+use super::{
+    now_ms, Accepted, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued, Store,
+    StoreError, Transcript,
+};
 
 mod schema;
 
@@ -27,7 +30,7 @@ impl SqliteStore {
     /// Opens (creating the file and its directory if needed) the store at `path`. `max_bytes` caps
     /// the database size: beyond it, accepting answers 503 instead of filling the disk.
     pub fn open(path: &Path, max_bytes: Option<u64>) -> Result<SqliteStore, StoreError> {
-        let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
+        let fail = |message: String| StoreError::Open { key: "store.path", path: path.display().to_string(), message };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create its directory: {e}")))?;
         }
@@ -62,6 +65,29 @@ impl SqliteStore {
         let job = Op { f: Some(f), out: None, reply: Some(reply) };
         self.jobs.send(Box::new(job)).map_err(|_| StoreError::Failed("the store's writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Failed("the store's writer has stopped".into()))?
+    }
+
+    /// Runs `f` only while `fence` is the channel's current lease (else [`StoreError::Fenced`],
+    /// nothing written).
+    async fn fenced<T, F>(&self, fence: &Fence, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (channel, token) = (fence.channel.clone(), fence.token);
+        let current = self
+            .run(move |conn| {
+                let held = conn
+                    .prepare_cached("SELECT 1 FROM lanes WHERE channel = ?1 AND token = ?2")?
+                    .exists(params![channel, token])?;
+                if held {
+                    f(conn).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?;
+        current.ok_or_else(|| StoreError::Fenced(fence.channel.clone()))
     }
 }
 
@@ -230,19 +256,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delivered(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        self.run(move |conn| remove_entries(conn, &ids)).await
+    async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.fenced(fence, move |conn| remove_entries(conn, &ids)).await
     }
 
-    async fn parts_delivered(&self, id: i64, parts: u32) -> Result<(), StoreError> {
-        self.run(move |conn| {
+    async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError> {
+        self.fenced(fence, move |conn| {
             conn.execute("UPDATE queue SET sent_parts = ?1, attempts = 0 WHERE id = ?2", params![parts, id]).map(|_| ())
         })
         .await
     }
 
-    async fn failed_attempt(&self, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
-        self.run(move |conn| {
+    async fn failed_attempt(&self, fence: &Fence, ids: Vec<i64>, answer: String) -> Result<(), StoreError> {
+        self.fenced(fence, move |conn| {
             let sql =
                 format!("UPDATE queue SET attempts = attempts + 1, last_answer = ?1 WHERE id IN ({})", in_list(&ids));
             conn.execute(&sql, params![answer]).map(|_| ())
@@ -250,8 +276,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn dead_letter(&self, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
-        self.run(move |conn| {
+    async fn dead_letter(&self, fence: &Fence, ids: Vec<i64>, reason: String) -> Result<(), StoreError> {
+        self.fenced(fence, move |conn| {
             conn.execute(
                 &format!(
                     "INSERT INTO dead_letters (channel, call_id, event_type, body, event, reason, attempts, accepted_at, failed_at)
@@ -347,9 +373,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_thread(&self, channel: &str, call_id: &str, thread: String) -> Result<(), StoreError> {
-        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
-        self.run(move |conn| {
+    async fn set_thread(&self, fence: &Fence, call_id: &str, thread: String) -> Result<(), StoreError> {
+        let (channel, call_id) = (fence.channel.clone(), call_id.to_owned());
+        self.fenced(fence, move |conn| {
             conn.prepare_cached(
                 "INSERT INTO threads (channel, call_id, thread) VALUES (?1, ?2, ?3)
                  ON CONFLICT (channel, call_id) DO UPDATE SET thread = excluded.thread",
@@ -360,9 +386,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn forget_call_at(&self, channel: &str, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
-        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
-        self.run(move |conn| {
+    async fn forget_call_at(&self, fence: &Fence, call_id: &str, forget_at_ms: i64) -> Result<(), StoreError> {
+        let (channel, call_id) = (fence.channel.clone(), call_id.to_owned());
+        self.fenced(fence, move |conn| {
             for table in ["threads", "transcripts"] {
                 conn.prepare_cached(&format!("UPDATE {table} SET forget_at = ?3 WHERE channel = ?1 AND call_id = ?2"))?
                     .execute(params![channel, call_id, forget_at_ms])?;
@@ -388,9 +414,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_transcript(&self, channel: &str, call_id: &str, t: Transcript) -> Result<(), StoreError> {
-        let (channel, call_id) = (channel.to_owned(), call_id.to_owned());
-        self.run(move |conn| {
+    async fn set_transcript(&self, fence: &Fence, call_id: &str, t: Transcript) -> Result<(), StoreError> {
+        let (channel, call_id) = (fence.channel.clone(), call_id.to_owned());
+        self.fenced(fence, move |conn| {
             conn.prepare_cached(
                 "INSERT INTO transcripts (channel, call_id, message_id, thread, part, lines) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (channel, call_id) DO UPDATE SET message_id = excluded.message_id,
@@ -406,6 +432,70 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             conn.execute("INSERT INTO readiness VALUES (zeroblob(?1))", params![bytes as i64])?;
             conn.execute("DELETE FROM readiness", []).map(|_| ())
+        })
+        .await
+    }
+
+    async fn lease(
+        &self,
+        channel: &str,
+        owner: &str,
+        ttl_ms: i64,
+        held: Option<i64>,
+    ) -> Result<Option<Lease>, StoreError> {
+        let (channel, owner) = (channel.to_owned(), owner.to_owned());
+        self.run(move |conn| {
+            // One relay per file: always granted; the token moves on unless `held` is current.
+            conn.prepare_cached(
+                "INSERT INTO lanes (channel, owner, token, expires_at) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (channel) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+                     token = CASE WHEN lanes.owner = excluded.owner AND lanes.token = ?4
+                                  THEN lanes.token ELSE lanes.token + 1 END
+                 RETURNING token, pacing",
+            )?
+            .query_row(params![channel, owner, now_ms() + ttl_ms, held.unwrap_or(-1)], |r| {
+                Ok(Some(Lease { token: r.get(0)?, pacing: r.get(1)? }))
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<(), StoreError> {
+        let channel = fence.channel.clone();
+        self.fenced(fence, move |conn| {
+            conn.execute("UPDATE lanes SET expires_at = 0, owner = '' WHERE channel = ?1", params![channel]).map(|_| ())
+        })
+        .await
+    }
+
+    async fn save_pacing(&self, fence: &Fence, pacing: String) -> Result<(), StoreError> {
+        let channel = fence.channel.clone();
+        self.fenced(fence, move |conn| {
+            conn.prepare_cached("UPDATE lanes SET pacing = ?2 WHERE channel = ?1")?
+                .execute(params![channel, pacing])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn set_broken(&self, fence: &Fence, why: String) -> Result<(), StoreError> {
+        let channel = fence.channel.clone();
+        self.fenced(fence, move |conn| {
+            conn.execute("UPDATE lanes SET broken = ?2 WHERE channel = ?1", params![channel, why]).map(|_| ())
+        })
+        .await
+    }
+
+    async fn clear_broken(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.execute("UPDATE lanes SET broken = NULL", []).map(|_| ())).await
+    }
+
+    async fn lanes(&self) -> Result<Vec<LaneState>, StoreError> {
+        self.run(|conn| {
+            let mut q = conn.prepare_cached("SELECT channel, owner, broken FROM lanes ORDER BY channel")?;
+            let rows =
+                q.query_map([], |r| Ok(LaneState { channel: r.get(0)?, owner: r.get(1)?, broken: r.get(2)? }))?;
+            rows.collect()
         })
         .await
     }

@@ -195,3 +195,94 @@ fn the_image_and_unit_configurations_load() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn ha_compose_runs_two_relays_on_postgresql_behind_caddy_with_health_checks_and_safe_retries() {
+    let doc = &yaml("ha/docker-compose.yml")[0];
+    let services = &doc["services"];
+    let postgres = &services["postgres"];
+    assert!(s(&postgres["image"]).starts_with("postgres:"));
+    assert!(!postgres["healthcheck"].is_badvalue(), "relays start once the database answers");
+    for name in ["relay-1", "relay-2"] {
+        let relay = &services[name];
+        let url = s(&relay["environment"]["CALLRELAY__STORE__URL"]);
+        assert!(url.starts_with("postgres://") && url.contains("@postgres:5432/"), "{name}: {url}");
+        assert!(url.contains("${POSTGRES_PASSWORD}"), "{name}: the password comes from the environment");
+        assert_eq!(s(&relay["depends_on"]["postgres"]["condition"]), "service_healthy");
+        assert_eq!(s(&relay["build"]["dockerfile"]), "deploy/Dockerfile");
+    }
+    let caddyfile = read("ha/Caddyfile");
+    for needed in [
+        "reverse_proxy relay-1:8080 relay-2:8080",
+        "health_uri /readyz?scope=intake",
+        "lb_try_duration",
+        "lb_retry_match",
+        "method POST",
+        "handle /webhook*",
+    ] {
+        assert!(caddyfile.contains(needed), "the Caddyfile lacks `{needed}`:\n{caddyfile}");
+    }
+    // The relays' store setting is a valid key, and its password never shows.
+    let out = crate::helpers::bin()
+        .args(["check", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("relay.toml"))
+        .env("CALLRELAY__STORE__URL", "postgres://callrelay:pw-S3CRET-db@postgres:5432/callrelay")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.test/services/T/B/x")
+        .env("DISCORD_WEBHOOK_URL", "https://discord.test/api/webhooks/1/x")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("pw-S3CRET-db"), "{said}");
+}
+
+/// The HA overlay's own files and what the base gives it, checked by hand; rendered with
+/// `kubectl kustomize` too where kubectl exists.
+#[test]
+fn kubernetes_ha_overlay_runs_two_replicas_on_the_database_from_a_secret_with_a_disruption_budget() {
+    let kustomization = &yaml("kubernetes-ha/kustomization.yaml")[0];
+    let resources: Vec<&str> = kustomization["resources"].as_vec().unwrap().iter().map(s).collect();
+    assert_eq!(resources[0], "../kubernetes", "an overlay on the single-replica base");
+    let patch = &yaml("kubernetes-ha/deployment-patch.yaml")[0];
+    let secret = &yaml("kubernetes-ha/database-secret.yaml")[0];
+    let pdb = &yaml("kubernetes-ha/pdb.yaml")[0];
+    let base = yaml("kubernetes/deployment.yaml").remove(0);
+    assert_eq!(base["spec"]["replicas"].as_i64(), Some(1), "the SQLite base stays at one replica");
+
+    let rendered = match which("kubectl") {
+        Ok(kubectl) => {
+            let out =
+                std::process::Command::new(kubectl).arg("kustomize").arg(deploy("kubernetes-ha")).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            Some(YamlLoader::load_from_str(&String::from_utf8_lossy(&out.stdout)).unwrap())
+        }
+        Err(()) => {
+            eprintln!("note: no kubectl; the overlay is checked file by file only");
+            None
+        }
+    };
+    let deployment = match &rendered {
+        Some(docs) => {
+            assert!(docs.iter().all(|d| s(&d["kind"]) != "PersistentVolumeClaim"), "no volume claim with PostgreSQL");
+            docs.iter().find(|d| s(&d["kind"]) == "Deployment").unwrap().clone()
+        }
+        None => patch.clone(),
+    };
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"].as_i64(), Some(2));
+    assert_eq!(s(&spec["strategy"]["type"]), "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"].as_i64(), Some(0), "intake never stops in a roll");
+    let container = &spec["template"]["spec"]["containers"][0];
+    let env = container["env"].as_vec().unwrap();
+    let store = env.iter().find(|e| s(&e["name"]) == "CALLRELAY__STORE__URL").expect("the store URL is set");
+    let from = &store["valueFrom"]["secretKeyRef"];
+    assert_eq!(s(&from["name"]), s(&secret["metadata"]["name"]));
+    assert!(s(&secret["stringData"][s(&from["key"])]).starts_with("postgres://"));
+    let labels = &base["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], *labels, "the budget covers the relay's pods");
+    assert_eq!(pdb["spec"]["minAvailable"].as_i64(), Some(1));
+    if rendered.is_some() {
+        let readiness = &container["readinessProbe"]["httpGet"]["path"];
+        assert_eq!(s(readiness), "/readyz?scope=intake", "load balancing follows intake readiness");
+    }
+}

@@ -15,6 +15,7 @@ mod postgres;
 mod properties;
 mod queued;
 mod receive;
+mod replicas;
 mod routes;
 mod security;
 mod slack_app;

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS transcripts (
     PRIMARY KEY (channel, call_id)
 );
 CREATE TABLE IF NOT EXISTS readiness (x TEXT);
+CREATE TABLE IF NOT EXISTS lanes (
+    channel    TEXT    PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    token      BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL,
+    pacing     TEXT,
+    broken     TEXT
+);
 ";
 
 /// Brings the database to [`VERSION`], creating it when new; refuses a newer one.

@@ -1,5 +1,5 @@
 //! The PostgreSQL store against a real server: the shared contract, plus what only a shared
-//! database brings (two relays racing for one once-key, schema set-up racing, the serving lock).
+//! database brings (two relays racing for one once-key, schema set-up racing, wake-ups between relays).
 //! Each test gets a schema of its own. Without a server the tests are skipped with a note,
 //! except under CI (`CI=true`), where a missing server fails them.
 
@@ -17,7 +17,7 @@ fn server_url() -> String {
 /// when there is no server and this is not CI.
 async fn fresh_schema() -> Option<String> {
     let base = server_url();
-    let connected = tokio_postgres::connect(&base, NoTls).await;
+    let connected = tokio_postgres::connect(&base, tokio_postgres::NoTls).await;
     let (client, connection) = match connected {
         Ok(c) => c,
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
@@ -75,6 +75,12 @@ async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
 }
 
 #[tokio::test]
+async fn contract_leases_fence_off_the_previous_holder() {
+    let Some(store) = fresh().await else { return };
+    contract::leases_fence_off_the_previous_holder(&store, true).await;
+}
+
+#[tokio::test]
 async fn two_relays_starting_together_and_racing_for_one_event_accept_it_once() {
     let Some(url) = fresh_schema().await else { return };
     // Both set up the schema at once: the advisory lock makes them take turns.
@@ -93,17 +99,66 @@ async fn two_relays_starting_together_and_racing_for_one_event_accept_it_once() 
 }
 
 #[tokio::test]
-async fn a_second_serving_relay_is_refused_until_the_first_stops() {
+async fn a_commit_on_one_relay_wakes_the_others() {
     let Some(url) = fresh_schema().await else { return };
-    let first = PgStore::connect(&url, true).await.unwrap();
-    let second = PgStore::connect(&url, true).await.err().unwrap().to_string();
-    assert!(second.contains("another relay is serving from this database"), "{second}");
-    drop(first);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while PgStore::connect(&url, true).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "the lock was not released");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (listening, other) =
+        (PgStore::connect(&url, true).await.unwrap(), PgStore::connect(&url, false).await.unwrap());
+    let mut wakes = listening.wakeups().expect("a serving relay listens");
+    // The listener connects in the background; commit until it hears one.
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            contract::accept(&other, contract::event(&["slack-alerts"], "x")).await.unwrap();
+            if let Ok(Ok(channel)) = tokio::time::timeout(std::time::Duration::from_millis(200), wakes.recv()).await {
+                return channel;
+            }
+        }
+    })
+    .await
+    .expect("no NOTIFY heard in 10 s");
+    assert_eq!(heard, "slack-alerts");
+    // A replayed dead letter wakes the lanes too.
+    let fence = contract::hold(&other, "slack-alerts").await;
+    let ids = other.pending("slack-alerts", 1000).await.unwrap().iter().map(|q| q.id).collect();
+    other.dead_letter(&fence, ids, "x".into()).await.unwrap();
+    while wakes.try_recv().is_ok() {}
+    other.requeue(other.dead_letters().await.unwrap()[0].id).await.unwrap();
+    let channel = tokio::time::timeout(std::time::Duration::from_secs(5), wakes.recv()).await.unwrap().unwrap();
+    assert_eq!(channel, "slack-alerts");
+}
+
+/// The server's snakeoil certificate (Debian's default for `ssl = on`): issued to `localhost`.
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+async fn ssl_of(store: &PgStore) -> bool {
+    let client = store.client().await.unwrap();
+    client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn tls_to_the_database_follows_sslmode() {
+    let Some(url) = fresh_schema().await else { return };
+    if !std::path::Path::new(SNAKEOIL).exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI's PostgreSQL must serve TLS ({SNAKEOIL})");
+        eprintln!("skipped: the test server has no {SNAKEOIL}; CI runs this");
+        return;
     }
+    let with = |url: &str, extra: &str| format!("{url}&{extra}");
+    let plain = PgStore::connect(&url, false).await.unwrap();
+    assert!(!ssl_of(&plain).await, "no sslmode: plaintext");
+    let required = PgStore::connect(&with(&url, "sslmode=require"), false).await.unwrap();
+    assert!(ssl_of(&required).await, "require: encrypted");
+    let by_name = url.replace("@127.0.0.1:", "@localhost:");
+    let full = PgStore::connect(&with(&by_name, &format!("sslmode=verify-full&sslrootcert={SNAKEOIL}")), false).await;
+    assert!(ssl_of(&full.unwrap()).await, "verify-full: the certificate is for localhost and chains to the root");
+    let wrong_name = PgStore::connect(&with(&url, &format!("sslmode=verify-full&sslrootcert={SNAKEOIL}")), false).await;
+    let refused = wrong_name.err().expect("127.0.0.1 is not the certificate's name").to_string();
+    assert!(refused.contains("certificate") && refused.contains("store.url"), "{refused}");
+    let ca = PgStore::connect(&with(&url, &format!("sslmode=verify-ca&sslrootcert={SNAKEOIL}")), false).await;
+    assert!(ssl_of(&ca.unwrap()).await, "verify-ca checks the chain, not the name");
+    let untrusted = PgStore::connect(&with(&by_name, "sslmode=verify-full"), false).await;
+    assert!(untrusted.is_err(), "a self-signed certificate is not among the Mozilla roots");
+    let prefer = PgStore::connect(&with(&url, "sslmode=prefer"), false).await.err().unwrap().to_string();
+    assert!(prefer.contains("sslmode `prefer` is not supported"), "{prefer}");
 }
 
 #[test]

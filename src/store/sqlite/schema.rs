@@ -4,8 +4,10 @@
 //! - Version 1: one `deliveries` row per rendered post (bodies rendered at intake).
 //! - Version 2: each accepted event once in `events`, plus one small `queue` row per routed
 //!   channel pointing at it; lanes render at delivery. `threads` maps a call to its thread on a
-//!   channel (`threads = "per_call"`), `transcripts` to its live transcript message. Posts a version-1 relay had queued become
-//!   version-2 entries carrying their body, and are sent as they were rendered.
+//!   channel (`threads = "per_call"`), `transcripts` to its live transcript message, `lanes`
+//!   holds each channel's lane lease (token, pacing state, broken mark; added within version 2,
+//!   created if missing). Posts a version-1 relay had queued become version-2 entries carrying
+//!   their body, and are sent as they were rendered.
 
 use rusqlite::Connection;
 
@@ -74,6 +76,14 @@ CREATE TABLE IF NOT EXISTS seen (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+CREATE TABLE IF NOT EXISTS lanes (
+    channel    TEXT    PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    token      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    pacing     TEXT,
+    broken     TEXT
+) WITHOUT ROWID;
 ";
 
 /// Version 1 → 2: every queued post keeps its id (so its place in the queue), its body, attempts

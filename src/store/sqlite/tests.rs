@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::store::contract::{self, accept, event, texts};
+use crate::store::contract::{self, accept, event, hold, texts};
 
 fn fresh() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -48,6 +48,11 @@ async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
 }
 
 #[tokio::test]
+async fn contract_leases_fence_off_the_previous_holder() {
+    contract::leases_fence_off_the_previous_holder(&fresh().1, false).await;
+}
+
+#[tokio::test]
 async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/relay.db");
@@ -57,7 +62,7 @@ async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
         accept(&store, event(&["a"], "2")).await.unwrap();
         assert_eq!(count(&store, "events").await, 2, "one row per event, whatever the channels");
         let a = store.pending("a", 10).await.unwrap();
-        store.delivered(vec![a[0].id]).await.unwrap();
+        store.delivered(&hold(&store, "a").await, vec![a[0].id]).await.unwrap();
         assert_eq!(count(&store, "events").await, 2, "event 1 is still queued for b");
         let key = OnceKey { key: "kept".into(), expires_at_ms: now_ms() + 60_000 };
         assert_eq!(store.accept(None, vec![key]).await.unwrap(), Accepted::New);
@@ -66,7 +71,7 @@ async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["2"]);
     let b = store.pending("b", 10).await.unwrap();
     assert_eq!(texts(&b), ["1"]);
-    store.delivered(vec![b[0].id]).await.unwrap();
+    store.delivered(&hold(&store, "b").await, vec![b[0].id]).await.unwrap();
     assert_eq!(count(&store, "events").await, 1, "an event no entry points at is gone");
     assert_eq!(
         store.accept(None, vec![OnceKey { key: "kept".into(), expires_at_ms: now_ms() + 60_000 }]).await.unwrap(),
@@ -74,7 +79,7 @@ async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
         "once-keys survive reopening"
     );
     let a = store.pending("a", 10).await.unwrap();
-    store.dead_letter(vec![a[0].id], "gone".into()).await.unwrap();
+    store.dead_letter(&hold(&store, "a").await, vec![a[0].id], "gone".into()).await.unwrap();
     assert_eq!(count(&store, "events").await, 0, "a dead letter holds its own copy of the event");
 }
 
@@ -95,7 +100,7 @@ async fn a_full_store_refuses_then_recovers_when_space_is_freed() {
     assert_eq!(store.ping(big.len()).await, Err(StoreError::Full), "readiness sees what accepting saw");
     let queued = store.pending("a", 1000).await.unwrap();
     assert_eq!(queued.len(), accepted, "a refused accept left nothing behind");
-    store.delivered(queued.iter().map(|q| q.id).collect()).await.unwrap();
+    store.delivered(&hold(&store, "a").await, queued.iter().map(|q| q.id).collect()).await.unwrap();
     accept(&store, event(&["a"], &big)).await.unwrap();
     store.ping(big.len()).await.unwrap();
 }
