@@ -379,6 +379,35 @@ def repeated(d):
     return f" ({d['duplicates']} repeated)" if d["duplicates"] else ""
 
 
+def replicas_section(p):
+    """The PostgreSQL and failover table, from `benches/replicas.py`'s results."""
+    i = p["ingest"]
+    row = lambda name, m: f"| {name} | {m['rps']:,.0f} req/s | {m['p50']:.2f} ms | {m['p99']:.2f} ms |"
+    lines = [
+        "",
+        "## Several replicas on PostgreSQL (`python3 benches/replicas.py`)",
+        "",
+        f"Written on {p['when']}; machine: {p['machine']}. PostgreSQL 15 runs on the same two cores as the relays and the",
+        f"load generator (oha, {p['seconds']} s each, 32 connections in all; the two-replica run splits them 16 and 16 and",
+        "reports the sum of both rates and the worse of both percentiles). Every request is a durable acceptance.",
+        "",
+        "| store | ingest | p50 | p99 |",
+        "| --- | --- | --- | --- |",
+        row("SQLite (embedded), one relay", i["sqlite"]),
+        row("PostgreSQL, one relay", i["postgres"]),
+        row("PostgreSQL, two relays at once", i["postgres_two"]),
+        "",
+        "Failover: two relays on one database; the one holding the channel's lease is killed with SIGKILL at a random",
+        "point of its renewal period; the time until the other holds the channel (`callrelay_lane_held`, polled every 10 ms).",
+        "",
+        "| `store.lease` | kills | median | worst | bound (lease + a third of it) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for f in p["failover"]:
+        lines.append(f"| {f['lease']} s | {f['trials']} | {f['median']:.1f} s | {f['max']:.1f} s | {f['lease'] * 4 / 3:.1f} s |")
+    return lines
+
+
 def write_report(r, quick):
     bare, relay, steady = r["bare"], r["relay"], r["steady"]
     share = relay["rps"] / bare["rps"]
@@ -429,6 +458,9 @@ def write_report(r, quick):
         )
     lines += ["", "## Micro-benchmarks (criterion, `cargo bench --bench micro`)", "", "| benchmark | median time |", "| --- | --- |"]
     lines += [f"| {name} | {t} |" for name, t in r["micro"]]
+    replicas = ROOT / "benches" / "replicas.json"
+    if replicas.exists():
+        lines += replicas_section(json.loads(replicas.read_text()))
     analysis = ROOT / "benches" / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip()]

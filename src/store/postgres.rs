@@ -1,7 +1,7 @@
 //! The PostgreSQL store, chosen by `store.url`: the same tables and behaviour as the SQLite store,
 //! on a database server several relays share. Accepts are group-committed by one writer task
-//! (everything waiting goes in one transaction, each event in a savepoint); the rest runs on a
-//! small connection pool. A once-key is claimed by `INSERT … ON CONFLICT DO NOTHING`, so the
+//! (everything waiting goes in one transaction of a fixed number of statements); the rest runs
+//! on a small connection pool. A once-key is claimed by `INSERT … ON CONFLICT DO NOTHING`, so the
 //! database's unique key, not a check-then-insert, decides which of two identical events is new.
 //!
 //! Each channel's lane is leased (`lanes`: owner, expiry by the database's clock, fencing token);
@@ -224,72 +224,89 @@ async fn writer(pool: Pool, mut jobs: mpsc::Receiver<AcceptJob>) {
     }
 }
 
+/// One transaction for the whole batch, in a fixed number of statements whatever its size (each
+/// a round trip; per-event statements made PostgreSQL intake round-trip bound): claim every
+/// once-key at once, decide per event, release the keys of events found to be repeats, insert the
+/// events with ids drawn in acceptance order, then their queue entries in that order.
 async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted, StoreError>>, StoreError> {
     let mut client = pool.get().await.map_err(failed)?;
-    let mut tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let tx = client.transaction().await.map_err(|e| classify(&e))?;
     let now = now_ms();
-    if batch.iter().any(|j| !j.once.is_empty()) {
+    let mut outcomes: Vec<Accepted> = vec![Accepted::New; batch.len()];
+    let (keys, expiries): (Vec<&str>, Vec<i64>) =
+        batch.iter().flat_map(|j| &j.once).map(|k| (k.key.as_str(), k.expires_at_ms)).unzip();
+    if !keys.is_empty() {
         tx.execute("DELETE FROM seen WHERE expires_at < $1", &[&now]).await.map_err(|e| classify(&e))?;
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let savepoint = tx.savepoint("job").await.map_err(|e| classify(&e))?;
-        match accept_one(&savepoint, job, now).await {
-            Ok(Accepted::New) => {
-                savepoint.commit().await.map_err(|e| classify(&e))?;
-                outcomes.push(Ok(Accepted::New));
-            }
-            other => {
-                savepoint.rollback().await.map_err(|e| classify(&e))?;
-                outcomes.push(other.map_err(|e| classify(&e)));
+        let claimed: std::collections::HashSet<String> = tx
+            .query(
+                "INSERT INTO seen (key, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[])
+                 ON CONFLICT (key) DO NOTHING RETURNING key",
+                &[&keys, &expiries],
+            )
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // An event is new when this batch claimed all its keys and no earlier event in it did.
+        let mut taken = std::collections::HashSet::new();
+        for (job, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            match job.once.iter().find(|k| !claimed.contains(&k.key) || taken.contains(k.key.as_str())) {
+                Some(repeat) => *outcome = Accepted::Seen(repeat.key.clone()),
+                None => taken.extend(job.once.iter().map(|k| k.key.as_str())),
             }
         }
+        let release: Vec<&str> = claimed.iter().map(String::as_str).filter(|k| !taken.contains(k)).collect();
+        if !release.is_empty() {
+            tx.execute("DELETE FROM seen WHERE key = ANY($1)", &[&release]).await.map_err(|e| classify(&e))?;
+        }
     }
-    let mut queued: Vec<&str> = batch
+    let events: Vec<&NewEvent> = batch
         .iter()
         .zip(&outcomes)
-        .filter(|(_, o)| matches!(o, Ok(Accepted::New)))
-        .filter_map(|(j, _)| j.event.as_ref())
-        .flat_map(|e| e.channels.iter().map(String::as_str))
+        .filter(|(_, o)| **o == Accepted::New)
+        .filter_map(|(j, _)| j.event.as_ref().filter(|e| !e.channels.is_empty()))
         .collect();
-    queued.sort_unstable();
-    queued.dedup();
-    if !queued.is_empty() {
-        wake(&tx, &queued).await.map_err(|e| classify(&e))?;
+    if !events.is_empty() {
+        let mut ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
+                &[&(events.len() as i64)],
+            )
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids.sort_unstable();
+        // PostgreSQL text cannot hold NUL; the event JSON escapes it, these fields are raw.
+        let clean = |s: &str| s.replace('\0', "\u{fffd}");
+        let calls: Vec<String> = events.iter().map(|e| clean(&e.call_id)).collect();
+        let types: Vec<String> = events.iter().map(|e| clean(&e.event_type)).collect();
+        let bodies: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        tx.execute(
+            "INSERT INTO events (id, call_id, event_type, event, accepted_at)
+             SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
+            &[&ids, &calls, &types, &bodies, &now],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        let (channels, owners): (Vec<&str>, Vec<i64>) =
+            events.iter().zip(&ids).flat_map(|(e, id)| e.channels.iter().map(move |c| (c.as_str(), *id))).unzip();
+        tx.execute(
+            "INSERT INTO queue (channel, event_id)
+             SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
+            &[&channels, &owners],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+        let mut woken = channels;
+        woken.sort_unstable();
+        woken.dedup();
+        wake(&tx, &woken).await.map_err(|e| classify(&e))?;
     }
     tx.commit().await.map_err(|e| classify(&e))?;
-    Ok(outcomes)
-}
-
-async fn accept_one(
-    tx: &tokio_postgres::Transaction<'_>,
-    job: &AcceptJob,
-    now: i64,
-) -> Result<Accepted, tokio_postgres::Error> {
-    for k in &job.once {
-        let claimed = tx
-            .execute(
-                "INSERT INTO seen (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                &[&k.key, &k.expires_at_ms],
-            )
-            .await?;
-        if claimed == 0 {
-            return Ok(Accepted::Seen(k.key.clone()));
-        }
-    }
-    if let Some(e) = job.event.as_ref().filter(|e| !e.channels.is_empty()) {
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO events (call_id, event_type, event, accepted_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&e.call_id, &e.event_type, &e.event, &now],
-            )
-            .await?
-            .get(0);
-        for channel in &e.channels {
-            tx.execute("INSERT INTO queue (channel, event_id) VALUES ($1, $2)", &[channel, &id]).await?;
-        }
-    }
-    Ok(Accepted::New)
+    Ok(outcomes.into_iter().map(Ok).collect())
 }
 
 /// Tells every listening relay (at commit) that `channels` have new entries.

@@ -1,7 +1,8 @@
 //! Several real relay binaries on one PostgreSQL database, with a Slack stand-in that enforces its
 //! rate limit (a post over the budget, or during a 429's wait, is answered 429 and counted as a
 //! violation): shared intake and dedup, one sender per channel, `kill -9` of the lane holder, a
-//! paused holder fenced off, and the database going away and coming back. Skipped with a note
+//! paused holder fenced off, broken marks shared, a stopping holder handing over, and the
+//! database going away and coming back. Skipped with a note
 //! without a server, except under CI (`CI=true`).
 
 use std::collections::VecDeque;
@@ -113,6 +114,10 @@ impl StrictSlack {
 /// A relay configuration on the database at `CALLRELAY_TEST_DATABASE_URL`, one Slack channel
 /// paced at 5 posts per second, one post per event.
 fn config(slack: &MockServer) -> (tempfile::TempDir, std::path::PathBuf) {
+    config_with_lease(slack, LEASE)
+}
+
+fn config_with_lease(slack: &MockServer, lease: Duration) -> (tempfile::TempDir, std::path::PathBuf) {
     let toml = format!(
         r#"
 [server]
@@ -136,7 +141,7 @@ coalesce = false
 events = ["message"]
 channels = ["live"]
 "#,
-        LEASE.as_secs()
+        lease.as_secs()
     );
     let discord_unused = slack;
     write_config(&toml, slack, discord_unused)
@@ -393,4 +398,65 @@ async fn the_database_going_away_answers_503_and_intake_recovers_by_itself() {
     assert_eq!(slack.delivered(), ["before", "after"], "the refused event was not half-kept");
     let ready = reqwest::get(format!("http://127.0.0.1:{}/readyz?scope=intake", relay.port)).await.unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+async fn broken_channels(relay: &Served) -> Value {
+    let url = format!("http://127.0.0.1:{}/readyz", relay.port);
+    let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    answer["broken_channels"].clone()
+}
+
+#[tokio::test]
+async fn a_broken_channel_shows_on_every_replica_and_a_reload_on_any_clears_it() {
+    let Some(url) = fresh_schema().await else { return };
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+        .mount(&slack)
+        .await;
+    let (_dir, file) = config(&slack);
+    let (a, b) = two_replicas(&file, &url);
+    let held_by = holder([&a, &b]).await;
+    let (sender, other) = if held_by == 0 { (&a, &b) } else { (&b, &a) };
+    assert_eq!(other.post_event(&message("c", "user", "into the void")).await.status(), 200);
+    for relay in [sender, other] {
+        wait_until("both replicas to report the broken channel", Duration::from_secs(15), async || {
+            broken_channels(relay).await["live"].as_str().is_some_and(|why| why.contains("no_service"))
+        })
+        .await;
+    }
+    // The webhook is fixed and the configuration reloaded, on the replica that does not send.
+    signal(other.child.id(), "HUP");
+    for relay in [sender, other] {
+        wait_until("both replicas to forget the mark", Duration::from_secs(15), async || {
+            broken_channels(relay).await.as_object().is_some_and(|m| m.is_empty())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_holder_stopping_with_sigterm_hands_its_channel_over_at_once() {
+    let Some(url) = fresh_schema().await else { return };
+    let (slack_server, slack) = StrictSlack::start(None, None).await;
+    // A long lease: waiting for it to expire would take 6 to 9 s.
+    let lease = Duration::from_secs(9);
+    let (_dir, file) = config_with_lease(&slack_server, lease);
+    let (a, b) = two_replicas(&file, &url);
+    let held_by = holder([&a, &b]).await;
+    let (mut stopping, survivor) = if held_by == 0 { (a, b) } else { (b, a) };
+    assert_eq!(survivor.post_event(&message("c", "user", "before")).await.status(), 200);
+    slack.wait_for(&["before".into()], &[&stopping, &survivor]).await;
+    signal(stopping.child.id(), "TERM");
+    let stopped_at = Instant::now();
+    assert!(stopping.child.wait().unwrap().success());
+    wait_until("the other replica to take the channel", lease / 3 + Duration::from_secs(2), async || {
+        holds(&survivor).await
+    })
+    .await;
+    assert!(stopped_at.elapsed() < lease / 2, "released, not expired: {:?}", stopped_at.elapsed());
+    assert_eq!(survivor.post_event(&message("c", "user", "after")).await.status(), 200);
+    slack.wait_for(&["after".into()], &[&survivor]).await;
+    survivor.wait_idle().await;
+    assert_eq!(slack.delivered(), ["before", "after"]);
 }
