@@ -4,9 +4,12 @@
 //! [`store`] commits the event once with an entry per channel, [`dispatch`] runs one ordered lane
 //! per channel that renders each event ([`render`]) and posts it ([`sinks`]) to Slack and Discord.
 //! [`config`] reads the file; [`setup`] compiles it into the immutable snapshot they all read.
+//! [`console`] is the web console on its own listener: it reads the same snapshot and store, and
+//! previews through the same render path.
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod event;
 pub mod pipeline;

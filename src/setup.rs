@@ -33,6 +33,8 @@ pub struct Config {
     pub dedup: DedupConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[admin]`: the web console.
+    pub admin: crate::config::AdminConfig,
     /// The templates directory, resolved against the config file's directory.
     pub templates_dir: PathBuf,
     /// Channels by name.
@@ -98,6 +100,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         auth: file.auth,
         dedup: file.dedup,
         log: file.log,
+        admin: file.admin,
         templates_dir: loaded.templates_dir,
         channels,
         router,

@@ -157,6 +157,27 @@ pub fn read(source: &ConfigSource) -> Result<Loaded, ConfigError> {
             "may contain only letters, digits, `-`, `.`, `_`, `~` and `/`".into(),
         ));
     }
+    if raw.admin.enabled && raw.admin.token.is_none() && !raw.admin.on_loopback() {
+        problems.push(problem(
+            &file,
+            lines.find(&["admin".into(), "listen".into()]),
+            "key `admin.listen`",
+            format!(
+                "`{}` is reachable from other machines: set `admin.token` (a secret) or listen on 127.0.0.1",
+                raw.admin.listen
+            ),
+        ));
+    }
+    if raw.store.url.is_some() && raw.store.max_bytes.is_some() {
+        problems.push(problem(
+            &file,
+            lines.find(&["store".into(), "max_bytes".into()]),
+            "key `store.max_bytes`",
+            "applies to the SQLite store only; with `store.url`, PostgreSQL's own limits apply (a full disk \
+             answers 503 in the same way): remove one of the two"
+                .into(),
+        ));
+    }
     if raw.store.lease < std::time::Duration::from_secs(3) {
         problems.push(problem(
             &file,

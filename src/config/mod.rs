@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
+    /// The web console (template playground, deliveries, dead letters) on its own listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Destinations, by name. The name is what routes refer to and what logs show.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -225,7 +228,8 @@ pub struct StoreConfig {
     /// Default `data/callrelay.db`.
     pub path: PathBuf,
     /// Largest size of the database in bytes; when reached, new events are answered 503 rather
-    /// than filling the disk. Default: no limit. SQLite only (PostgreSQL's own limits apply).
+    /// than filling the disk. Default: no limit. SQLite only: refused together with `url`
+    /// (PostgreSQL's own limits apply, and its disk-full answer is a 503 too).
     pub max_bytes: Option<u64>,
     /// A PostgreSQL database to use instead of the SQLite file: `"${DATABASE_URL}"`
     /// (`postgres://user:password@host:5432/db`; a secret, since it may carry a password).
@@ -243,6 +247,36 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self { path: PathBuf::from("data/callrelay.db"), max_bytes: None, url: None, lease: Duration::from_secs(15) }
+    }
+}
+
+/// `[admin]`: the web console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the console. Default true.
+    pub enabled: bool,
+    /// The console's own address, never the webhook port. Default `127.0.0.1:9090` (this machine
+    /// only). Any other address requires `token`. If the address is taken, the relay logs an
+    /// error and runs without the console (taking events matters more).
+    pub listen: String,
+    /// The console's password (`"${CALLRELAY_ADMIN_TOKEN}"`; a secret): a login form exchanges it
+    /// for a session cookie. Required unless `listen` is a loopback address. Default: none.
+    pub token: Option<Secret>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:9090".into(), token: None }
+    }
+}
+
+impl AdminConfig {
+    /// Whether `listen` is a loopback address (then the console needs no token).
+    pub fn on_loopback(&self) -> bool {
+        let host = self.listen.rsplit_once(':').map_or(self.listen.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 

@@ -127,6 +127,11 @@ impl Dispatcher {
         self.broken.all()
     }
 
+    /// This relay's name as lease holder (as the store's `lanes` table shows it).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// The store the lanes read.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()

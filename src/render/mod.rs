@@ -25,6 +25,7 @@ use crate::event::EventType;
 use crate::sinks::{self, discord, slack, Fitted};
 
 /// Compiled templates for every channel and event type.
+#[derive(Clone)]
 pub struct Renderer {
     slack: Handlebars<'static>,
     discord: Handlebars<'static>,
@@ -222,6 +223,37 @@ impl At {
 }
 
 impl Renderer {
+    /// This renderer with `channel`'s template of `kind` replaced by `source` (the console's
+    /// playground: what the edited template would post, through the same path as real posts).
+    /// A template that does not compile is an error with its line.
+    pub fn with_template(&self, channel: &Channel, kind: &str, source: &str) -> Result<Renderer, RenderError> {
+        let at = At {
+            template: format!("playground:{}", default_template(channel.platform, kind)),
+            channel: channel.name.clone(),
+            call_id: String::new(),
+        };
+        let known = EventType::ALL.iter().map(|t| t.as_str()).chain(EXTRA_KINDS.iter().map(|(_, k)| *k));
+        let kind: &'static str = known
+            .into_iter()
+            .find(|k| *k == kind)
+            .ok_or_else(|| at.fail(None, format!("no template kind `{kind}`")))?;
+        let mut copy = self.clone();
+        let hb = match channel.platform {
+            Platform::Slack => &mut copy.slack,
+            Platform::Discord => &mut copy.discord,
+        };
+        hb.register_template_string(&at.template, source)
+            .map_err(|e| at.fail(e.pos().map(|(line, _)| line), e.reason().to_string()))?;
+        copy.sources.insert(at.template.clone(), source.to_owned());
+        copy.chosen.entry(channel.name.clone()).or_default().insert(kind, at.template.clone());
+        Ok(copy)
+    }
+
+    /// The text of the template a channel uses for a kind.
+    pub fn source_for(&self, channel: &str, kind: &str) -> Option<&str> {
+        self.sources.get(self.template_for(channel, kind)?).map(String::as_str)
+    }
+
     /// The first line of `template` that writes `"key"`, if any.
     fn line_writing(&self, template: &str, key: &str) -> Option<usize> {
         let quoted = format!("\"{key}\"");

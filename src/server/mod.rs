@@ -35,6 +35,7 @@ pub const ALLOWED_HEADERS: &str = "Content-Type, Authorization, webhook-id, webh
 /// A bound, ready-to-run relay.
 pub struct Application {
     port: u16,
+    console_port: Option<u16>,
     server: actix_web::dev::Server,
     state: web::Data<State>,
 }
@@ -121,12 +122,18 @@ impl Application {
             None => http.listen(listener)?.run(),
         };
         reload::spawn(source, templates_dir, state.clone(), certs);
-        Ok(Application { port, server, state })
+        let console_port = crate::console::start(state.clone());
+        Ok(Application { port, console_port, server, state })
     }
 
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The console's port, when it runs.
+    pub fn console_port(&self) -> Option<u16> {
+        self.console_port
     }
 
     /// The delivery lanes (tests use it to wait until everything queued was posted).

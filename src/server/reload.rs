@@ -100,9 +100,10 @@ async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
             != current.config.server.tls.as_ref().map(|t| (&t.cert, &t.key))
         || config.store.path != current.config.store.path
         || config.store.url != current.config.store.url
+        || (config.admin.enabled, &config.admin.listen) != (current.config.admin.enabled, &current.config.admin.listen)
     {
         tracing::warn!(
-            "`server.listen`, `server.path`, `server.tls`, `store.path` and `store.url` changes take effect after a restart."
+            "`server.listen`, `server.path`, `server.tls`, `store.path`, `store.url`, `admin.enabled` and `admin.listen` changes take effect after a restart."
         );
     }
     for (name, why) in config.disabled_channels() {

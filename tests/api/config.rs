@@ -47,6 +47,18 @@ fn unknown_keys_are_errors_naming_file_line_and_key() {
 }
 
 #[test]
+fn store_settings_that_cannot_work_are_refused_with_their_line() {
+    let e = load_text(&format!(
+        "{CHANNEL}[store]\nurl = \"postgres://relay:pw-S3CRET@db/calls\"\nmax_bytes = 1000000\nlease = \"1s\"\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("2 problems"), "{e}");
+    assert!(e.contains("relay.toml:8: key `store.max_bytes`: applies to the SQLite store only"), "{e}");
+    assert!(e.contains("relay.toml:9: key `store.lease`: must be at least 3s"), "{e}");
+    assert!(!e.contains("pw-S3CRET"), "{e}");
+}
+
+#[test]
 fn syntax_errors_name_the_line() {
     let e = load_text("[server\nlisten = 1\n").unwrap_err();
     assert!(e.contains("relay.toml:3: syntax"), "{e}");

@@ -44,6 +44,8 @@ pub struct TestApp {
     /// The running relay's lanes.
     pub dispatcher: Arc<Dispatcher>,
     dir: tempfile::TempDir,
+    /// The console's address (`http://127.0.0.1:PORT`), when it runs.
+    pub console: Option<String>,
 }
 
 /// The default test configuration: the shipped shape (live messages to Slack, summaries to
@@ -138,10 +140,12 @@ pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp 
     let discord = mock_discord().await;
     let (dir, file) = write_config(toml, &slack, &discord);
     prepare(dir.path());
+    console_on_any_port();
     let config = callrelay::setup::load(&ConfigSource::File(file)).unwrap_or_else(|e| panic!("{e}"));
     let path = config.server.path.clone();
     let app = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let console = app.console_port().map(|p| format!("http://127.0.0.1:{p}"));
     let dispatcher = app.dispatcher();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -152,7 +156,16 @@ pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp 
         client: reqwest::Client::new(),
         dispatcher,
         dir,
+        console,
     }
+}
+
+/// Tests run many relays at once: each one's console takes any free loopback port (the default,
+/// 9090, would be taken by the first). A test that sets `[admin] listen` in its file still gets
+/// this (the environment overrides the file), which is what every test wants.
+pub fn console_on_any_port() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("CALLRELAY__ADMIN__LISTEN", "127.0.0.1:0"));
 }
 
 impl TestApp {
@@ -254,6 +267,7 @@ pub fn bin() -> Command {
     c.env_remove("SLACK_WEBHOOK_URL")
         .env_remove("DISCORD_WEBHOOK_URL")
         .env_remove("CALLRELAY_CONFIG")
+        .env("CALLRELAY__ADMIN__LISTEN", "127.0.0.1:0")
         .env("NO_COLOR", "1");
     c
 }

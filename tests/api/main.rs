@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod console;
 mod delivery;
 mod deploy;
 mod durability;

@@ -1,0 +1,197 @@
+//! The template playground: pick a channel and an event (a built-in sample, or pasted JSON), edit
+//! the channel's template for that event type, and see what would be posted: the exact bodies
+//! (after escaping, `allowed_mentions`, limits and splitting, by the same render path as real
+//! posts), what the limits changed, errors with the template's line, and each post drawn as the
+//! platform would. The script previews as you type; without it, "Preview" does the same.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::{self, Sessions};
+use super::pages::{html_page, layout};
+use super::preview;
+use crate::event::{self, Incoming};
+use crate::server::State;
+
+/// What the form carries.
+#[derive(Debug, Default, Deserialize)]
+pub struct Form {
+    #[serde(default)]
+    channel: String,
+    /// A sample's index, or `pasted`.
+    #[serde(default)]
+    sample: String,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The event of a form: the pasted JSON, else the chosen sample, else the first.
+fn event_text(form: &Form) -> String {
+    if let Some(text) = form.event.as_ref().filter(|t| !t.trim().is_empty()) {
+        return text.clone();
+    }
+    let samples = crate::samples::all();
+    let i = form.sample.parse::<usize>().unwrap_or(0).min(samples.len() - 1);
+    serde_json::to_string_pretty(&samples[i].body).expect("JSON values serialise")
+}
+
+/// The preview of `form`: bodies, notes, errors, look-alikes.
+fn render(state: &State, form: &Form) -> Markup {
+    let config = state.snapshot.load().config.clone();
+    let Some(channel) = config.channels.get(&form.channel) else {
+        return html! { p.error { "No channel named “" (form.channel) "”." } };
+    };
+    let value: Value = match serde_json::from_str(&event_text(form)) {
+        Ok(v) => v,
+        Err(e) => return html! { p.error { "The event is not JSON: " (e.to_string()) } },
+    };
+    let event = match event::from_value(&value, chrono::Utc::now()) {
+        Ok(Incoming::Event(e)) => e,
+        Ok(_) => return html! { p.error { "The relay ignores this event (an unknown event type)." } },
+        Err(e) => return html! { p.error { "The relay would refuse this event: " (e.to_string()) } },
+    };
+    let kind = event.event_type.as_str();
+    let renderer = match &form.template {
+        Some(source) => match config.renderer.with_template(channel, kind, source) {
+            Ok(r) => r,
+            Err(e) => return error(&e),
+        },
+        None => config.renderer.clone(),
+    };
+    let context = crate::pipeline::context(&event);
+    let rendered = match renderer.render_kind(channel, kind, &context) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let total = rendered.posts.len();
+    html! {
+        @if !rendered.notes.is_empty() {
+            ul.notes { @for n in &rendered.notes { li { (n) } } }
+        }
+        @for (i, body) in rendered.posts.iter().enumerate() {
+            @let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            section.post {
+                h3 { "Post " (i + 1) " of " (total) " to " (channel.name) }
+                (preview::post(channel.platform, &value))
+                details { summary { "Exact body (" (body.len()) " bytes)" } pre { (serde_json::to_string_pretty(&value).unwrap_or_default()) } }
+            }
+        }
+    }
+}
+
+fn error(e: &crate::render::RenderError) -> Markup {
+    html! {
+        p.error {
+            strong { "Template error" @if let Some(line) = e.line { " on line " (line) } ": " }
+            (e.message)
+        }
+    }
+}
+
+fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> HttpResponse {
+    let config = state.snapshot.load().config.clone();
+    let mut form = form;
+    if !config.channels.contains_key(&form.channel) {
+        form.channel = config.channels.keys().next().cloned().unwrap_or_default();
+    }
+    let event = event_text(&form);
+    let kind = serde_json::from_str::<Value>(&event)
+        .ok()
+        .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "message".into());
+    let template = form
+        .template
+        .clone()
+        .unwrap_or_else(|| config.renderer.source_for(&form.channel, &kind).unwrap_or("").to_owned());
+    let file = config.renderer.template_for(&form.channel, &kind).unwrap_or("?").to_owned();
+    let csrf = sessions.csrf(session);
+    let preview =
+        render(state, &Form { template: Some(template.clone()), event: Some(event.clone()), ..form_copy(&form) });
+    let samples = crate::samples::all();
+    html_page(layout(
+        "Template playground",
+        Some(&csrf),
+        html! {
+            form #playground method="post" action="/playground" data-preview="/playground/preview" {
+                input type="hidden" name="csrf" value=(csrf);
+                div.pick {
+                    label { "Channel " select name="channel" {
+                        @for name in config.channels.keys() { option value=(name) selected[*name == form.channel] { (name) } }
+                    } }
+                    label { "Sample event " select name="sample" {
+                        @for (i, s) in samples.iter().enumerate() { option value=(i) selected[form.sample == i.to_string()] { (s.name) } }
+                    } }
+                    a.button href="/playground" { "Start over" }
+                }
+                div.columns {
+                    div {
+                        label { "Template " code { (file) } " (Handlebars)"
+                            textarea name="template" rows="24" spellcheck="false" { (template) } }
+                        label { "Event (JSON, as Beyond Presence posts it)"
+                            textarea name="event" rows="12" spellcheck="false" { (event) } }
+                        button type="submit" { "Preview" }
+                        p.hint { "Saving is not available from the console yet: copy the template into "
+                            code { (file) } " in the templates directory; live reload picks it up." }
+                    }
+                    div #preview aria-live="polite" { (preview) }
+                }
+            }
+        },
+    ))
+}
+
+fn form_copy(f: &Form) -> Form {
+    Form {
+        channel: f.channel.clone(),
+        sample: f.sample.clone(),
+        event: f.event.clone(),
+        template: f.template.clone(),
+        csrf: String::new(),
+    }
+}
+
+pub async fn page(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    query: web::Query<Form>,
+) -> HttpResponse {
+    match auth::session(&req, &state, &sessions) {
+        Ok(session) => page_with(&state, &sessions, &session, query.into_inner()),
+        Err(answer) => answer,
+    }
+}
+
+/// The form posted without the script: the whole page again, with its preview. A changed sample
+/// or channel starts from that sample and channel's template.
+pub async fn page_posted(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    form: web::Form<Form>,
+) -> HttpResponse {
+    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    page_with(&state, &sessions, &session, form.into_inner())
+}
+
+/// The preview alone, for the script.
+pub async fn preview(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    form: web::Form<Form>,
+) -> HttpResponse {
+    if let Err(answer) = auth::checked(&req, &state, &sessions, &form.csrf) {
+        return answer;
+    }
+    html_page(render(&state, &form))
+}

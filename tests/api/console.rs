@@ -1,0 +1,190 @@
+//! The web console over HTTP, on the real server: security headers, login and CSRF, the
+//! channels overview, the playground (its exact body is what the relay really posts; errors carry
+//! the template's line; hostile text stays text) and dead-letter replay.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn console(app: &TestApp) -> String {
+    app.console.clone().expect("the console runs")
+}
+
+/// A client that keeps cookies and does not follow redirects (to see them).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn csrf_of(page: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#).unwrap();
+    re.captures(page).expect("a CSRF field")[1].to_owned()
+}
+
+#[tokio::test]
+async fn the_console_serves_on_loopback_with_a_strict_policy_and_never_shows_secrets() {
+    let app = spawn_app().await;
+    let answer = reqwest::get(format!("{}/", console(&app))).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let headers = answer.headers().clone();
+    assert_eq!(headers["content-security-policy"], callrelay::console::CSP);
+    assert!(callrelay::console::CSP.contains("script-src 'self'") && !callrelay::console::CSP.contains("unsafe"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("<td>live</td>") && page.contains("<td>summaries</td>"), "{page}");
+    assert!(!page.contains("slacksecrettoken") && !page.contains(&app.slack.uri()), "no webhook URL shown");
+    // Not on the webhook port.
+    let webhook_port = reqwest::get(format!("{}/playground", app.address)).await.unwrap();
+    assert_eq!(webhook_port.status(), 404);
+}
+
+#[tokio::test]
+async fn with_a_token_every_page_needs_a_login_and_every_form_a_csrf_token() {
+    std::env::set_var("CALLRELAY_TEST_CONSOLE_TOKEN", "console-S3CRET-token");
+    let app = spawn_with(
+        &DEFAULT_TOML.replace("[server]", "[admin]\ntoken = \"${CALLRELAY_TEST_CONSOLE_TOKEN}\"\n\n[server]"),
+    )
+    .await;
+    let base = console(&app);
+    let client = browser();
+    let first = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], "/login");
+    let refused = client.post(format!("{base}/dead-letters/purge")).form(&[("csrf", "x")]).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "no session, no action");
+    let wrong = client.post(format!("{base}/login")).form(&[("token", "guess")]).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = client.post(format!("{base}/login")).form(&[("token", "console-S3CRET-token")]).send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let page = client.get(format!("{base}/dead-letters")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("No dead letters"), "{page}");
+    let csrf = csrf_of(&page);
+    let forged =
+        client.post(format!("{base}/dead-letters/purge")).form(&[("csrf", "0".repeat(64))]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "a forged form is refused");
+    let ok = client.post(format!("{base}/dead-letters/purge")).form(&[("csrf", &csrf)]).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let out = client.post(format!("{base}/logout")).form(&[("csrf", &csrf)]).send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(client.get(format!("{base}/")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "logged out");
+}
+
+#[test]
+fn a_console_reachable_from_other_machines_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    std::fs::write(&file, "[admin]\nlisten = \"0.0.0.0:9090\"\n").unwrap();
+    let out = bin().args(["check", "--config"]).arg(&file).env_remove("CALLRELAY__ADMIN__LISTEN").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("relay.toml:2: key `admin.listen`") && said.contains("set `admin.token`"), "{said}");
+}
+
+async fn preview(app: &TestApp, fields: &[(&str, &str)]) -> String {
+    let client = browser();
+    let page = client.get(format!("{}/playground", console(app))).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&page);
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    form.extend_from_slice(fields);
+    let answer = client.post(format!("{}/playground/preview", console(app))).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.text().await.unwrap()
+}
+
+/// The exact body a preview shows (its first post), as JSON.
+fn exact_body(fragment: &str) -> serde_json::Value {
+    let start = fragment.find("<pre>").expect("an exact body") + 5;
+    let end = start + fragment[start..].find("</pre>").unwrap();
+    let text =
+        fragment[start..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_playground_shows_exactly_what_the_relay_posts_and_draws_it_as_slack_does() {
+    let app = spawn_app().await;
+    let hostile = "<img src=x onerror=alert(1)> <script>alert(1)</script> @everyone *bold*";
+    let event = message("call-7", "user", hostile);
+    let template = callrelay::render::default_template(callrelay::config::Platform::Slack, "message");
+    let source = std::fs::read_to_string(templates_dir().join(template)).unwrap();
+    let edited = source.replacen("\"blocks\"", "\"text\": \"edited in the playground\", \"blocks\"", 1);
+    assert_ne!(edited, source);
+    let fragment = preview(&app, &[("channel", "live"), ("event", &event.to_string()), ("template", &edited)]).await;
+    // Hostile text is text: escaped in the page, never markup.
+    assert!(!fragment.contains("<img") && !fragment.contains("<script"), "{fragment}");
+    assert!(fragment.contains("&lt;img src=x onerror=alert(1)&gt;"), "{fragment}");
+    assert!(fragment.contains("class=\"slack\""), "a Slack look-alike");
+
+    // The preview's exact body is what the relay posts with that template.
+    let shown = exact_body(&fragment);
+    assert_eq!(shown["text"], "edited in the playground");
+    let unedited = exact_body(&preview(&app, &[("channel", "live"), ("event", &event.to_string())]).await);
+    assert_eq!(app.post_event(&event).await.status(), 200);
+    wait_until("the post", Duration::from_secs(10), async || !bodies(&app.slack).await.is_empty()).await;
+    assert_eq!(bodies(&app.slack).await[0], unedited, "the playground renders through the real path");
+}
+
+#[tokio::test]
+async fn a_broken_template_is_reported_with_its_line_and_discord_is_drawn_with_embeds() {
+    let app = spawn_app().await;
+    let fragment = preview(
+        &app,
+        &[
+            ("channel", "live"),
+            ("event", &message("c", "user", "hi").to_string()),
+            ("template", "{\n\"text\": \"{{no_such_field}}\"\n}"),
+        ],
+    )
+    .await;
+    assert!(fragment.contains("Template error on line 2") && fragment.contains("no_such_field"), "{fragment}");
+    let unparsable = preview(&app, &[("channel", "live"), ("template", "{\n\"text\": \"{{\"\n}")]).await;
+    assert!(unparsable.contains("Template error on line"), "{unparsable}");
+    let fragment =
+        preview(&app, &[("channel", "summaries"), ("event", &call_ended("c", "negative").to_string())]).await;
+    assert!(fragment.contains("class=\"discord\"") && fragment.contains("class=\"embed\""), "{fragment}");
+    let body = exact_body(&fragment);
+    assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]), "the exact body, mention-safe");
+    let pasted = preview(&app, &[("channel", "live"), ("event", "{not json")]).await;
+    assert!(pasted.contains("The event is not JSON"), "{pasted}");
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_replayed_from_the_console() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    assert_eq!(app.post_event(&message("call-9", "user", "try again")).await.status(), 200);
+    let client = browser();
+    let base = console(&app);
+    let mut page = String::new();
+    wait_until("the dead letter", Duration::from_secs(10), async || {
+        page = client.get(format!("{base}/dead-letters")).send().await.unwrap().text().await.unwrap();
+        page.contains("invalid_blocks")
+    })
+    .await;
+    assert!(page.contains("call-9") && page.contains("try again"), "{page}");
+    let id = regex::Regex::new(r#"name="id" value="(\d+)""#).unwrap().captures(&page).unwrap()[1].to_owned();
+    let replayed = client
+        .post(format!("{base}/dead-letters/replay"))
+        .form(&[("csrf", csrf_of(&page).as_str()), ("id", &id), ("which", "selected")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    wait_until("the replayed post", Duration::from_secs(10), async || {
+        slack_messages(&bodies(&app.slack).await).contains(&"try again".to_owned())
+    })
+    .await;
+    let after = client.get(format!("{base}/dead-letters")).send().await.unwrap().text().await.unwrap();
+    assert!(after.contains("No dead letters"), "{after}");
+}
