@@ -93,6 +93,11 @@ pub fn session(req: &HttpRequest, state: &State, sessions: &Sessions) -> Result<
     }
 }
 
+/// The logout form's CSRF token, when there is a login to end.
+pub fn logout_csrf(state: &State, sessions: &Sessions, session: &str) -> Option<String> {
+    state.snapshot.load().config.admin.token.as_ref().map(|_| sessions.csrf(session))
+}
+
 /// A state-changing request: its session, if its CSRF token is right.
 #[allow(clippy::result_large_err)]
 pub fn checked(req: &HttpRequest, state: &State, sessions: &Sessions, csrf: &str) -> Result<String, HttpResponse> {

@@ -10,8 +10,8 @@ use super::auth::{self, Sessions};
 use crate::server::State;
 use crate::store::now_ms;
 
-/// A whole page: `csrf` (when logged in or on loopback) adds the logout button's form.
-pub fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+/// A whole page: `logout` (the session's CSRF token, when there is a login) adds the logout button.
+pub fn layout(title: &str, logout: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -28,7 +28,7 @@ pub fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     a href="/" { "Deliveries" }
                     a href="/playground" { "Playground" }
                     a href="/dead-letters" { "Dead letters" }
-                    @if let Some(csrf) = csrf {
+                    @if let Some(csrf) = logout {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
                             button type="submit" { "Log out" }
@@ -97,7 +97,7 @@ pub async fn overview(req: HttpRequest, state: web::Data<State>, sessions: web::
     let table = channels_table(&state).await;
     html_page(layout(
         "Deliveries",
-        Some(&sessions.csrf(&session)),
+        auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
             p { "Each channel's state and queue, refreshed every two seconds. "
                 a href="/dead-letters" { (dead) " dead letter" @if dead != 1 { "s" } } }
@@ -131,7 +131,7 @@ pub async fn dead_letters(req: HttpRequest, state: web::Data<State>, sessions: w
         |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
     html_page(layout(
         "Dead letters",
-        Some(&csrf),
+        auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
             @if letters.is_empty() { p { "No dead letters." } }
             @else {

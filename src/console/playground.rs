@@ -116,7 +116,7 @@ fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> H
     let samples = crate::samples::all();
     html_page(layout(
         "Template playground",
-        Some(&csrf),
+        auth::logout_csrf(state, sessions, session).as_deref(),
         html! {
             form #playground method="post" action="/playground" data-preview="/playground/preview" {
                 input type="hidden" name="csrf" value=(csrf);

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on port 0, wiremock servers standing in for Slack and Discord,
 //! real configuration files, and the real binary for the command line.
 
+mod browser;
 mod cli;
 mod config;
 mod console;
