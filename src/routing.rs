@@ -28,6 +28,17 @@ pub struct Route {
     pub stop: bool,
 }
 
+/// One test a route made of an event, for the console's route tester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was tested, e.g. ``evaluation.user_sentiment` is "negative"``.
+    pub test: String,
+    /// The event's value there (JSON), or `(absent)`.
+    pub found: String,
+    /// Whether the test held.
+    pub held: bool,
+}
+
 /// A problem with one route, found while compiling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteProblem {
@@ -151,6 +162,29 @@ impl Route {
             })
     }
 
+    /// Each of the route's tests on an event, in order, with whether it held (the console's
+    /// route tester): the event type first, then every `match` condition.
+    pub fn explain(&self, event_type: EventType, context: &Value) -> Vec<Check> {
+        let types = self.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+        let mut checks = vec![Check {
+            test: format!("event type is one of: {types}"),
+            found: event_type.as_str().to_owned(),
+            held: self.events.contains(&event_type),
+        }];
+        for (path, conds) in &self.conditions {
+            let value = lookup(context, path);
+            let found = value.map_or_else(|| "(absent)".to_owned(), Value::to_string);
+            for c in conds {
+                checks.push(Check {
+                    test: format!("`{path}` {}", c.describe()),
+                    found: found.clone(),
+                    held: c.holds(value),
+                });
+            }
+        }
+        checks
+    }
+
     /// The `match` conditions as written, for `check`'s table.
     pub fn describe_conditions(&self) -> String {
         self.conditions.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
@@ -211,6 +245,29 @@ fn scalars(items: &[Value]) -> Result<(), String> {
 }
 
 impl Condition {
+    /// The condition in words.
+    fn describe(&self) -> String {
+        let list = |items: &[Value]| items.iter().map(Value::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            Condition::Equals(v) => format!("is {v}"),
+            Condition::OneOf(items) => format!("is one of {}", list(items)),
+            Condition::Regex(re) => format!("matches /{}/", re.as_str()),
+            Condition::Not(v) => format!("is not {v}"),
+            Condition::NotIn(items) => format!("is none of {}", list(items)),
+            Condition::Compare(op, n) => {
+                let op = match op {
+                    Comparison::Gt => ">",
+                    Comparison::Gte => "≥",
+                    Comparison::Lt => "<",
+                    Comparison::Lte => "≤",
+                };
+                format!("{op} {n}")
+            }
+            Condition::Exists(true) => "exists".into(),
+            Condition::Exists(false) => "is absent".into(),
+        }
+    }
+
     fn holds(&self, value: Option<&Value>) -> bool {
         let value = value.filter(|v| !v.is_null());
         match self {

@@ -31,6 +31,19 @@ if (playground) {
     clearTimeout(timer);
     timer = setTimeout(update, 250);
   });
+  // "Send test" posts what the preview shows and reports the platform's answers in place.
+  const send = playground.querySelector("[formaction='/playground/send']");
+  if (send) {
+    send.addEventListener("click", async (e) => {
+      e.preventDefault();
+      const answer = await fetch("/playground/send?fragment=1", {
+        method: "POST",
+        credentials: "same-origin",
+        body: new URLSearchParams(new FormData(playground)),
+      });
+      document.getElementById("sent").innerHTML = await answer.text();
+    });
+  }
   // A new channel or sample starts from its own template: reload the page for it.
   playground.querySelectorAll("select").forEach((s) =>
     s.addEventListener("change", () => {

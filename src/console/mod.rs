@@ -8,6 +8,7 @@ mod auth;
 mod pages;
 mod playground;
 pub mod preview;
+mod routes;
 
 use std::net::TcpListener;
 
@@ -68,6 +69,9 @@ pub(crate) fn start(state: web::Data<State>) -> Option<u16> {
             .route("/playground", web::get().to(playground::page))
             .route("/playground", web::post().to(playground::page_posted))
             .route("/playground/preview", web::post().to(playground::preview))
+            .route("/playground/send", web::post().to(playground::send))
+            .route("/routes", web::get().to(routes::page))
+            .route("/routes", web::post().to(routes::posted))
             .default_service(web::to(|| async { HttpResponse::NotFound().body("not found") }))
     })
     .workers(1)

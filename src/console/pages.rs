@@ -27,6 +27,7 @@ pub fn layout(title: &str, logout: Option<&str>, body: Markup) -> Markup {
                     strong { "callrelay" }
                     a href="/" { "Deliveries" }
                     a href="/playground" { "Playground" }
+                    a href="/routes" { "Route tester" }
                     a href="/dead-letters" { "Dead letters" }
                     @if let Some(csrf) = logout {
                         form.logout method="post" action="/logout" {

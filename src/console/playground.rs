@@ -13,26 +13,28 @@ use super::auth::{self, Sessions};
 use super::pages::{html_page, layout};
 use super::preview;
 use crate::event::{self, Incoming};
+use crate::render::Rendered;
 use crate::server::State;
 
 /// What the form carries.
 #[derive(Debug, Default, Deserialize)]
 pub struct Form {
     #[serde(default)]
-    channel: String,
-    /// A sample's index, or `pasted`.
+    pub channel: String,
+    /// A sample's index.
     #[serde(default)]
-    sample: String,
+    pub sample: String,
+    /// Pasted JSON (wins over the sample when not blank).
     #[serde(default)]
-    event: Option<String>,
+    pub event: Option<String>,
     #[serde(default)]
-    template: Option<String>,
+    pub template: Option<String>,
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// The event of a form: the pasted JSON, else the chosen sample, else the first.
-fn event_text(form: &Form) -> String {
+pub fn event_text(form: &Form) -> String {
     if let Some(text) = form.event.as_ref().filter(|t| !t.trim().is_empty()) {
         return text.clone();
     }
@@ -41,34 +43,37 @@ fn event_text(form: &Form) -> String {
     serde_json::to_string_pretty(&samples[i].body).expect("JSON values serialise")
 }
 
-/// The preview of `form`: bodies, notes, errors, look-alikes.
-fn render(state: &State, form: &Form) -> Markup {
+/// What `form` would post: the configuration, the channel's name and the rendered posts (by the
+/// real render path, with the edited template); or the error to show instead.
+fn rendered(state: &State, form: &Form) -> Result<(std::sync::Arc<crate::setup::Config>, String, Rendered), Markup> {
     let config = state.snapshot.load().config.clone();
     let Some(channel) = config.channels.get(&form.channel) else {
-        return html! { p.error { "No channel named “" (form.channel) "”." } };
+        return Err(html! { p.error { "No channel named “" (form.channel) "”." } });
     };
-    let value: Value = match serde_json::from_str(&event_text(form)) {
-        Ok(v) => v,
-        Err(e) => return html! { p.error { "The event is not JSON: " (e.to_string()) } },
-    };
+    let value: Value = serde_json::from_str(&event_text(form))
+        .map_err(|e| html! { p.error { "The event is not JSON: " (e.to_string()) } })?;
     let event = match event::from_value(&value, chrono::Utc::now()) {
         Ok(Incoming::Event(e)) => e,
-        Ok(_) => return html! { p.error { "The relay ignores this event (an unknown event type)." } },
-        Err(e) => return html! { p.error { "The relay would refuse this event: " (e.to_string()) } },
+        Ok(_) => return Err(html! { p.error { "The relay ignores this event (an unknown event type)." } }),
+        Err(e) => return Err(html! { p.error { "The relay would refuse this event: " (e.to_string()) } }),
     };
     let kind = event.event_type.as_str();
     let renderer = match &form.template {
-        Some(source) => match config.renderer.with_template(channel, kind, source) {
-            Ok(r) => r,
-            Err(e) => return error(&e),
-        },
+        Some(source) => config.renderer.with_template(channel, kind, source).map_err(|e| error(&e))?,
         None => config.renderer.clone(),
     };
-    let context = crate::pipeline::context(&event);
-    let rendered = match renderer.render_kind(channel, kind, &context) {
+    let posts = renderer.render_kind(channel, kind, &crate::pipeline::context(&event)).map_err(|e| error(&e))?;
+    let name = channel.name.clone();
+    Ok((config, name, posts))
+}
+
+/// The preview of `form`: bodies, notes, errors, look-alikes.
+fn render(state: &State, form: &Form) -> Markup {
+    let (config, name, rendered) = match rendered(state, form) {
         Ok(r) => r,
-        Err(e) => return error(&e),
+        Err(shown) => return shown,
     };
+    let channel = &config.channels[&name];
     let total = rendered.posts.len();
     html! {
         @if !rendered.notes.is_empty() {
@@ -83,6 +88,52 @@ fn render(state: &State, form: &Form) -> Markup {
             }
         }
     }
+}
+
+/// "Send test": posts what the preview shows to the real channel, as `callrelay send-test` does
+/// (directly, outside the channel's queue), and shows the platform's answers.
+/// (The script asks with `?fragment=1` and shows the answers in place; without it, a page.)
+pub async fn send(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    form: web::Form<Form>,
+) -> HttpResponse {
+    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let fragment = req.query_string().contains("fragment=1");
+    let (config, name, rendered) = match rendered(&state, &form) {
+        Ok(r) => r,
+        Err(shown) => return html_page(shown),
+    };
+    let channel = &config.channels[&name];
+    let client = crate::sinks::http_client(config.delivery.request_timeout);
+    let Some(sink) = crate::sinks::for_channel(channel, &client) else {
+        return html_page(html! { p.error { "Channel “" (name) "” is disabled: its webhook URL variable is unset." } });
+    };
+    let mut answers = Vec::new();
+    for post in &rendered.posts {
+        let posted = sink.post(post, &crate::sinks::Place::Channel).await;
+        tracing::info!(channel = %name, answer = %posted.answer, "Console test send.");
+        answers.push((posted.outcome == crate::sinks::Outcome::Delivered, posted.answer));
+    }
+    let list = html! {
+        ul.sent {
+            @for (i, (ok, answer)) in answers.iter().enumerate() {
+                li class=(if *ok { "ok" } else { "error" }) { "Post " (i + 1) " to " (name) ": " (answer) }
+            }
+        }
+    };
+    if fragment {
+        return html_page(list);
+    }
+    html_page(layout(
+        "Test sent",
+        auth::logout_csrf(&state, &sessions, &session).as_deref(),
+        html! { (list) p { a href={ "/playground?channel=" (name) } { "Back to the playground" } } },
+    ))
 }
 
 fn error(e: &crate::render::RenderError) -> Markup {
@@ -136,10 +187,15 @@ fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> H
                         label { "Event (JSON, as Beyond Presence posts it)"
                             textarea name="event" rows="12" spellcheck="false" { (event) } }
                         button type="submit" { "Preview" }
+                        " "
+                        button type="submit" formaction="/playground/send" { "Send test to " (form.channel) }
                         p.hint { "Saving is not available from the console yet: copy the template into "
                             code { (file) } " in the templates directory; live reload picks it up." }
                     }
-                    div #preview aria-live="polite" { (preview) }
+                    div {
+                        div #sent aria-live="polite" {}
+                        div #preview aria-live="polite" { (preview) }
+                    }
                 }
             }
         },

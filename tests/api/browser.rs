@@ -119,7 +119,7 @@ fn no_dialog(result: Result<String, fantoccini::error::CmdError>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_browser_the_playground_previews_as_you_type_and_shows_errors_with_their_line() {
+async fn in_a_browser_the_playground_previews_as_you_type_sends_a_test_and_shows_errors_with_their_line() {
     let Some(b) = browser().await else { return };
     let app = spawn_app().await;
     let c = &b.client;
@@ -129,6 +129,9 @@ async fn in_a_browser_the_playground_previews_as_you_type_and_shows_errors_with_
     type_into(c, "template", "{\"text\": \"Restyled: {{message.message}}\"}", " ").await;
     let shown = wait_for_text(c, "#preview .slack", "Restyled: Hi, I need help").await;
     assert!(shown.contains("callrelay"), "drawn as a Slack message: {shown}");
+    c.find(Locator::Css("[formaction='/playground/send']")).await.unwrap().click().await.unwrap();
+    wait_for_text(c, "#sent", "Post 1 to live: 200").await;
+    assert_eq!(bodies(&app.slack).await[0]["text"], "Restyled: Hi, I need help with my order.", "sent as previewed");
     type_into(c, "template", "{\n\"text\": \"{{no_such_field}}\"", "\n}").await;
     wait_for_text(c, "#preview .error", "Template error on line 2").await;
     b.client.clone().close().await.unwrap();

@@ -188,3 +188,55 @@ async fn a_dead_letter_is_listed_and_replayed_from_the_console() {
     let after = client.get(format!("{base}/dead-letters")).send().await.unwrap().text().await.unwrap();
     assert!(after.contains("No dead letters"), "{after}");
 }
+
+#[tokio::test]
+async fn the_route_tester_shows_each_test_held_or_not_and_the_channels_reached() {
+    let toml = DEFAULT_TOML.replace(
+        "[[routes]]\nname = \"summaries\"",
+        "[[routes]]\nname = \"urgent\"\nevents = [\"call_ended\"]\nchannels = [\"live\"]\nstop = true\n[routes.match]\n\"evaluation.user_sentiment\" = \"negative\"\n\n[[routes]]\nname = \"summaries\"",
+    );
+    let app = spawn_with(&toml).await;
+    let client = browser();
+    let base = console(&app);
+    let page = client.get(format!("{base}/routes")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&page);
+    let test = async |event: &serde_json::Value| {
+        let form = [("csrf", csrf.as_str()), ("event", &event.to_string())];
+        client.post(format!("{base}/routes")).form(&form).send().await.unwrap().text().await.unwrap()
+    };
+    let negative = test(&call_ended("c", "negative")).await;
+    assert!(negative.contains("This event reaches: <strong>live</strong>"), "{negative}");
+    assert!(negative.contains("`evaluation.user_sentiment` is &quot;negative&quot;"), "{negative}");
+    assert!(negative.contains("urgent <span class=\"state sending\">matches"), "{negative}");
+    assert!(negative.contains("summaries <span class=\"state\">not evaluated"), "stop ends evaluation: {negative}");
+    let positive = test(&call_ended("c", "positive")).await;
+    assert!(positive.contains("urgent <span class=\"state broken\">does not match"), "{positive}");
+    assert!(positive.contains("<code>&quot;positive&quot;</code></td><td>no</td>"), "{positive}");
+    assert!(positive.contains("This event reaches: <strong>summaries</strong>"), "{positive}");
+    let message = test(&message("c", "user", "hi")).await;
+    assert!(message.contains("event type is one of: call_ended</td><td><code>message</code></td><td>no"), "{message}");
+}
+
+#[tokio::test]
+async fn send_test_posts_what_the_preview_shows_to_the_real_channel() {
+    let app = spawn_app().await;
+    let client = browser();
+    let base = console(&app);
+    let page = client.get(format!("{base}/playground")).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", csrf_of(&page)),
+        ("channel", "live".into()),
+        ("sample", "0".into()),
+        ("template", "{\"text\": \"test send: {{message.message}}\"}".into()),
+    ];
+    let answer = client.post(format!("{base}/playground/send?fragment=1")).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let shown = answer.text().await.unwrap();
+    assert!(shown.contains("class=\"ok\"") && shown.contains("Post 1 to live: 200"), "{shown}");
+    let posted = bodies(&app.slack).await;
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["text"], "test send: Hi, I need help with my order.");
+    let forged = client.post(format!("{base}/playground/send")).form(&[("channel", "live")]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(bodies(&app.slack).await.len(), 1, "nothing sent without the CSRF token");
+}
