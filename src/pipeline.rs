@@ -17,7 +17,7 @@ pub fn context(event: &Event) -> Value {
 /// matched; disabled channels are skipped and counted).
 pub fn plan(config: &Config, event: &Event) -> NewEvent {
     let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
-    let routed = config.router.route(event.event_type, &ctx);
+    let (routes, routed) = config.router.route_named(event.event_type, &ctx);
     if routed.is_empty() {
         telemetry::event_unrouted(event.event_type, &event.call_id);
     }
@@ -36,5 +36,6 @@ pub fn plan(config: &Config, event: &Event) -> NewEvent {
         event_type: event.event_type.as_str().to_owned(),
         event: serde_json::to_string(event).expect("an Event always serialises"),
         channels,
+        routes,
     }
 }

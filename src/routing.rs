@@ -134,11 +134,17 @@ impl Router {
     /// Channels that get an event, each once, in the order routes name them. `context` is the
     /// serialised [`crate::event::Event`].
     pub fn route(&self, event_type: EventType, context: &Value) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+        self.route_named(event_type, context).1
+    }
+
+    /// The names of the routes that matched, and the channels as [`Router::route`] gives them.
+    pub fn route_named(&self, event_type: EventType, context: &Value) -> (Vec<String>, Vec<String>) {
+        let (mut names, mut out) = (Vec::new(), Vec::<String>::new());
         for route in &self.routes {
             if !route.matches(event_type, context) {
                 continue;
             }
+            names.push(route.name.clone());
             for ch in &route.channels {
                 if !out.contains(ch) {
                     out.push(ch.clone());
@@ -148,7 +154,7 @@ impl Router {
                 break;
             }
         }
-        out
+        (names, out)
     }
 }
 

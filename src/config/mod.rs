@@ -263,11 +263,15 @@ pub struct AdminConfig {
     /// The console's password (`"${CALLRELAY_ADMIN_TOKEN}"`; a secret): a login form exchanges it
     /// for a session cookie. Required unless `listen` is a loopback address. Default: none.
     pub token: Option<Secret>,
+    /// How long accepted events and their posts' status are kept for the console's recent
+    /// events, call pages and charts (in the store, so every replica sees them). Default `"1h"`.
+    #[serde(with = "humantime_serde")]
+    pub keep_events: Duration,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "127.0.0.1:9090".into(), token: None }
+        Self { enabled: true, listen: "127.0.0.1:9090".into(), token: None, keep_events: Duration::from_secs(3600) }
     }
 }
 

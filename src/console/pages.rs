@@ -8,7 +8,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::auth::{self, Sessions};
 use crate::server::State;
-use crate::store::now_ms;
+use crate::store::{now_ms, Activity, RecentEvent};
 
 /// A whole page: `logout` (the session's CSRF token, when there is a login) adds the logout button.
 pub fn layout(title: &str, logout: Option<&str>, body: Markup) -> Markup {
@@ -64,9 +64,12 @@ async fn channels_table(state: &State) -> Markup {
     let disabled: BTreeMap<&str, &str> = config.disabled_channels().collect();
     let broken = state.dispatcher.broken();
     let me = state.dispatcher.owner();
+    let hour_ago = now_ms() - 3_600_000;
+    let activity = state.store.activity(hour_ago).await.unwrap_or_default();
     html! {
         table.channels id="channels" {
-            thead { tr { th { "Channel" } th { "Platform" } th { "State" } th { "Waiting" } th { "Oldest waiting" } } }
+            thead { tr { th { "Channel" } th { "Platform" } th { "State" } th { "Waiting" } th { "Oldest waiting" }
+                th { "Delivered (1 h)" } th { "Failing (1 h)" } th { "Per minute, last hour" } } }
             tbody {
                 @for (name, channel) in &config.channels {
                     @let depth = depths.get(name);
@@ -82,10 +85,85 @@ async fn channels_table(state: &State) -> Markup {
                         }
                         td.num { (depth.map_or(0, |d| d.pending)) }
                         td { (age(depth.and_then(|d| d.oldest_ms))) }
+                        @let mine: Vec<&Activity> = activity.iter().filter(|a| &a.channel == name).collect();
+                        td.num { (mine.iter().map(|a| a.delivered).sum::<u64>()) }
+                        td.num { (mine.iter().map(|a| a.failed).sum::<u64>()) }
+                        td { (chart(&mine, hour_ago)) }
                     }
                 }
             }
         }
+    }
+}
+
+/// Events delivered (and failing, stacked above) per minute over the last hour: 60 bars of
+/// inline SVG drawn here (no script, no chart library).
+fn chart(activity: &[&Activity], since_ms: i64) -> Markup {
+    let mut minutes = [(0u64, 0u64); 60];
+    for a in activity {
+        let i = ((a.minute_ms - since_ms).max(0) / 60_000) as usize;
+        if let Some(m) = minutes.get_mut(i.min(59)) {
+            m.0 += a.delivered;
+            m.1 += a.failed;
+        }
+    }
+    let top = minutes.iter().map(|(d, f)| d + f).max().unwrap_or(0).max(1) as f64;
+    let (delivered, failed): (u64, u64) = minutes.iter().fold((0, 0), |(d, f), m| (d + m.0, f + m.1));
+    let h = |n: u64| (n as f64 / top * 24.0).ceil();
+    html! {
+        svg.chart width="180" height="26" viewBox="0 0 180 26" role="img" {
+            title { (delivered) " delivered, " (failed) " failing in the last hour (oldest minute on the left)" }
+            rect x="0" y="25" width="180" height="1" fill="#ccc" {}
+            @for (i, (d, f)) in minutes.iter().enumerate() {
+                @if *d > 0 { rect x=(i * 3) y=(25.0 - h(*d)) width="2" height=(h(*d)) fill="#2e7d32" {} }
+                @if *f > 0 { rect x=(i * 3) y=(25.0 - h(*d) - h(*f)) width="2" height=(h(*f)) fill="#c62828" {} }
+            }
+        }
+    }
+}
+
+/// Recent events with each post's status (newest first, or a call's in order).
+pub fn events_table(events: &[RecentEvent]) -> Markup {
+    let when = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%H:%M:%S").to_string());
+    html! {
+        table.events {
+            thead { tr { th { "Accepted (UTC)" } th { "Event" } th { "Call" } th { "Routes" } th { "Posts" } } }
+            tbody {
+                @for e in events {
+                    tr {
+                        td { (when(e.accepted_at_ms).unwrap_or_default()) }
+                        td { (e.event_type) }
+                        td { a href={ "/calls/" (urlencode(&e.call_id)) } { (e.call_id) } }
+                        td { (e.routes.join(", ")) }
+                        td {
+                            @for p in &e.posts {
+                                div.post {
+                                    (p.channel) ": "
+                                    span class={ "state " (p.status) } { (p.status.replace('_', " ")) }
+                                    @if p.attempts > 0 { " after " (p.attempts) " failed attempt" @if p.attempts != 1 { "s" } }
+                                    @if let Some(a) = &p.answer { " · " small { (a) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The live part of the overview: channels, then recent events.
+async fn overview_parts(state: &State) -> Markup {
+    let table = channels_table(state).await;
+    let recent = state.store.recent(None, 50).await.unwrap_or_default();
+    html! {
+        (table)
+        h2 { "Recent events" }
+        @if recent.is_empty() { p { "None yet." } } @else { (events_table(&recent)) }
     }
 }
 
@@ -95,19 +173,21 @@ pub async fn overview(req: HttpRequest, state: web::Data<State>, sessions: web::
         Err(answer) => return answer,
     };
     let dead = state.store.dead_letters().await.map(|d| d.len()).unwrap_or(0);
-    let table = channels_table(&state).await;
+    let parts = overview_parts(&state).await;
+    let keep = humantime::format_duration(state.snapshot.load().config.admin.keep_events).to_string();
     html_page(layout(
         "Deliveries",
         auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
-            p { "Each channel's state and queue, refreshed every two seconds. "
+            p { "Each channel's state and queue, and the events of the last " (keep) " (" code { "admin.keep_events" }
+                "), refreshed every two seconds. "
                 a href="/dead-letters" { (dead) " dead letter" @if dead != 1 { "s" } } }
-            div data-refresh="/fragments/channels" { (table) }
+            div data-refresh="/fragments/overview" { (parts) }
         },
     ))
 }
 
-pub async fn channels_fragment(
+pub async fn overview_fragment(
     req: HttpRequest,
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
@@ -115,7 +195,44 @@ pub async fn channels_fragment(
     if let Err(answer) = auth::session(&req, &state, &sessions) {
         return answer;
     }
-    html_page(channels_table(&state).await)
+    html_page(overview_parts(&state).await)
+}
+
+/// One call: all its events (kept) in order, with each post's status.
+pub async fn call(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    call_id: web::Path<String>,
+) -> HttpResponse {
+    let session = match auth::session(&req, &state, &sessions) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let events = match state.store.recent(Some(&call_id), 10_000).await {
+        Ok(e) => e,
+        Err(e) => return HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}")),
+    };
+    html_page(layout(
+        &format!("Call {call_id}"),
+        auth::logout_csrf(&state, &sessions, &session).as_deref(),
+        html! {
+            @if events.is_empty() { p { "No events of this call are kept (" code { "admin.keep_events" } ")." } }
+            @else { div data-refresh={ "/fragments/calls/" (urlencode(&call_id)) } { (events_table(&events)) } }
+        },
+    ))
+}
+
+pub async fn call_fragment(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    call_id: web::Path<String>,
+) -> HttpResponse {
+    if let Err(answer) = auth::session(&req, &state, &sessions) {
+        return answer;
+    }
+    html_page(events_table(&state.store.recent(Some(&call_id), 10_000).await.unwrap_or_default()))
 }
 
 pub async fn dead_letters(req: HttpRequest, state: web::Data<State>, sessions: web::Data<Sessions>) -> HttpResponse {

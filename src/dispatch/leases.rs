@@ -1,7 +1,8 @@
 //! Lane leases: which relay sends for each channel. One keeper task per relay takes and renews
 //! its leases in the store (every third of `store.lease`) and tells each lane what it holds; a
 //! lane sends only while its lease is valid and writes every outcome with its fence. The keeper
-//! also copies the shared broken-channel marks into this relay's view, for `/readyz`.
+//! also copies the shared broken-channel marks into this relay's view, for `/readyz`, and
+//! forgets the console's recent events older than `admin.keep_events`.
 //!
 //! On SQLite (one relay) every lease is granted at once; on PostgreSQL a channel whose holder died
 //! is taken over when its lease expires, and a stopping relay releases its leases first.
@@ -46,6 +47,8 @@ pub(super) struct Keeper {
     pub slots: BTreeMap<String, watch::Sender<Option<Held>>>,
     pub broken: Broken,
     pub stop: watch::Receiver<bool>,
+    /// How long the console's recent events are kept (forgotten here, once per round).
+    pub keep_recent: Duration,
 }
 
 impl Keeper {
@@ -90,6 +93,10 @@ impl Keeper {
                 // The lease lapses by itself (lanes check `valid_until`) if this goes on.
                 Err(e) => telemetry::store_failed("renew a lane lease", &e.to_string()),
             }
+        }
+        let keep = self.keep_recent.as_millis().min(i64::MAX as u128) as i64;
+        if let Err(e) = self.store.forget_recent(crate::store::now_ms().saturating_sub(keep)).await {
+            telemetry::store_failed("forget old recent events", &e.to_string());
         }
         match self.store.lanes().await {
             Ok(lanes) => self.broken.sync(

@@ -241,6 +241,7 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, ow
         slots,
         broken: broken.clone(),
         stop: keeper_stop.subscribe(),
+        keep_recent: config.admin.keep_events,
     };
     let keeper = Some(tokio::spawn(keeper.run()));
     Lanes { wakes, stop, handles, keeper_stop, keeper, request_timeout: config.delivery.request_timeout }

@@ -12,6 +12,7 @@ pub fn event(channels: &[&str], text: &str) -> NewEvent {
         event_type: "message".into(),
         event: format!("{{\"text\":\"{text}\"}}"),
         channels: channels.iter().map(|c| c.to_string()).collect(),
+        routes: vec!["route-1".into()],
     }
 }
 
@@ -210,4 +211,45 @@ pub async fn leases_fence_off_the_previous_holder(store: &dyn Store, shared: boo
     store.clear_broken().await.unwrap();
     assert_eq!(store.lanes().await.unwrap()[0].broken, None, "a reload forgets broken marks");
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["2"]);
+}
+
+/// Recent events keep each post's latest status (waiting, retrying, delivered, dead-lettered),
+/// per call in order or newest first, count per minute, and are forgotten on request.
+pub async fn recent_events_show_each_posts_status_until_forgotten(store: &dyn Store) {
+    accept(store, event(&["a", "b"], "1")).await.unwrap();
+    accept(store, event(&["a"], "2")).await.unwrap();
+    let other = NewEvent { call_id: "other".into(), ..event(&["b"], "3") };
+    accept(store, other).await.unwrap();
+    let (a, b) = (hold(store, "a").await, hold(store, "b").await);
+    let (qa, qb) = (store.pending("a", 10).await.unwrap(), store.pending("b", 10).await.unwrap());
+    store.failed_attempt(&a, vec![qa[0].id], "500 boom".into()).await.unwrap();
+    store.delivered(&b, vec![qb[0].id]).await.unwrap();
+    store.dead_letter(&a, vec![qa[1].id], "400 bad".into()).await.unwrap();
+
+    let newest = store.recent(None, 10).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["other", "c", "c"], "newest first");
+    let call = store.recent(Some("c"), 10).await.unwrap();
+    assert_eq!(call.len(), 2);
+    let (first, second) = (&call[0], &call[1]);
+    assert!(first.id < second.id, "a call's events in order");
+    assert_eq!((first.event_type.as_str(), first.routes.clone()), ("message", vec!["route-1".to_owned()]));
+    let shown = |e: &super::RecentEvent| {
+        e.posts.iter().map(|p| (p.channel.clone(), p.status.clone(), p.attempts, p.answer.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shown(first),
+        [("a".into(), "retrying".into(), 1, Some("500 boom".into())), ("b".into(), "delivered".into(), 0, None)]
+    );
+    assert_eq!(shown(second), [("a".into(), "dead_lettered".into(), 0, Some("400 bad".into()))]);
+    assert_eq!(shown(&newest[0]), [("b".into(), "waiting".into(), 0, None)], "not tried yet");
+    assert!(store.recent(Some("nobody"), 10).await.unwrap().is_empty());
+
+    let activity = store.activity(0).await.unwrap();
+    let total = |channel: &str| {
+        activity.iter().filter(|x| x.channel == channel).fold((0, 0), |(d, f), x| (d + x.delivered, f + x.failed))
+    };
+    assert_eq!((total("a"), total("b")), ((0, 2), (1, 0)));
+    store.forget_recent(now_ms() + 1).await.unwrap();
+    assert!(store.recent(None, 10).await.unwrap().is_empty());
+    assert!(store.activity(0).await.unwrap().is_empty());
 }

@@ -24,6 +24,54 @@ pub struct NewEvent {
     pub event: String,
     /// The channels to queue it for, in route order.
     pub channels: Vec<String>,
+    /// The names of the routes that matched (kept with the recent events, for the console).
+    pub routes: Vec<String>,
+}
+
+/// A recently accepted event and what became of each of its posts (the console's deliveries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentEvent {
+    /// Its place among recent events (higher: accepted later; never reused).
+    pub id: i64,
+    /// Its call.
+    pub call_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// The routes that matched.
+    pub routes: Vec<String>,
+    /// When it was accepted (Unix milliseconds).
+    pub accepted_at_ms: i64,
+    /// Each channel it was queued for, in route order, with its post's status.
+    pub posts: Vec<PostStatus>,
+}
+
+/// Where one event's post to one channel stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostStatus {
+    /// The channel.
+    pub channel: String,
+    /// `waiting` (queued, not tried or held by a rate limit), `delivered`, `retrying` (failed
+    /// attempts so far) or `dead_lettered`.
+    pub status: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The platform's last answer (or why it was dead-lettered).
+    pub answer: Option<String>,
+    /// When the status was recorded (Unix milliseconds).
+    pub at_ms: Option<i64>,
+}
+
+/// Posts per channel and minute, for the console's chart and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// The channel.
+    pub channel: String,
+    /// The minute (Unix milliseconds at its start).
+    pub minute_ms: i64,
+    /// Events delivered in that minute.
+    pub delivered: u64,
+    /// Events whose post failed in that minute (an attempt failed or it was dead-lettered).
+    pub failed: u64,
 }
 
 /// A key to remember until `expires_at_ms`: a second event bearing it within that time is a
@@ -239,6 +287,13 @@ pub trait Store: Send + Sync {
     async fn clear_broken(&self) -> Result<(), StoreError>;
     /// Every channel lane the store knows of.
     async fn lanes(&self) -> Result<Vec<LaneState>, StoreError>;
+    /// The most recent `limit` accepted events (of one call, in order, when `call` is given; else
+    /// newest first) with their posts' status, among those kept (see [`Store::forget_recent`]).
+    async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError>;
+    /// Delivered and failed events per channel and minute since `since_ms`.
+    async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError>;
+    /// Forgets recent events accepted, and post statuses recorded, before `before_ms`.
+    async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError>;
     /// Channels with newly queued entries, as other relays commit them (PostgreSQL's
     /// LISTEN/NOTIFY). A hint only: lanes poll as well. `None` when the backend has none.
     fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
@@ -269,6 +324,23 @@ pub async fn open(config: &crate::config::StoreConfig, serving: bool) -> Result<
             std::sync::Arc::new(sqlite::SqliteStore::open(&config.path, if serving { config.max_bytes } else { None })?)
         }
     })
+}
+
+/// The last recorded status of a post, by (event, channel): status, attempts, answer, time.
+type Outcomes = std::collections::HashMap<(i64, String), (String, u32, Option<String>, i64)>;
+
+/// `event` with a status for each of the channels in `channels` (a JSON list): the recorded one,
+/// else `waiting`.
+fn with_posts(mut event: RecentEvent, channels: &str, outcomes: &mut Outcomes) -> RecentEvent {
+    let channels: Vec<String> = serde_json::from_str(channels).unwrap_or_default();
+    event.posts = channels
+        .into_iter()
+        .map(|channel| match outcomes.remove(&(event.id, channel.clone())) {
+            Some((status, attempts, answer, at)) => PostStatus { channel, status, attempts, answer, at_ms: Some(at) },
+            None => PostStatus { channel, status: "waiting".into(), attempts: 0, answer: None, at_ms: None },
+        })
+        .collect();
+    event
 }
 
 /// Now, in Unix milliseconds.

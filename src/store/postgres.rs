@@ -19,8 +19,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::AsyncMessage;
 
 use super::{
-    now_ms, Accepted, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued, Store,
-    StoreError, Transcript,
+    now_ms, Accepted, Activity, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued,
+    RecentEvent, Store, StoreError, Transcript,
 };
 use tls::Tls;
 
@@ -300,6 +300,17 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
         )
         .await
         .map_err(|e| classify(&e))?;
+        let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
+        let routes: Vec<String> = events.iter().map(|e| list(&e.routes)).collect();
+        let routed: Vec<String> = events.iter().map(|e| list(&e.channels)).collect();
+        tx.execute(
+            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
+             SELECT i, c, t, r, ch, $6 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+                 AS u(i, c, t, r, ch)",
+            &[&ids, &calls, &types, &routes, &routed, &now],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
         let mut woken = channels;
         woken.sort_unstable();
         woken.dedup();
@@ -314,6 +325,25 @@ async fn wake(tx: &tokio_postgres::Transaction<'_>, channels: &[&str]) -> Result
     tx.execute(
         &format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c"),
         &[&channels],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Records what became of queue entries' posts, for the console (only for events it still keeps).
+async fn note_outcome(
+    tx: &tokio_postgres::Transaction<'_>,
+    ids: &[i64],
+    status: &str,
+    answer: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO outcomes (event_id, channel, status, attempts, answer, at)
+         SELECT q.event_id, q.channel, $2, q.attempts, $3, $4 FROM queue q
+         WHERE q.id = ANY($1) AND EXISTS (SELECT 1 FROM recent r WHERE r.event_id = q.event_id)
+         ON CONFLICT (event_id, channel) DO UPDATE SET status = excluded.status,
+             attempts = excluded.attempts, answer = excluded.answer, at = excluded.at",
+        &[&ids, &status, &answer, &now_ms()],
     )
     .await
     .map(|_| ())
@@ -383,6 +413,7 @@ impl Store for PgStore {
     async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = fenced(&mut client, fence).await?;
+        note_outcome(&tx, &ids, "delivered", None).await.map_err(|e| classify(&e))?;
         remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
     }
@@ -402,6 +433,7 @@ impl Store for PgStore {
         tx.execute("UPDATE queue SET attempts = attempts + 1, last_answer = $1 WHERE id = ANY($2)", &[&answer, &ids])
             .await
             .map_err(|e| classify(&e))?;
+        note_outcome(&tx, &ids, "retrying", Some(&answer)).await.map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
     }
 
@@ -416,6 +448,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(|e| classify(&e))?;
+        note_outcome(&tx, &ids, "dead_lettered", Some(&reason)).await.map_err(|e| classify(&e))?;
         remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
     }
@@ -619,6 +652,73 @@ impl Store for PgStore {
     async fn clear_broken(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.execute("UPDATE lanes SET broken = NULL", &[]).await.map(|_| ()).map_err(|e| classify(&e))
+    }
+
+    async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError> {
+        let client = self.client().await?;
+        const COLUMNS: &str = "SELECT event_id, call_id, event_type, routes, channels, accepted_at FROM recent";
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = match call {
+            Some(call) => {
+                let sql = format!("{COLUMNS} WHERE call_id = $1 ORDER BY event_id LIMIT $2");
+                client.query(&sql, &[&call, &limit]).await
+            }
+            None => client.query(&format!("{COLUMNS} ORDER BY event_id DESC LIMIT $1"), &[&limit]).await,
+        }
+        .map_err(|e| classify(&e))?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let mut outcomes: super::Outcomes = client
+            .query(
+                "SELECT event_id, channel, status, attempts, answer, at FROM outcomes WHERE event_id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get::<_, i32>(3) as u32, r.get(4), r.get(5))))
+            .collect();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let event = RecentEvent {
+                    id: r.get(0),
+                    call_id: r.get(1),
+                    event_type: r.get(2),
+                    routes: serde_json::from_str(r.get(3)).unwrap_or_default(),
+                    accepted_at_ms: r.get(5),
+                    posts: Vec::new(),
+                };
+                super::with_posts(event, r.get(4), &mut outcomes)
+            })
+            .collect())
+    }
+
+    async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT channel, (at / 60000) * 60000 AS minute, COUNT(*) FILTER (WHERE status = 'delivered'),
+                        COUNT(*) FILTER (WHERE status <> 'delivered')
+                 FROM outcomes WHERE at >= $1 GROUP BY channel, minute ORDER BY channel, minute",
+                &[&since_ms],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Activity {
+                channel: r.get(0),
+                minute_ms: r.get(1),
+                delivered: r.get::<_, i64>(2) as u64,
+                failed: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
+
+    async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM recent WHERE accepted_at < $1", &[&before_ms]).await.map_err(|e| classify(&e))?;
+        client.execute("DELETE FROM outcomes WHERE at < $1", &[&before_ms]).await.map(|_| ()).map_err(|e| classify(&e))
     }
 
     async fn lanes(&self) -> Result<Vec<LaneState>, StoreError> {

@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::{
-    now_ms, Accepted, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued, Store,
-    StoreError, Transcript,
+    now_ms, Accepted, Activity, Content, DeadLetter, Depth, Fence, LaneState, Lease, NewEvent, OnceKey, Queued,
+    RecentEvent, Store, StoreError, Transcript,
 };
 
 mod schema;
@@ -177,6 +177,27 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
+}
+
+/// Records what became of queue entries' posts, for the console (only for events it still keeps).
+fn note_outcome(conn: &Connection, ids: &[i64], status: &str, answer: Option<&str>) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO outcomes (recent_id, channel, status, attempts, answer, at)
+             SELECT (SELECT MAX(r.id) FROM recent r WHERE r.event_id = q.event_id), q.channel, ?1, q.attempts, ?2, ?3
+             FROM queue q
+             WHERE q.id IN ({}) AND EXISTS (SELECT 1 FROM recent r WHERE r.event_id = q.event_id)
+             ON CONFLICT (recent_id, channel) DO UPDATE SET status = excluded.status,
+                 attempts = excluded.attempts, answer = excluded.answer, at = excluded.at",
+            in_list(ids)
+        ),
+        params![status, answer, now_ms()],
+    )
+    .map(|_| ())
+}
+
 fn in_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
@@ -221,6 +242,18 @@ impl Store for SqliteStore {
                 for channel in &e.channels {
                     entry.execute(params![channel, event_id])?;
                 }
+                conn.prepare_cached(
+                    "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    event_id,
+                    e.call_id,
+                    e.event_type,
+                    json_list(&e.routes),
+                    json_list(&e.channels),
+                    now
+                ])?;
             }
             Ok(Accepted::New)
         })
@@ -257,7 +290,11 @@ impl Store for SqliteStore {
     }
 
     async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError> {
-        self.fenced(fence, move |conn| remove_entries(conn, &ids)).await
+        self.fenced(fence, move |conn| {
+            note_outcome(conn, &ids, "delivered", None)?;
+            remove_entries(conn, &ids)
+        })
+        .await
     }
 
     async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError> {
@@ -271,7 +308,8 @@ impl Store for SqliteStore {
         self.fenced(fence, move |conn| {
             let sql =
                 format!("UPDATE queue SET attempts = attempts + 1, last_answer = ?1 WHERE id IN ({})", in_list(&ids));
-            conn.execute(&sql, params![answer]).map(|_| ())
+            conn.execute(&sql, params![answer])?;
+            note_outcome(conn, &ids, "retrying", Some(&answer))
         })
         .await
     }
@@ -287,6 +325,7 @@ impl Store for SqliteStore {
                 ),
                 params![reason, now_ms()],
             )?;
+            note_outcome(conn, &ids, "dead_lettered", Some(&reason))?;
             remove_entries(conn, &ids)
         })
         .await
@@ -488,6 +527,78 @@ impl Store for SqliteStore {
 
     async fn clear_broken(&self) -> Result<(), StoreError> {
         self.run(|conn| conn.execute("UPDATE lanes SET broken = NULL", []).map(|_| ())).await
+    }
+
+    async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError> {
+        let call = call.map(str::to_owned);
+        self.run(move |conn| {
+            let row = |r: &rusqlite::Row| -> rusqlite::Result<(RecentEvent, String)> {
+                let routes: String = r.get(3)?;
+                Ok((
+                    RecentEvent {
+                        id: r.get(0)?,
+                        call_id: r.get(1)?,
+                        event_type: r.get(2)?,
+                        routes: serde_json::from_str(&routes).unwrap_or_default(),
+                        accepted_at_ms: r.get(5)?,
+                        posts: Vec::new(),
+                    },
+                    r.get(4)?,
+                ))
+            };
+            const COLUMNS: &str = "SELECT id, call_id, event_type, routes, channels, accepted_at FROM recent";
+            let found: Vec<(RecentEvent, String)> = match &call {
+                Some(call) => conn
+                    .prepare_cached(&format!("{COLUMNS} WHERE call_id = ?1 ORDER BY id LIMIT ?2"))?
+                    .query_map(params![call, limit as i64], row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                None => conn
+                    .prepare_cached(&format!("{COLUMNS} ORDER BY id DESC LIMIT ?1"))?
+                    .query_map(params![limit as i64], row)?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            let ids: Vec<i64> = found.iter().map(|(e, _)| e.id).collect();
+            let mut outcomes = std::collections::HashMap::new();
+            let sql = format!(
+                "SELECT recent_id, channel, status, attempts, answer, at FROM outcomes WHERE recent_id IN ({})",
+                in_list(&ids)
+            );
+            for o in conn.prepare(&sql)?.query_map([], |r| {
+                Ok(((r.get::<_, i64>(0)?, r.get::<_, String>(1)?), (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            })? {
+                let (key, value) = o?;
+                outcomes.insert(key, value);
+            }
+            Ok(found.into_iter().map(|(e, channels)| super::with_posts(e, &channels, &mut outcomes)).collect())
+        })
+        .await
+    }
+
+    async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError> {
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT channel, (at / 60000) * 60000 AS minute, SUM(status = 'delivered'), SUM(status <> 'delivered')
+                 FROM outcomes WHERE at >= ?1 GROUP BY channel, minute ORDER BY channel, minute",
+            )?;
+            let rows = q.query_map(params![since_ms], |r| {
+                Ok(Activity {
+                    channel: r.get(0)?,
+                    minute_ms: r.get(1)?,
+                    delivered: r.get::<_, i64>(2)? as u64,
+                    failed: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached("DELETE FROM recent WHERE accepted_at < ?1")?.execute(params![before_ms])?;
+            conn.prepare_cached("DELETE FROM outcomes WHERE at < ?1")?.execute(params![before_ms]).map(|_| ())
+        })
+        .await
     }
 
     async fn lanes(&self) -> Result<Vec<LaneState>, StoreError> {

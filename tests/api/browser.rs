@@ -187,7 +187,7 @@ async fn in_a_browser_the_overview_shows_the_channels_and_a_replayed_dead_letter
     let table = wait_for_text(c, "#channels", "sending (this relay)").await;
     assert!(table.contains("live") && table.contains("summaries"), "{table}");
     wait_for_text(c, "main", "1 dead letter").await;
-    screenshot(c, "console-overview.png").await;
+    wait_for_text(c, "table.events", "dead lettered").await;
 
     c.goto(&format!("{base}/dead-letters")).await.unwrap();
     wait_for_text(c, "main", "invalid_blocks").await;
@@ -198,5 +198,16 @@ async fn in_a_browser_the_overview_shows_the_channels_and_a_replayed_dead_letter
         slack_messages(&bodies(&app.slack).await).contains(&"second chance".to_owned())
     })
     .await;
+    // The overview, left open, shows the replayed event delivered without a reload.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(app.post_event(&message("call-live", "user", "watch me")).await.status(), 200);
+    wait_for_text(c, "table.events", "call-live").await;
+    let row = wait_for_text(c, "table.events tbody tr:first-child", "live: delivered").await;
+    assert!(row.contains("call-live"), "{row}");
+    c.find(Locator::LinkText("call-live")).await.unwrap().click().await.unwrap();
+    wait_for_text(c, "h1", "Call call-live").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for_text(c, "table.events", "call-live").await;
+    screenshot(c, "console-overview.png").await;
     b.client.clone().close().await.unwrap();
 }

@@ -240,3 +240,47 @@ async fn send_test_posts_what_the_preview_shows_to_the_real_channel() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(bodies(&app.slack).await.len(), 1, "nothing sent without the CSRF token");
 }
+
+#[tokio::test]
+async fn deliveries_show_recent_events_per_call_with_each_posts_status_and_the_last_hours_counts() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    for text in ["first", "second"] {
+        assert_eq!(app.post_event(&message("call-42", "user", text)).await.status(), 200);
+    }
+    assert_eq!(app.post_event(&call_ended("call-42", "negative")).await.status(), 200);
+    assert_eq!(app.post_event(&message("call-43", "user", "elsewhere")).await.status(), 200);
+    app.dispatcher.idle(Duration::from_secs(20)).await;
+    let base = console(&app);
+    let overview = reqwest::get(format!("{base}/")).await.unwrap().text().await.unwrap();
+    assert!(
+        overview.contains("Recent events") && overview.contains(r#"<a href="/calls/call-42">call-42</a>"#),
+        "{overview}"
+    );
+    assert!(overview.contains("delivered, 0 failing in the last hour"), "the chart's legend: {overview}");
+    let row = |name: &str| {
+        let start = overview.find(&format!("<td>{name}</td>")).unwrap();
+        overview[start..start + overview[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("live").contains("<td class=\"num\">3</td><td class=\"num\">0</td>"), "3 delivered: {}", row("live"));
+    assert!(row("summaries").contains("<td class=\"num\">1</td><td class=\"num\">0</td>"), "{}", row("summaries"));
+
+    let call = reqwest::get(format!("{base}/calls/call-42")).await.unwrap().text().await.unwrap();
+    let (m, e) = (call.find("<td>message</td>").unwrap(), call.find("<td>call_ended</td>").unwrap());
+    assert!(m < e, "the call's events in order");
+    assert_eq!(call.matches("<td>message</td>").count(), 2);
+    assert!(!call.contains("call-43"), "only this call");
+    assert!(call.contains("<td>live messages</td>") && call.contains("<td>summaries</td>"), "routes matched: {call}");
+    assert!(
+        call.contains("live: <span class=\"state delivered\">delivered</span> after 1 failed attempt</div>"),
+        "{call}"
+    );
+    assert!(call.contains("summaries: <span class=\"state delivered\">delivered</span>"), "{call}");
+    let missing = reqwest::get(format!("{base}/calls/%3Cscript%3E")).await.unwrap().text().await.unwrap();
+    assert!(missing.contains("Call &lt;script&gt;") && missing.contains("No events of this call"), "{missing}");
+}

@@ -65,6 +65,26 @@ CREATE TABLE IF NOT EXISTS transcripts (
     PRIMARY KEY (channel, call_id)
 );
 CREATE TABLE IF NOT EXISTS readiness (x TEXT);
+CREATE TABLE IF NOT EXISTS recent (
+    event_id    BIGINT  PRIMARY KEY,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    routes      TEXT    NOT NULL,
+    channels    TEXT    NOT NULL,
+    accepted_at BIGINT  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recent_by_call ON recent (call_id, event_id);
+CREATE INDEX IF NOT EXISTS recent_by_time ON recent (accepted_at);
+CREATE TABLE IF NOT EXISTS outcomes (
+    event_id BIGINT  NOT NULL,
+    channel  TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    attempts INTEGER NOT NULL,
+    answer   TEXT,
+    at       BIGINT  NOT NULL,
+    PRIMARY KEY (event_id, channel)
+);
+CREATE INDEX IF NOT EXISTS outcomes_by_time ON outcomes (at);
 CREATE TABLE IF NOT EXISTS lanes (
     channel    TEXT    PRIMARY KEY,
     owner      TEXT    NOT NULL,

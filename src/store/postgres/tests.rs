@@ -75,6 +75,12 @@ async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
 }
 
 #[tokio::test]
+async fn contract_recent_events_show_each_posts_status_until_forgotten() {
+    let Some(store) = fresh().await else { return };
+    contract::recent_events_show_each_posts_status_until_forgotten(&store).await;
+}
+
+#[tokio::test]
 async fn contract_leases_fence_off_the_previous_holder() {
     let Some(store) = fresh().await else { return };
     contract::leases_fence_off_the_previous_holder(&store, true).await;

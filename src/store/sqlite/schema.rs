@@ -5,8 +5,11 @@
 //! - Version 2: each accepted event once in `events`, plus one small `queue` row per routed
 //!   channel pointing at it; lanes render at delivery. `threads` maps a call to its thread on a
 //!   channel (`threads = "per_call"`), `transcripts` to its live transcript message, `lanes`
-//!   holds each channel's lane lease (token, pacing state, broken mark; added within version 2,
-//!   created if missing). Posts a version-1 relay had queued become version-2 entries carrying
+//!   holds each channel's lane lease (token, pacing state, broken mark), `recent` and `outcomes`
+//!   the recently accepted events and their posts' status for the console (all three added
+//!   within version 2, created if missing). Event and queue ids are reused once deleted (no
+//!   AUTOINCREMENT), so `recent` has its own never-reused id, and an entry's post belongs to the
+//!   newest `recent` row of its event id. Posts a version-1 relay had queued become version-2 entries carrying
 //!   their body, and are sent as they were rendered.
 
 use rusqlite::Connection;
@@ -76,6 +79,28 @@ CREATE TABLE IF NOT EXISTS seen (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
+CREATE TABLE IF NOT EXISTS recent (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    INTEGER NOT NULL,
+    call_id     TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    routes      TEXT    NOT NULL,
+    channels    TEXT    NOT NULL,
+    accepted_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recent_by_call ON recent (call_id, id);
+CREATE INDEX IF NOT EXISTS recent_by_event ON recent (event_id);
+CREATE INDEX IF NOT EXISTS recent_by_time ON recent (accepted_at);
+CREATE TABLE IF NOT EXISTS outcomes (
+    recent_id INTEGER NOT NULL,
+    channel   TEXT    NOT NULL,
+    status    TEXT    NOT NULL,
+    attempts  INTEGER NOT NULL,
+    answer    TEXT,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (recent_id, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outcomes_by_time ON outcomes (at);
 CREATE TABLE IF NOT EXISTS lanes (
     channel    TEXT    PRIMARY KEY,
     owner      TEXT    NOT NULL,

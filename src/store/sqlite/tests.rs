@@ -48,6 +48,11 @@ async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
 }
 
 #[tokio::test]
+async fn contract_recent_events_show_each_posts_status_until_forgotten() {
+    contract::recent_events_show_each_posts_status_until_forgotten(&fresh().1).await;
+}
+
+#[tokio::test]
 async fn contract_leases_fence_off_the_previous_holder() {
     contract::leases_fence_off_the_previous_holder(&fresh().1, false).await;
 }
