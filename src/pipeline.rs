@@ -37,5 +37,6 @@ pub fn plan(config: &Config, event: &Event) -> NewEvent {
         event: serde_json::to_string(event).expect("an Event always serialises"),
         channels,
         routes,
+        recent: config.admin.enabled && !config.admin.keep_events.is_zero(),
     }
 }

@@ -13,6 +13,7 @@ pub fn event(channels: &[&str], text: &str) -> NewEvent {
         event: format!("{{\"text\":\"{text}\"}}"),
         channels: channels.iter().map(|c| c.to_string()).collect(),
         routes: vec!["route-1".into()],
+        recent: true,
     }
 }
 

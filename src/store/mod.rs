@@ -26,6 +26,8 @@ pub struct NewEvent {
     pub channels: Vec<String>,
     /// The names of the routes that matched (kept with the recent events, for the console).
     pub routes: Vec<String>,
+    /// Whether to keep it among the recent events (`admin.keep_events` is not zero).
+    pub recent: bool,
 }
 
 /// A recently accepted event and what became of each of its posts (the console's deliveries).

@@ -300,9 +300,16 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
         )
         .await
         .map_err(|e| classify(&e))?;
+        let kept: Vec<(&NewEvent, i64)> =
+            events.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
         let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
-        let routes: Vec<String> = events.iter().map(|e| list(&e.routes)).collect();
-        let routed: Vec<String> = events.iter().map(|e| list(&e.channels)).collect();
+        let routes: Vec<String> = kept.iter().map(|(e, _)| list(&e.routes)).collect();
+        let routed: Vec<String> = kept.iter().map(|(e, _)| list(&e.channels)).collect();
+        let (ids, calls, types): (Vec<i64>, Vec<String>, Vec<String>) = (
+            kept.iter().map(|(_, i)| *i).collect(),
+            kept.iter().map(|(e, _)| clean(&e.call_id)).collect(),
+            kept.iter().map(|(e, _)| clean(&e.event_type)).collect(),
+        );
         tx.execute(
             "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
              SELECT i, c, t, r, ch, $6 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
@@ -717,7 +724,16 @@ impl Store for PgStore {
 
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("DELETE FROM recent WHERE accepted_at < $1", &[&before_ms]).await.map_err(|e| classify(&e))?;
+        // Old rows are (nearly) a prefix in id order: no index on the time is written per accept.
+        client
+            .execute(
+                "DELETE FROM recent WHERE event_id < COALESCE(
+                     (SELECT event_id FROM recent WHERE accepted_at >= $1 ORDER BY event_id LIMIT 1),
+                     (SELECT MAX(event_id) + 1 FROM recent), 0)",
+                &[&before_ms],
+            )
+            .await
+            .map_err(|e| classify(&e))?;
         client.execute("DELETE FROM outcomes WHERE at < $1", &[&before_ms]).await.map(|_| ()).map_err(|e| classify(&e))
     }
 

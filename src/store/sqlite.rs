@@ -242,18 +242,20 @@ impl Store for SqliteStore {
                 for channel in &e.channels {
                     entry.execute(params![channel, event_id])?;
                 }
-                conn.prepare_cached(
-                    "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![
-                    event_id,
-                    e.call_id,
-                    e.event_type,
-                    json_list(&e.routes),
-                    json_list(&e.channels),
-                    now
-                ])?;
+                if e.recent {
+                    conn.prepare_cached(
+                        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        event_id,
+                        e.call_id,
+                        e.event_type,
+                        json_list(&e.routes),
+                        json_list(&e.channels),
+                        now
+                    ])?;
+                }
             }
             Ok(Accepted::New)
         })
@@ -595,7 +597,13 @@ impl Store for SqliteStore {
 
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
         self.run(move |conn| {
-            conn.prepare_cached("DELETE FROM recent WHERE accepted_at < ?1")?.execute(params![before_ms])?;
+            // Rows are written in id order with non-decreasing times: the old ones are a prefix.
+            conn.prepare_cached(
+                "DELETE FROM recent WHERE id < COALESCE(
+                     (SELECT id FROM recent WHERE accepted_at >= ?1 ORDER BY id LIMIT 1),
+                     (SELECT MAX(id) + 1 FROM recent), 0)",
+            )?
+            .execute(params![before_ms])?;
             conn.prepare_cached("DELETE FROM outcomes WHERE at < ?1")?.execute(params![before_ms]).map(|_| ())
         })
         .await

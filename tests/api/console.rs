@@ -284,3 +284,13 @@ async fn deliveries_show_recent_events_per_call_with_each_posts_status_and_the_l
     let missing = reqwest::get(format!("{base}/calls/%3Cscript%3E")).await.unwrap().text().await.unwrap();
     assert!(missing.contains("Call &lt;script&gt;") && missing.contains("No events of this call"), "{missing}");
 }
+
+#[tokio::test]
+async fn keep_events_zero_keeps_no_recent_events() {
+    let app = spawn_with(&DEFAULT_TOML.replace("[server]", "[admin]\nkeep_events = \"0s\"\n\n[server]")).await;
+    assert_eq!(app.post_event(&message("call-0", "user", "not kept")).await.status(), 200);
+    app.dispatcher.idle(Duration::from_secs(10)).await;
+    assert_eq!(slack_messages(&bodies(&app.slack).await), ["not kept"], "delivered all the same");
+    let overview = reqwest::get(format!("{}/", console(&app))).await.unwrap().text().await.unwrap();
+    assert!(overview.contains("None yet.") && !overview.contains("call-0"), "{overview}");
+}

@@ -73,8 +73,6 @@ CREATE TABLE IF NOT EXISTS recent (
     channels    TEXT    NOT NULL,
     accepted_at BIGINT  NOT NULL
 );
-CREATE INDEX IF NOT EXISTS recent_by_call ON recent (call_id, event_id);
-CREATE INDEX IF NOT EXISTS recent_by_time ON recent (accepted_at);
 CREATE TABLE IF NOT EXISTS outcomes (
     event_id BIGINT  NOT NULL,
     channel  TEXT    NOT NULL,
