@@ -263,6 +263,10 @@ pub struct AdminConfig {
     /// The console's password (`"${CALLRELAY_ADMIN_TOKEN}"`; a secret): a login form exchanges it
     /// for a session cookie. Required unless `listen` is a loopback address. Default: none.
     pub token: Option<Secret>,
+    /// Whether the playground's "Save" may write template files into the templates directory
+    /// (live reload then puts them in force). Default false: the playground offers the file
+    /// to download instead.
+    pub allow_template_edits: bool,
     /// How long accepted events and their posts' status are kept for the console's recent
     /// events, call pages and charts (in the store, so every replica sees them). Default `"1h"`.
     /// `"0s"` keeps none and writes none: keeping them costs about a tenth of SQLite's ingest
@@ -273,7 +277,13 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "127.0.0.1:9090".into(), token: None, keep_events: Duration::from_secs(3600) }
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9090".into(),
+            token: None,
+            allow_template_edits: false,
+            keep_events: Duration::from_secs(3600),
+        }
     }
 }
 

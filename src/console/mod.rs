@@ -72,6 +72,7 @@ pub(crate) fn start(state: web::Data<State>) -> Option<u16> {
             .route("/playground", web::post().to(playground::page_posted))
             .route("/playground/preview", web::post().to(playground::preview))
             .route("/playground/send", web::post().to(playground::send))
+            .route("/playground/save", web::post().to(playground::save))
             .route("/routes", web::get().to(routes::page))
             .route("/routes", web::post().to(routes::posted))
             .default_service(web::to(|| async { HttpResponse::NotFound().body("not found") }))

@@ -33,7 +33,7 @@ pub struct Form {
     pub csrf: String,
 }
 
-/// The event of a form: the pasted JSON, else the chosen sample, else the first.
+/// The event of a form: the pasted JSON, else the chosen built-in sample, else the first.
 pub fn event_text(form: &Form) -> String {
     if let Some(text) = form.event.as_ref().filter(|t| !t.trim().is_empty()) {
         return text.clone();
@@ -145,7 +145,7 @@ fn error(e: &crate::render::RenderError) -> Markup {
     }
 }
 
-fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> HttpResponse {
+async fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> HttpResponse {
     let config = state.snapshot.load().config.clone();
     let mut form = form;
     if !config.channels.contains_key(&form.channel) {
@@ -189,8 +189,16 @@ fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> H
                         button type="submit" { "Preview" }
                         " "
                         button type="submit" formaction="/playground/send" { "Send test to " (form.channel) }
-                        p.hint { "Saving is not available from the console yet: copy the template into "
-                            code { (file) } " in the templates directory; live reload picks it up." }
+                        " "
+                        @if config.admin.allow_template_edits {
+                            button type="submit" formaction="/playground/save" { "Save " (file) }
+                        } @else {
+                            button type="submit" formaction="/playground/save" { "Download the template" }
+                        }
+                        @if !config.admin.allow_template_edits {
+                            p.hint { "Saving from the console is off (" code { "admin.allow_template_edits" } "): download the template and put it at "
+                                code { (file.trim_start_matches("built-in:")) } " in the templates directory; live reload picks it up." }
+                        }
                     }
                     div {
                         div #sent aria-live="polite" {}
@@ -219,7 +227,7 @@ pub async fn page(
     query: web::Query<Form>,
 ) -> HttpResponse {
     match auth::session(&req, &state, &sessions) {
-        Ok(session) => page_with(&state, &sessions, &session, query.into_inner()),
+        Ok(session) => page_with(&state, &sessions, &session, query.into_inner()).await,
         Err(answer) => answer,
     }
 }
@@ -236,7 +244,7 @@ pub async fn page_posted(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    page_with(&state, &sessions, &session, form.into_inner())
+    page_with(&state, &sessions, &session, form.into_inner()).await
 }
 
 /// The preview alone, for the script.
@@ -250,4 +258,72 @@ pub async fn preview(
         return answer;
     }
     html_page(render(&state, &form))
+}
+
+/// "Save": the edited template, once it renders every built-in sample of its event type (and the
+/// event in the form), is written over the channel's template file (atomically: a temporary
+/// file, then a rename), and live reload puts it in force. Without `admin.allow_template_edits`
+/// the file is offered for download instead. The file is the one the configuration names for the
+/// channel and event type; nothing in the form chooses a path.
+pub async fn save(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+    form: web::Form<Form>,
+) -> HttpResponse {
+    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let (config, name, _) = match rendered(&state, &form) {
+        Ok(r) => r,
+        Err(shown) => return saved_page(&state, &sessions, &session, shown),
+    };
+    let Some(source) = form.template.clone() else { return HttpResponse::BadRequest().body("no template in the form") };
+    let kind = serde_json::from_str::<Value>(&event_text(&form))
+        .ok()
+        .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    // Every built-in sample of this event type must render too, as `check` would insist.
+    for sample in crate::samples::all().into_iter().filter(|s| s.body["event_type"] == kind.as_str()) {
+        let trial = Form { event: Some(sample.body.to_string()), ..form_copy(&form) };
+        if let Err(shown) = rendered(&state, &trial) {
+            return saved_page(
+                &state,
+                &sessions,
+                &session,
+                html! { p { "Not saved: the sample “" (sample.name) "” fails:" } (shown) },
+            );
+        }
+    }
+    let relative = config.renderer.template_for(&name, &kind).unwrap_or("?").trim_start_matches("built-in:").to_owned();
+    if !config.admin.allow_template_edits {
+        let file = relative.rsplit('/').next().unwrap_or("template.json.hbs").to_owned();
+        return HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header(("Content-Disposition", format!("attachment; filename=\"{file}\"")))
+            .body(source);
+    }
+    let path = config.templates_dir.join(&relative);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path.with_extension("hbs.saving"), &source))
+        .and_then(|()| std::fs::rename(path.with_extension("hbs.saving"), &path));
+    let shown = match written {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "Template saved from the console; live reload puts it in force.");
+            html! { p.ok { "Saved " code { (relative) } ". Live reload puts it in force within a second (the log says “Reloaded the configuration”)." } }
+        }
+        Err(e) => html! { p.error { "Could not write " code { (path.display().to_string()) } ": " (e.to_string()) } },
+    };
+    saved_page(&state, &sessions, &session, shown)
+}
+
+fn saved_page(state: &State, sessions: &Sessions, session: &str, shown: Markup) -> HttpResponse {
+    html_page(layout(
+        "Save the template",
+        auth::logout_csrf(state, sessions, session).as_deref(),
+        html! { (shown) p { a href="/playground" { "Back to the playground" } } },
+    ))
 }

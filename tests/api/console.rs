@@ -294,3 +294,46 @@ async fn keep_events_zero_keeps_no_recent_events() {
     let overview = reqwest::get(format!("{}/", console(&app))).await.unwrap().text().await.unwrap();
     assert!(overview.contains("None yet.") && !overview.contains("call-0"), "{overview}");
 }
+
+#[tokio::test]
+async fn save_writes_the_template_when_allowed_and_live_reload_puts_it_in_force() {
+    let (app, dir) = spawn_with_own_templates().await;
+    let client = browser();
+    let base = console(&app);
+    let page = client.get(format!("{base}/playground")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Download the template"), "saving is off by default");
+    let edited = "{\"text\": \"saved: {{message.message}}\"}";
+    let form =
+        [("csrf", csrf_of(&page)), ("channel", "live".into()), ("sample", "0".into()), ("template", edited.into())];
+    let download = client.post(format!("{base}/playground/save")).form(&form).send().await.unwrap();
+    assert!(download.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment; filename=\"message.json.hbs\""));
+    assert_eq!(download.text().await.unwrap(), edited);
+    let file = dir.join("slack/message.json.hbs");
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), edited, "not written without admin.allow_template_edits");
+
+    // Allowed: the same form writes the file, and the relay reloads it.
+    let config = app.config_file();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[server]", "[admin]\nallow_template_edits = true\n\n[server]")).unwrap();
+    wait_for_reloads(&app, "reloads", 1).await;
+    let broken =
+        [("csrf", csrf_of(&page)), ("channel", "live".into()), ("template", "{\"text\": \"{{nope}}\"}".into())];
+    let refused =
+        client.post(format!("{base}/playground/save")).form(&broken).send().await.unwrap().text().await.unwrap();
+    assert!(refused.contains("Not saved") || refused.contains("Template error"), "{refused}");
+    assert_ne!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{\"text\": \"{{nope}}\"}",
+        "a failing template is not written"
+    );
+    let saved = client.post(format!("{base}/playground/save")).form(&form).send().await.unwrap().text().await.unwrap();
+    assert!(saved.contains("Saved <code>slack/message.json.hbs</code>"), "{saved}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+    wait_for_reloads(&app, "reloads", 2).await;
+    assert_eq!(app.post_event(&message("c", "user", "hello")).await.status(), 200);
+    wait_until("the post", Duration::from_secs(10), async || !bodies(&app.slack).await.is_empty()).await;
+    assert_eq!(bodies(&app.slack).await[0]["text"], "saved: hello", "the saved template is in force");
+}
