@@ -140,6 +140,7 @@ fn serve(config: Config) -> ExitCode {
         let source = config.source.display_name();
         let path = config.server.shown_path.clone();
         let app = Application::build(config).await?;
+        crate::console::start(&app);
         tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
         app.run_until_stopped().await?;
         Ok(())

@@ -14,7 +14,7 @@ use maud::html;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::pages::layout;
+use super::page::layout;
 use crate::server::State;
 
 const COOKIE: &str = "callrelay_console";

@@ -5,6 +5,7 @@
 //! strict Content-Security-Policy, a login form off loopback and a CSRF token on every form.
 
 mod auth;
+mod page;
 mod pages;
 mod playground;
 pub mod preview;
@@ -27,9 +28,11 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const STYLE: &str = include_str!("console.css");
 const SCRIPT: &str = include_str!("console.js");
 
-/// Binds `[admin] listen` and starts serving the console; the port bound. An address that cannot
-/// be bound is logged and the relay goes on without a console (taking events matters more).
-pub(crate) fn start(state: web::Data<State>) -> Option<u16> {
+/// Binds `[admin] listen` and starts serving the console for `app` (the same configuration,
+/// store and lanes); the port bound. An address that cannot be bound is logged and the relay goes
+/// on without a console (taking events matters more).
+pub fn start(app: &crate::server::Application) -> Option<u16> {
+    let state: web::Data<State> = app.state();
     let admin = state.snapshot.load().config.admin.clone();
     if !admin.enabled {
         return None;

@@ -1,50 +1,17 @@
-//! The console's pages: the layout every page shares, the channels overview (refreshed in place
-//! by the script), and the dead letters with replay and purge (the same effect as `callrelay dlq`).
+//! The console's pages: the deliveries overview (channels, counts and chart, recent events;
+//! refreshed in place by the script), call pages, and the dead letters with replay and purge (the
+//! same effect as `callrelay dlq`).
 
 use std::collections::BTreeMap;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
+
+use super::page::{html_page, layout};
 
 use super::auth::{self, Sessions};
 use crate::server::State;
 use crate::store::{now_ms, Activity, RecentEvent};
-
-/// A whole page: `logout` (the session's CSRF token, when there is a login) adds the logout button.
-pub fn layout(title: &str, logout: Option<&str>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · callrelay" }
-                link rel="stylesheet" href="/static/console.css";
-                script src="/static/console.js" defer {}
-            }
-            body {
-                nav {
-                    strong { "callrelay" }
-                    a href="/" { "Deliveries" }
-                    a href="/playground" { "Playground" }
-                    a href="/routes" { "Route tester" }
-                    a href="/dead-letters" { "Dead letters" }
-                    @if let Some(csrf) = logout {
-                        form.logout method="post" action="/logout" {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button type="submit" { "Log out" }
-                        }
-                    }
-                }
-                main { h1 { (title) } (body) }
-            }
-        }
-    }
-}
-
-pub fn html_page(markup: Markup) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(markup.into_string())
-}
 
 fn age(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "—".into() };

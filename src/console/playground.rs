@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::{self, Sessions};
-use super::pages::{html_page, layout};
+use super::page::{html_page, layout};
 use super::preview;
 use crate::event::{self, Incoming};
 use crate::render::Rendered;

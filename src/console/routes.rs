@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 
 use super::auth::{self, Sessions};
-use super::pages::{html_page, layout};
+use super::page::{html_page, layout};
 use super::playground::{event_text, Form};
 use crate::event::{self, Incoming};
 use crate::server::State;

@@ -35,7 +35,6 @@ pub const ALLOWED_HEADERS: &str = "Content-Type, Authorization, webhook-id, webh
 /// A bound, ready-to-run relay.
 pub struct Application {
     port: u16,
-    console_port: Option<u16>,
     server: actix_web::dev::Server,
     state: web::Data<State>,
 }
@@ -122,8 +121,7 @@ impl Application {
             None => http.listen(listener)?.run(),
         };
         reload::spawn(source, templates_dir, state.clone(), certs);
-        let console_port = crate::console::start(state.clone());
-        Ok(Application { port, console_port, server, state })
+        Ok(Application { port, server, state })
     }
 
     /// The port actually bound.
@@ -131,9 +129,9 @@ impl Application {
         self.port
     }
 
-    /// The console's port, when it runs.
-    pub fn console_port(&self) -> Option<u16> {
-        self.console_port
+    /// What every handler reads (the console serves from the same).
+    pub(crate) fn state(&self) -> web::Data<State> {
+        self.state.clone()
     }
 
     /// The delivery lanes (tests use it to wait until everything queued was posted).
