@@ -148,6 +148,17 @@ fn error(e: &crate::render::RenderError) -> Markup {
 async fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form) -> HttpResponse {
     let config = state.snapshot.load().config.clone();
     let mut form = form;
+    let last = state.last_events.list();
+    // One of the last accepted events chosen (`r<seq>`): its JSON, unless the form carries one.
+    if let Some(seq) = form.sample.strip_prefix('r').and_then(|n| n.parse::<u64>().ok()) {
+        if form.event.as_deref().is_none_or(|e| e.trim().is_empty()) {
+            form.event = last
+                .iter()
+                .find(|e| e.seq == seq)
+                .and_then(|e| serde_json::from_str::<Value>(&e.event).ok())
+                .map(|v| serde_json::to_string_pretty(&v).expect("JSON values serialise"));
+        }
+    }
     if !config.channels.contains_key(&form.channel) {
         form.channel = config.channels.keys().next().cloned().unwrap_or_default();
     }
@@ -175,8 +186,18 @@ async fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form
                     label { "Channel " select name="channel" {
                         @for name in config.channels.keys() { option value=(name) selected[*name == form.channel] { (name) } }
                     } }
-                    label { "Sample event " select name="sample" {
-                        @for (i, s) in samples.iter().enumerate() { option value=(i) selected[form.sample == i.to_string()] { (s.name) } }
+                    label { "Event " select name="sample" {
+                        optgroup label="Built-in samples" {
+                            @for (i, s) in samples.iter().enumerate() { option value=(i) selected[form.sample == i.to_string()] { (s.name) } }
+                        }
+                        @if !last.is_empty() {
+                            optgroup label="Last events this relay accepted" {
+                                @for e in &last {
+                                    @let value = format!("r{}", e.seq);
+                                    option value=(value) selected[form.sample == value] { (e.event_type) " · call " (e.call_id) " · #" (e.seq) }
+                                }
+                            }
+                        }
                     } }
                     a.button href="/playground" { "Start over" }
                 }

@@ -121,6 +121,7 @@ async fn accept(
     }
     let planned = pipeline::plan(config, event);
     let channels = planned.channels.clone();
+    let kept = config.admin.enabled.then(|| planned.event.clone());
     if !channels.is_empty() || !once.is_empty() {
         let committed = state.store.accept(Some(planned), once).await.map_err(|e| {
             state.refused_bytes.fetch_max(body.len() * 2, Ordering::Relaxed);
@@ -139,6 +140,9 @@ async fn accept(
     }
     for c in &channels {
         state.dispatcher.wake(c);
+    }
+    if let Some(json) = kept {
+        state.last_events.push(event.event_type.as_str().to_owned(), event.call_id.clone(), json);
     }
     telemetry::event_accepted(event.event_type, &event.call_id, channels.len());
     Ok(HttpResponse::Ok()

@@ -56,6 +56,46 @@ pub(crate) struct State {
     /// Size of the last body the store refused (0 once it takes writes again): `/readyz` probes
     /// with at least this much, so readiness tracks what accepting actually needs.
     pub refused_bytes: std::sync::atomic::AtomicUsize,
+    /// The last events this relay accepted, for the console's playground.
+    pub last_events: LastEvents,
+}
+
+/// The last [`LastEvents::KEPT`] events this relay accepted (normalised JSON), in memory: the
+/// console's playground offers them as input. Not in the store, so a full store cannot be kept
+/// full by them; each replica offers the events it took itself.
+#[derive(Default)]
+pub struct LastEvents(std::sync::Mutex<(u64, std::collections::VecDeque<LastEvent>)>);
+
+/// One accepted event, as the playground offers it.
+#[derive(Debug, Clone)]
+pub struct LastEvent {
+    /// Its number among the events this relay accepted since it started.
+    pub seq: u64,
+    /// Its type.
+    pub event_type: String,
+    /// Its call.
+    pub call_id: String,
+    /// The normalised event as JSON.
+    pub event: String,
+}
+
+impl LastEvents {
+    /// How many are kept.
+    pub const KEPT: usize = 20;
+
+    /// Keeps an accepted event, forgetting the oldest beyond [`LastEvents::KEPT`].
+    pub fn push(&self, event_type: String, call_id: String, event: String) {
+        let mut kept = self.0.lock().expect("not poisoned");
+        kept.0 += 1;
+        let seq = kept.0;
+        kept.1.push_front(LastEvent { seq, event_type, call_id, event });
+        kept.1.truncate(Self::KEPT);
+    }
+
+    /// Newest first.
+    pub fn list(&self) -> Vec<LastEvent> {
+        self.0.lock().expect("not poisoned").1.iter().cloned().collect()
+    }
 }
 
 /// Lists every metric family at zero for this configuration's channels (see
@@ -97,6 +137,7 @@ impl Application {
             metrics,
             reloads: reload::Status::default(),
             refused_bytes: Default::default(),
+            last_events: Default::default(),
         });
         let app_state = state.clone();
         let http = HttpServer::new(move || {

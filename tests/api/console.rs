@@ -337,3 +337,20 @@ async fn save_writes_the_template_when_allowed_and_live_reload_puts_it_in_force(
     wait_until("the post", Duration::from_secs(10), async || !bodies(&app.slack).await.is_empty()).await;
     assert_eq!(bodies(&app.slack).await[0]["text"], "saved: hello", "the saved template is in force");
 }
+
+#[tokio::test]
+async fn the_last_real_events_are_playground_input() {
+    let app = spawn_app().await;
+    let real = message("call-77", "user", "a real <b>utterance</b> @here");
+    assert_eq!(app.post_event(&real).await.status(), 200);
+    wait_until("the post", Duration::from_secs(10), async || !bodies(&app.slack).await.is_empty()).await;
+    let base = console(&app);
+    let page = reqwest::get(format!("{base}/playground?channel=live")).await.unwrap().text().await.unwrap();
+    let option = regex::Regex::new(r#"<option value="(r\d+)">message · call call-77"#).unwrap();
+    let seq = option.captures(&page).unwrap_or_else(|| panic!("no recent event offered: {page}"))[1].to_owned();
+    let chosen =
+        reqwest::get(format!("{base}/playground?channel=live&sample={seq}")).await.unwrap().text().await.unwrap();
+    assert!(chosen.contains("a real &lt;b&gt;utterance&lt;/b&gt; @here"), "its text, escaped, in the page: {chosen}");
+    let start = chosen.find("id=\"preview\"").unwrap();
+    assert_eq!(exact_body(&chosen[start..]), bodies(&app.slack).await[0], "previewed exactly as it was posted");
+}
