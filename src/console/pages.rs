@@ -13,6 +13,11 @@ use super::auth::{self, Sessions};
 use crate::server::State;
 use crate::store::{now_ms, Activity, RecentEvent};
 
+/// The time left until `until_ms`, in words.
+fn remaining(until_ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(((until_ms - now_ms()).max(0) / 1000) as u64)).to_string()
+}
+
 fn age(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "—".into() };
     let secs = ((now_ms() - ms).max(0) / 1000) as u64;
@@ -46,6 +51,8 @@ async fn channels_table(state: &State) -> Markup {
                         td {
                             @if let Some(why) = disabled.get(name.as_str()) { span.state.disabled { "disabled" } " " small { (why) } }
                             @else if let Some(why) = broken.get(name) { span.state.broken { "broken" } " " small { (why) } }
+                            @else if let Some((why, until)) = state.dispatcher.paused(name) {
+                                span.state.paused { "paused: " (why) } " " small { "for " (remaining(until)) } }
                             @else if holders.get(name).is_some_and(|o| o == me) { span.state.sending { "sending (this relay)" } }
                             @else if let Some(owner) = holders.get(name).filter(|o| !o.is_empty()) { span.state.elsewhere { "sent by " (owner) } }
                             @else { span.state { "starting" } }

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 use super::leases::Slot;
 use super::pacing::Pacer;
-use super::Broken;
+use super::{Broken, Paused};
 use crate::config::{Channel, Platform, Threads};
 use crate::event::EventType;
 use crate::render::RenderError;
@@ -43,6 +43,10 @@ pub(super) struct Lane {
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
     pub broken: Broken,
+    /// Where the console reads why this lane waits.
+    pub paused: Paused,
+    /// Why the pacer holds the next post: `pacing` (the budget), or what the last failure set.
+    pub wait_reason: &'static str,
     /// Discord said this channel takes no threads (220003): post flat from now on.
     pub no_threads: bool,
     /// Slack app channels: the edit budget shared by every channel of the same token.
@@ -93,10 +97,16 @@ impl Lane {
             }
             let ready = self.pacer.ready_at(Instant::now());
             if ready > Instant::now() {
-                telemetry::pacing_wait(&self.channel, ready - Instant::now());
+                let wait = ready - Instant::now();
+                telemetry::pacing_wait(&self.channel, wait);
+                if wait >= Duration::from_secs(1) {
+                    self.paused.set(&self.channel, self.wait_reason, now_ms() + wait.as_millis() as i64);
+                }
                 self.pause_until(ready).await;
                 continue;
             }
+            self.paused.clear(&self.channel);
+            self.wait_reason = "pacing";
             self.send(&batch).await;
             // Whoever holds the channel next continues its budget instead of bursting.
             let pacing = self.pacer.snapshot(Instant::now(), now_ms());
@@ -236,6 +246,7 @@ impl Lane {
             Outcome::RateLimited { after, reason } => {
                 let wait = after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
                 telemetry::rate_limited(&self.channel, wait, &reason);
+                self.wait_reason = "rate limited by the platform (429)";
                 self.pacer.block_until(Instant::now() + wait);
             }
             Outcome::Retry { after, reason } => {
@@ -243,6 +254,7 @@ impl Lane {
                 telemetry::attempt_failed(&self.channel, &head.call_id, attempts, &reason);
                 match self.policy.after_failure(attempts, age, after, |max| fastrand::u64(0..=max)) {
                     Next::RetryIn(delay) => {
+                        self.wait_reason = "retrying after a failed attempt";
                         self.record(self.store.failed_attempt(&self.fence, ids, reason).await);
                         self.pacer.block_until(Instant::now() + delay);
                     }

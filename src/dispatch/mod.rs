@@ -67,10 +67,31 @@ impl Broken {
     }
 }
 
+/// Channels whose lane is waiting (a platform's 429, a retry's backoff, the pacing budget) for
+/// longer than a moment: why, and until when (Unix milliseconds). For the console.
+#[derive(Debug, Clone, Default)]
+pub struct Paused(Arc<Mutex<BTreeMap<String, (String, i64)>>>);
+
+impl Paused {
+    fn set(&self, channel: &str, why: &str, until_ms: i64) {
+        self.0.lock().expect("not poisoned").insert(channel.to_owned(), (why.to_owned(), until_ms));
+    }
+
+    fn clear(&self, channel: &str) {
+        self.0.lock().expect("not poisoned").remove(channel);
+    }
+
+    /// Why `channel`'s lane waits and until when, if it still does.
+    pub fn get(&self, channel: &str) -> Option<(String, i64)> {
+        self.0.lock().expect("not poisoned").get(channel).filter(|(_, until)| *until > crate::store::now_ms()).cloned()
+    }
+}
+
 /// The running lanes, replaced as a whole when the configuration is reloaded.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     broken: Broken,
+    paused: Paused,
     lanes: Mutex<Lanes>,
     /// This relay's name as lease holder.
     owner: String,
@@ -95,8 +116,9 @@ impl Dispatcher {
         let owner = leases::owner_name();
         tracing::info!(owner = %owner, "Delivering as this lease holder.");
         dead_letter_orphans(config, &store, &owner).await;
-        let lanes = spawn_lanes(config, &store, &broken, &owner);
-        Dispatcher { store, broken, lanes: Mutex::new(lanes), owner }
+        let paused = Paused::default();
+        let lanes = spawn_lanes(config, &store, &broken, &paused, &owner);
+        Dispatcher { store, broken, paused, lanes: Mutex::new(lanes), owner }
     }
 
     /// Replaces every lane with lanes for `config`: posts in flight finish first (a lane still
@@ -111,7 +133,7 @@ impl Dispatcher {
             telemetry::store_failed("forget broken channels", &e.to_string());
         }
         dead_letter_orphans(config, &self.store, &self.owner).await;
-        let fresh = spawn_lanes(config, &self.store, &self.broken, &self.owner);
+        let fresh = spawn_lanes(config, &self.store, &self.broken, &self.paused, &self.owner);
         *self.lanes.lock().expect("not poisoned") = fresh;
     }
 
@@ -125,6 +147,11 @@ impl Dispatcher {
     /// Broken channels and why.
     pub fn broken(&self) -> BTreeMap<String, String> {
         self.broken.all()
+    }
+
+    /// Why a channel's lane on this relay waits and until when (Unix milliseconds), if it does.
+    pub fn paused(&self, channel: &str) -> Option<(String, i64)> {
+        self.paused.get(channel)
     }
 
     /// This relay's name as lease holder (as the store's `lanes` table shows it).
@@ -199,7 +226,7 @@ impl Lanes {
     }
 }
 
-fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, owner: &str) -> Lanes {
+fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, paused: &Paused, owner: &str) -> Lanes {
     let (stop, _) = watch::channel(false);
     let (keeper_stop, _) = watch::channel(false);
     let mut slots = BTreeMap::new();
@@ -224,6 +251,8 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, ow
             wake: wake.clone(),
             stop: stop.subscribe(),
             broken: broken.clone(),
+            paused: paused.clone(),
+            wait_reason: "pacing",
             no_threads: false,
             edit_budget,
             lease,

@@ -354,3 +354,23 @@ async fn the_last_real_events_are_playground_input() {
     let start = chosen.find("id=\"preview\"").unwrap();
     assert_eq!(exact_body(&chosen[start..]), bodies(&app.slack).await[0], "previewed exactly as it was posted");
 }
+
+#[tokio::test]
+async fn a_channel_held_by_a_429_shows_as_paused_with_the_reason() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30").set_body_string("rate_limited"))
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    assert_eq!(app.post_event(&message("c", "user", "wait for it")).await.status(), 200);
+    let base = console(&app);
+    let mut overview = String::new();
+    wait_until("the paused state", Duration::from_secs(10), async || {
+        overview = reqwest::get(format!("{base}/fragments/overview")).await.unwrap().text().await.unwrap();
+        overview.contains("paused: rate limited by the platform (429)")
+    })
+    .await;
+    assert!(overview.contains("<td class=\"num\">1</td>"), "one waiting: {overview}");
+    assert!(overview.contains("live: <span class=\"state waiting\">waiting</span>"), "{overview}");
+}
