@@ -82,6 +82,14 @@ fn hex(bytes: &[u8]) -> String {
 #[allow(clippy::result_large_err)]
 pub fn session(req: &HttpRequest, state: &State, sessions: &Sessions) -> Result<String, HttpResponse> {
     if state.snapshot.load().config.admin.token.is_none() {
+        // No login on loopback; but a page whose host name was re-pointed at 127.0.0.1 (DNS
+        // rebinding) would be "same origin": only loopback host names are served.
+        let host = req.connection_info().host().to_owned();
+        let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+        let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(HttpResponse::Forbidden().body("the console answers only to a loopback host name here"));
+        }
         return Ok("loopback".into());
     }
     match req.cookie(COOKIE) {

@@ -40,6 +40,21 @@ async fn the_console_serves_on_loopback_with_a_strict_policy_and_never_shows_sec
     // Not on the webhook port.
     let webhook_port = reqwest::get(format!("{}/playground", app.address)).await.unwrap();
     assert_eq!(webhook_port.status(), 404);
+    // A page whose name was re-pointed at 127.0.0.1 (DNS rebinding) is not served.
+    let rebound = reqwest::Client::new()
+        .get(format!("{}/", console(&app)))
+        .header("Host", "evil.example:9090")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let by_name = reqwest::Client::new()
+        .get(format!("{}/", console(&app)))
+        .header("Host", "localhost:9090")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_name.status(), 200);
 }
 
 #[tokio::test]
