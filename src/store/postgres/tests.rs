@@ -171,3 +171,55 @@ async fn tls_to_the_database_follows_sslmode() {
 fn the_password_never_shows() {
     assert_eq!(shown_url("postgres://relay:s3cret@db:5432/calls"), "postgres://relay:***@db:5432/calls");
 }
+
+/// The database turning read-only (a failover in progress, a replica promoted late) refuses
+/// accepts, which the receiver answers 503; when it takes writes again, accepts recover by
+/// themselves, on fresh connections.
+#[tokio::test]
+async fn a_read_only_database_refuses_accepts_and_they_recover_when_it_takes_writes_again() {
+    let Some(url) = fresh_schema().await else { return };
+    let (admin, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let role = format!("r_{}", fastrand::u64(..));
+    let schema = url.rsplit("search_path%3D").next().unwrap().to_owned();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; ALTER SCHEMA {schema} OWNER TO {role}; GRANT CONNECT ON DATABASE test TO {role}"
+        ))
+        .await
+        .unwrap();
+    let as_role = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let store = PgStore::connect(&as_role, false).await.unwrap();
+    contract::accept(&store, contract::event(&["a"], "before")).await.unwrap();
+    // Read-only for new sessions; end the current ones so the pool reconnects.
+    let flip = |read_only: bool| {
+        format!(
+            "ALTER ROLE {role} SET default_transaction_read_only = {read_only};
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+        )
+    };
+    admin.batch_execute(&flip(true)).await.unwrap();
+    // The first tries may meet the ended connections; then every one meets a read-only session.
+    let mut read_only = false;
+    for _ in 0..20 {
+        match store.accept(Some(contract::event(&["a"], "while read-only")), vec![]).await {
+            Ok(_) => panic!("accepted while read-only"),
+            Err(e) if e.to_string().contains("read-only") => {
+                read_only = true;
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    assert!(read_only, "never refused for being read-only");
+    admin.batch_execute(&flip(false)).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while store.accept(Some(contract::event(&["a"], "after")), vec![]).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "accepts never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let texts = contract::texts(&store.pending("a", 10).await.unwrap());
+    assert_eq!(texts.first().map(String::as_str), Some("before"));
+    assert_eq!(texts.last().map(String::as_str), Some("after"));
+    assert!(!texts.iter().any(|t| t == "while read-only"), "nothing refused was kept: {texts:?}");
+}
