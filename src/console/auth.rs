@@ -77,10 +77,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A refusal carrying the answer to send (handlers return it with `?`).
+fn refuse(answer: HttpResponse) -> actix_web::Error {
+    actix_web::error::InternalError::from_response("refused", answer).into()
+}
+
 /// The caller's session (its CSRF subject), or the answer to send instead: a redirect to the login
-/// form for a page, 401 for anything else. (The answer is large, but made once per refusal.)
-#[allow(clippy::result_large_err)]
-pub fn session(req: &HttpRequest, state: &State, sessions: &Sessions) -> Result<String, HttpResponse> {
+/// form for a page, 401 for anything else.
+pub fn session(req: &HttpRequest, state: &State, sessions: &Sessions) -> actix_web::Result<String> {
     if state.snapshot.load().config.admin.token.is_none() {
         // No login on loopback; but a page whose host name was re-pointed at 127.0.0.1 (DNS
         // rebinding) would be "same origin": only loopback host names are served.
@@ -88,16 +92,18 @@ pub fn session(req: &HttpRequest, state: &State, sessions: &Sessions) -> Result<
         let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
         let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if !loopback {
-            return Err(HttpResponse::Forbidden().body("the console answers only to a loopback host name here"));
+            return Err(refuse(
+                HttpResponse::Forbidden().body("the console answers only to a loopback host name here"),
+            ));
         }
         return Ok("loopback".into());
     }
     match req.cookie(COOKIE) {
         Some(c) if sessions.valid(c.value()) => Ok(c.value().to_owned()),
         _ if req.method() == actix_web::http::Method::GET => {
-            Err(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish())
+            Err(refuse(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish()))
         }
-        _ => Err(HttpResponse::Unauthorized().body("log in first")),
+        _ => Err(refuse(HttpResponse::Unauthorized().body("log in first"))),
     }
 }
 
@@ -107,13 +113,12 @@ pub fn logout_csrf(state: &State, sessions: &Sessions, session: &str) -> Option<
 }
 
 /// A state-changing request: its session, if its CSRF token is right.
-#[allow(clippy::result_large_err)]
-pub fn checked(req: &HttpRequest, state: &State, sessions: &Sessions, csrf: &str) -> Result<String, HttpResponse> {
+pub fn checked(req: &HttpRequest, state: &State, sessions: &Sessions, csrf: &str) -> actix_web::Result<String> {
     let session = session(req, state, sessions)?;
     if sessions.csrf_ok(&session, csrf) {
         Ok(session)
     } else {
-        Err(HttpResponse::Forbidden().body("the form's CSRF token is missing or wrong; reload the page"))
+        Err(refuse(HttpResponse::Forbidden().body("the form's CSRF token is missing or wrong; reload the page")))
     }
 }
 
@@ -172,13 +177,10 @@ pub async fn logout(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let session = match checked(&req, &state, &sessions, form.get("csrf").map(String::as_str).unwrap_or("")) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+) -> actix_web::Result<HttpResponse> {
+    let session = checked(&req, &state, &sessions, form.get("csrf").map(String::as_str).unwrap_or(""))?;
     sessions.end(&session);
     let mut gone = Cookie::new(COOKIE, "");
     gone.make_removal();
-    HttpResponse::SeeOther().cookie(gone).insert_header((header::LOCATION, "/login")).finish()
+    Ok(HttpResponse::SeeOther().cookie(gone).insert_header((header::LOCATION, "/login")).finish())
 }

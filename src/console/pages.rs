@@ -141,15 +141,16 @@ async fn overview_parts(state: &State) -> Markup {
     }
 }
 
-pub async fn overview(req: HttpRequest, state: web::Data<State>, sessions: web::Data<Sessions>) -> HttpResponse {
-    let session = match auth::session(&req, &state, &sessions) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+pub async fn overview(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::session(&req, &state, &sessions)?;
     let dead = state.store.dead_letters().await.map(|d| d.len()).unwrap_or(0);
     let parts = overview_parts(&state).await;
     let keep = humantime::format_duration(state.snapshot.load().config.admin.keep_events).to_string();
-    html_page(layout(
+    Ok(html_page(layout(
         "Deliveries",
         auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
@@ -158,18 +159,16 @@ pub async fn overview(req: HttpRequest, state: web::Data<State>, sessions: web::
                 a href="/dead-letters" { (dead) " dead letter" @if dead != 1 { "s" } } }
             div data-refresh="/fragments/overview" { (parts) }
         },
-    ))
+    )))
 }
 
 pub async fn overview_fragment(
     req: HttpRequest,
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
-) -> HttpResponse {
-    if let Err(answer) = auth::session(&req, &state, &sessions) {
-        return answer;
-    }
-    html_page(overview_parts(&state).await)
+) -> actix_web::Result<HttpResponse> {
+    auth::session(&req, &state, &sessions)?;
+    Ok(html_page(overview_parts(&state).await))
 }
 
 /// One call: all its events (kept) in order, with each post's status.
@@ -178,23 +177,20 @@ pub async fn call(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     call_id: web::Path<String>,
-) -> HttpResponse {
-    let session = match auth::session(&req, &state, &sessions) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::session(&req, &state, &sessions)?;
     let events = match state.store.recent(Some(&call_id), 10_000).await {
         Ok(e) => e,
-        Err(e) => return HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}")),
+        Err(e) => return Ok(HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}"))),
     };
-    html_page(layout(
+    Ok(html_page(layout(
         &format!("Call {call_id}"),
         auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
             @if events.is_empty() { p { "No events of this call are kept (" code { "admin.keep_events" } ")." } }
             @else { div data-refresh={ "/fragments/calls/" (urlencode(&call_id)) } { (events_table(&events)) } }
         },
-    ))
+    )))
 }
 
 pub async fn call_fragment(
@@ -202,26 +198,25 @@ pub async fn call_fragment(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     call_id: web::Path<String>,
-) -> HttpResponse {
-    if let Err(answer) = auth::session(&req, &state, &sessions) {
-        return answer;
-    }
-    html_page(events_table(&state.store.recent(Some(&call_id), 10_000).await.unwrap_or_default()))
+) -> actix_web::Result<HttpResponse> {
+    auth::session(&req, &state, &sessions)?;
+    Ok(html_page(events_table(&state.store.recent(Some(&call_id), 10_000).await.unwrap_or_default())))
 }
 
-pub async fn dead_letters(req: HttpRequest, state: web::Data<State>, sessions: web::Data<Sessions>) -> HttpResponse {
-    let session = match auth::session(&req, &state, &sessions) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+pub async fn dead_letters(
+    req: HttpRequest,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::session(&req, &state, &sessions)?;
     let csrf = sessions.csrf(&session);
     let letters = match state.store.dead_letters().await {
         Ok(l) => l,
-        Err(e) => return HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}")),
+        Err(e) => return Ok(HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}"))),
     };
     let when =
         |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
-    html_page(layout(
+    Ok(html_page(layout(
         "Dead letters",
         auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! {
@@ -260,7 +255,7 @@ pub async fn dead_letters(req: HttpRequest, state: web::Data<State>, sessions: w
                 }
             }
         },
-    ))
+    )))
 }
 
 /// The value of `key` in a posted form (the first, when repeated).
@@ -273,10 +268,8 @@ pub async fn replay(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Vec<(String, String)>>,
-) -> HttpResponse {
-    if let Err(answer) = auth::checked(&req, &state, &sessions, field(&form, "csrf")) {
-        return answer;
-    }
+) -> actix_web::Result<HttpResponse> {
+    auth::checked(&req, &state, &sessions, field(&form, "csrf"))?;
     let ids: Vec<i64> = if field(&form, "which") == "all" {
         state.store.dead_letters().await.unwrap_or_default().iter().map(|l| l.id).collect()
     } else {
@@ -285,10 +278,10 @@ pub async fn replay(
     for id in ids {
         match state.store.requeue(id).await {
             Ok(()) => tracing::info!(id, "Dead letter replayed from the console."),
-            Err(e) => return HttpResponse::Conflict().body(format!("dead letter {id}: {e}")),
+            Err(e) => return Ok(HttpResponse::Conflict().body(format!("dead letter {id}: {e}"))),
         }
     }
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/dead-letters")).finish()
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/dead-letters")).finish())
 }
 
 pub async fn purge(
@@ -296,13 +289,11 @@ pub async fn purge(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Vec<(String, String)>>,
-) -> HttpResponse {
-    if let Err(answer) = auth::checked(&req, &state, &sessions, field(&form, "csrf")) {
-        return answer;
-    }
+) -> actix_web::Result<HttpResponse> {
+    auth::checked(&req, &state, &sessions, field(&form, "csrf"))?;
     match state.store.purge(None).await {
         Ok(n) => tracing::info!(purged = n, "Dead letters purged from the console."),
-        Err(e) => return HttpResponse::ServiceUnavailable().body(format!("the store failed: {e}")),
+        Err(e) => return Ok(HttpResponse::ServiceUnavailable().body(format!("the store failed: {e}"))),
     }
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/dead-letters")).finish()
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/dead-letters")).finish())
 }

@@ -98,20 +98,19 @@ pub async fn send(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Form>,
-) -> HttpResponse {
-    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::checked(&req, &state, &sessions, &form.csrf)?;
     let fragment = req.query_string().contains("fragment=1");
     let (config, name, rendered) = match rendered(&state, &form) {
         Ok(r) => r,
-        Err(shown) => return html_page(shown),
+        Err(shown) => return Ok(html_page(shown)),
     };
     let channel = &config.channels[&name];
     let client = crate::sinks::http_client(config.delivery.request_timeout);
     let Some(sink) = crate::sinks::for_channel(channel, &client) else {
-        return html_page(html! { p.error { "Channel “" (name) "” is disabled: its webhook URL variable is unset." } });
+        return Ok(html_page(
+            html! { p.error { "Channel “" (name) "” is disabled: its webhook URL variable is unset." } },
+        ));
     };
     let mut answers = Vec::new();
     for post in &rendered.posts {
@@ -127,13 +126,13 @@ pub async fn send(
         }
     };
     if fragment {
-        return html_page(list);
+        return Ok(html_page(list));
     }
-    html_page(layout(
+    Ok(html_page(layout(
         "Test sent",
         auth::logout_csrf(&state, &sessions, &session).as_deref(),
         html! { (list) p { a href={ "/playground?channel=" (name) } { "Back to the playground" } } },
-    ))
+    )))
 }
 
 fn error(e: &crate::render::RenderError) -> Markup {
@@ -246,11 +245,9 @@ pub async fn page(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     query: web::Query<Form>,
-) -> HttpResponse {
-    match auth::session(&req, &state, &sessions) {
-        Ok(session) => page_with(&state, &sessions, &session, query.into_inner()).await,
-        Err(answer) => answer,
-    }
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::session(&req, &state, &sessions)?;
+    Ok(page_with(&state, &sessions, &session, query.into_inner()).await)
 }
 
 /// The form posted without the script: the whole page again, with its preview. A changed sample
@@ -260,12 +257,9 @@ pub async fn page_posted(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Form>,
-) -> HttpResponse {
-    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    page_with(&state, &sessions, &session, form.into_inner()).await
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::checked(&req, &state, &sessions, &form.csrf)?;
+    Ok(page_with(&state, &sessions, &session, form.into_inner()).await)
 }
 
 /// The preview alone, for the script.
@@ -274,11 +268,9 @@ pub async fn preview(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Form>,
-) -> HttpResponse {
-    if let Err(answer) = auth::checked(&req, &state, &sessions, &form.csrf) {
-        return answer;
-    }
-    html_page(render(&state, &form))
+) -> actix_web::Result<HttpResponse> {
+    auth::checked(&req, &state, &sessions, &form.csrf)?;
+    Ok(html_page(render(&state, &form)))
 }
 
 /// "Save": the edited template, once it renders every built-in sample of its event type (and the
@@ -291,16 +283,15 @@ pub async fn save(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Form>,
-) -> HttpResponse {
-    let session = match auth::checked(&req, &state, &sessions, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::checked(&req, &state, &sessions, &form.csrf)?;
     let (config, name, _) = match rendered(&state, &form) {
         Ok(r) => r,
-        Err(shown) => return saved_page(&state, &sessions, &session, shown),
+        Err(shown) => return Ok(saved_page(&state, &sessions, &session, shown)),
     };
-    let Some(source) = form.template.clone() else { return HttpResponse::BadRequest().body("no template in the form") };
+    let Some(source) = form.template.clone() else {
+        return Ok(HttpResponse::BadRequest().body("no template in the form"));
+    };
     let kind = serde_json::from_str::<Value>(&event_text(&form))
         .ok()
         .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
@@ -309,21 +300,21 @@ pub async fn save(
     for sample in crate::samples::all().into_iter().filter(|s| s.body["event_type"] == kind.as_str()) {
         let trial = Form { event: Some(sample.body.to_string()), ..form_copy(&form) };
         if let Err(shown) = rendered(&state, &trial) {
-            return saved_page(
+            return Ok(saved_page(
                 &state,
                 &sessions,
                 &session,
                 html! { p { "Not saved: the sample “" (sample.name) "” fails:" } (shown) },
-            );
+            ));
         }
     }
     let relative = config.renderer.template_for(&name, &kind).unwrap_or("?").trim_start_matches("built-in:").to_owned();
     if !config.admin.allow_template_edits {
         let file = relative.rsplit('/').next().unwrap_or("template.json.hbs").to_owned();
-        return HttpResponse::Ok()
+        return Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .insert_header(("Content-Disposition", format!("attachment; filename=\"{file}\"")))
-            .body(source);
+            .body(source));
     }
     let path = config.templates_dir.join(&relative);
     let written = path
@@ -338,7 +329,7 @@ pub async fn save(
         }
         Err(e) => html! { p.error { "Could not write " code { (path.display().to_string()) } ": " (e.to_string()) } },
     };
-    saved_page(&state, &sessions, &session, shown)
+    Ok(saved_page(&state, &sessions, &session, shown))
 }
 
 fn saved_page(state: &State, sessions: &Sessions, session: &str, shown: Markup) -> HttpResponse {

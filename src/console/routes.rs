@@ -103,11 +103,9 @@ pub async fn page(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     query: web::Query<Form>,
-) -> HttpResponse {
-    match auth::session(&req, &state, &sessions) {
-        Ok(session) => page_with(&state, &sessions, &session, &query),
-        Err(answer) => answer,
-    }
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::session(&req, &state, &sessions)?;
+    Ok(page_with(&state, &sessions, &session, &query))
 }
 
 pub async fn posted(
@@ -115,9 +113,7 @@ pub async fn posted(
     state: web::Data<State>,
     sessions: web::Data<Sessions>,
     form: web::Form<Form>,
-) -> HttpResponse {
-    match auth::checked(&req, &state, &sessions, &form.csrf) {
-        Ok(session) => page_with(&state, &sessions, &session, &form),
-        Err(answer) => answer,
-    }
+) -> actix_web::Result<HttpResponse> {
+    let session = auth::checked(&req, &state, &sessions, &form.csrf)?;
+    Ok(page_with(&state, &sessions, &session, &form))
 }
