@@ -7,8 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use wiremock::matchers::method;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -152,11 +151,7 @@ async fn in_a_browser_hostile_text_stays_text_with_no_dialog_and_no_injected_ele
     assert!(c.find_all(Locator::Css("#preview img, #preview script")).await.unwrap().is_empty(), "no element injected");
 
     // The same text as a dead letter's event, on the dead letters page.
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("<b>invalid</b>"))
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
+    slack_answers(&app, ResponseTemplate::new(400).set_body_string("<b>invalid</b>"), None).await;
     assert_eq!(app.post_event(&message("call-x", "user", hostile)).await.status(), 200);
     c.goto(&format!("{}/dead-letters", app.console.as_ref().unwrap())).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -174,12 +169,7 @@ async fn in_a_browser_hostile_text_stays_text_with_no_dialog_and_no_injected_ele
 async fn in_a_browser_the_overview_shows_the_channels_and_a_replayed_dead_letter_is_delivered() {
     let Some(b) = browser().await else { return };
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
+    slack_answers(&app, ResponseTemplate::new(400).set_body_string("invalid_blocks"), Some(1)).await;
     assert_eq!(app.post_event(&message("call-r", "user", "second chance")).await.status(), 200);
     let c = &b.client;
     let base = app.console.clone().unwrap();

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use wiremock::matchers::method;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -172,12 +171,7 @@ async fn a_broken_template_is_reported_with_its_line_and_discord_is_drawn_with_e
 #[tokio::test]
 async fn a_dead_letter_is_listed_and_replayed_from_the_console() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
+    slack_answers(&app, ResponseTemplate::new(400).set_body_string("invalid_blocks"), Some(1)).await;
     assert_eq!(app.post_event(&message("call-9", "user", "try again")).await.status(), 200);
     let client = browser();
     let base = console(&app);
@@ -259,12 +253,7 @@ async fn send_test_posts_what_the_preview_shows_to_the_real_channel() {
 #[tokio::test]
 async fn deliveries_show_recent_events_per_call_with_each_posts_status_and_the_last_hours_counts() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
+    slack_answers(&app, ResponseTemplate::new(500).set_body_string("boom"), Some(1)).await;
     for text in ["first", "second"] {
         assert_eq!(app.post_event(&message("call-42", "user", text)).await.status(), 200);
     }
@@ -373,11 +362,12 @@ async fn the_last_real_events_are_playground_input() {
 #[tokio::test]
 async fn a_channel_held_by_a_429_shows_as_paused_with_the_reason() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30").set_body_string("rate_limited"))
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
+    slack_answers(
+        &app,
+        ResponseTemplate::new(429).insert_header("Retry-After", "30").set_body_string("rate_limited"),
+        None,
+    )
+    .await;
     assert_eq!(app.post_event(&message("c", "user", "wait for it")).await.status(), 200);
     let base = console(&app);
     let mut overview = String::new();

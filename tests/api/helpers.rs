@@ -403,3 +403,14 @@ impl Served {
         reqwest::Client::new().post(url).json(body).send().await.unwrap()
     }
 }
+
+/// Makes the relay's Slack stand-in answer `answer` first (the next `times` posts, or all of them
+/// when `None`), ahead of its usual 200.
+pub async fn slack_answers(app: &TestApp, answer: ResponseTemplate, times: Option<u64>) {
+    let mock = Mock::given(method("POST")).respond_with(answer).with_priority(1);
+    let mock = match times {
+        Some(n) => mock.up_to_n_times(n),
+        None => mock,
+    };
+    mock.mount(&app.slack).await;
+}
