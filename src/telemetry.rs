@@ -268,9 +268,20 @@ pub fn parent_not_edited(channel: &str, call_id: &str, answer: &str) {
     );
 }
 
-/// A call's Discord thread was archived: the call continues in a new thread.
+/// A call's thread was locked or deleted: the call continues in a new thread.
 pub fn thread_archived(channel: &str, call_id: &str, answer: &str) {
-    tracing::warn!(channel, call_id, answer, "The call's thread was archived; continuing the call in a new thread.");
+    tracing::warn!(channel, call_id, answer, "The call's thread is closed to the relay (archived and locked, or deleted); continuing the call in a new thread.");
+}
+
+/// A live transcript's message can no longer be edited (archived thread, edit cap, deleted): the
+/// transcript continues in a new message.
+pub fn transcript_continued(channel: &str, call_id: &str, answer: &str) {
+    tracing::info!(
+        channel,
+        call_id,
+        answer,
+        "The live transcript's message can no longer be edited; continuing it in a new message."
+    );
 }
 
 /// A channel's webhook is gone; the lane stops posting to it until a reload or restart.

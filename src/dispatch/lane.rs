@@ -19,7 +19,7 @@ use crate::config::{Channel, Platform, Threads};
 use crate::event::EventType;
 use crate::render::RenderError;
 use crate::setup::Config;
-use crate::sinks::{self, discord, slack, Outcome, Place, Posted, Sink};
+use crate::sinks::{self, discord, slack, Misplaced, Outcome, Place, Posted, Sink};
 use crate::store::{now_ms, Content, Fence, Queued, Store, StoreError};
 use crate::telemetry;
 
@@ -217,16 +217,20 @@ impl Lane {
                     batch[..taken].iter().map(|q| Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
                 telemetry::delivered(&self.channel, &head.call_id, taken, head.attempts + 1, latencies);
             }
-            Outcome::Permanent { reason, .. } if self.not_a_forum(&place, &reason) => {
+            Outcome::Misplaced { why: Misplaced::NotAForum, reason } if matches!(place, Place::NewThread(_)) => {
                 self.no_threads = true;
                 telemetry::threads_unavailable(&self.channel, &reason);
             }
-            Outcome::Permanent { reason, .. } if self.thread_archived(&place, &reason) => {
-                // Someone archived the call's forum thread: the next post starts a new one.
+            Outcome::Misplaced { why: Misplaced::ThreadArchived | Misplaced::ThreadGone, reason }
+                if matches!(place, Place::Thread(_)) =>
+            {
+                // Someone locked or deleted the call's thread: the next post starts a new one.
                 telemetry::thread_archived(&self.channel, &head.call_id, &reason);
                 self.forget_thread_now(head).await;
             }
-            Outcome::Permanent { reason, broken: false } if matches!(place, Place::Edit { .. }) => {
+            Outcome::Permanent { reason, broken: false } | Outcome::Misplaced { reason, .. }
+                if matches!(place, Place::Edit { .. }) =>
+            {
                 // The summary is out; an outcome that cannot be shown on the parent is no loss.
                 telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);
                 self.record(self.store.delivered(&self.fence, ids).await);
@@ -241,8 +245,8 @@ impl Lane {
     pub(super) async fn failed(&mut self, head: &Queued, ids: Vec<i64>, outcome: Outcome) {
         let taken = ids.len();
         let age = Duration::from_millis((now_ms() - head.accepted_at_ms).max(0) as u64);
-        match outcome {
-            Outcome::Delivered => {}
+        match outcome.settled() {
+            Outcome::Delivered | Outcome::Misplaced { .. } => {}
             Outcome::RateLimited { after, reason } => {
                 let wait = after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
                 telemetry::rate_limited(&self.channel, wait, &reason);

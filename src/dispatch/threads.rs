@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::lane::{Lane, STORE_RETRY};
 use crate::config::{Platform, Threads};
 use crate::event::EventType;
-use crate::sinks::{discord, Outcome, Place};
+use crate::sinks::{Outcome, Place};
 use crate::store::{now_ms, Content, Queued};
 use crate::telemetry;
 
@@ -76,7 +76,7 @@ impl Lane {
             }
         };
         let posted = self.post(&parent, &Place::Channel).await;
-        match posted.outcome {
+        match posted.outcome.settled() {
             Outcome::Delivered => self.remember_thread(head, posted.id.unwrap_or_default()).await,
             Outcome::Permanent { reason, broken: false } => {
                 telemetry::thread_parent_refused(&self.channel, &head.call_id, &reason);
@@ -189,22 +189,10 @@ impl Lane {
         }
     }
 
-    /// Whether Discord refused a post because the call's thread was archived (50083).
-    pub(super) fn thread_archived(&self, place: &Place, reason: &str) -> bool {
-        matches!(place, Place::Thread(_))
-            && self.channel().platform == Platform::Discord
-            && reason.contains(discord::THREAD_ARCHIVED)
-    }
-
     /// Forgets the head's call's thread at once.
     pub(super) async fn forget_thread_now(&mut self, head: &Queued) {
         let forgotten = self.store.forget_call_at(&self.fence, &head.call_id, now_ms() - 1).await;
         self.record(forgotten);
-    }
-
-    /// Whether Discord refused a thread because the channel is not a forum (220003).
-    pub(super) fn not_a_forum(&self, place: &Place, reason: &str) -> bool {
-        matches!(place, Place::NewThread(_)) && reason.contains(discord::NOT_A_FORUM)
     }
 
     /// A Slack summary posted into a thread is also shown in the channel when

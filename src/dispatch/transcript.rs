@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::lane::{Lane, STORE_RETRY};
 use crate::config::Platform;
 use crate::event::EventType;
-use crate::sinks::{discord, Outcome, Place};
+use crate::sinks::{Misplaced, Outcome, Place};
 use crate::store::{now_ms, Content, Queued, Transcript};
 use crate::telemetry;
 
@@ -84,10 +84,13 @@ impl Lane {
         let posted = self.post(&draft.body, &target).await;
         match posted.outcome {
             Outcome::Delivered => {
+                // The thread the message is in, to edit it there: none for a message in the
+                // channel itself (Discord refuses a `thread_id` that is not a thread).
                 let thread = match (&target, &place) {
                     (Place::Edit { thread, .. }, _) => thread.clone(),
                     (_, Place::Thread(t)) => Some(t.clone()),
-                    _ => posted.thread.clone(),
+                    (Place::NewThread(_), _) => posted.thread.clone(),
+                    _ => None,
                 };
                 if let (Place::NewThread(_), Some(t)) = (&target, &posted.thread) {
                     self.remember_thread(head, t.clone()).await;
@@ -106,15 +109,25 @@ impl Lane {
                     .map(|(q, _)| std::time::Duration::from_millis((now_ms() - q.accepted_at_ms).max(0) as u64));
                 telemetry::delivered(&self.channel, &head.call_id, ids.len(), head.attempts + 1, latencies);
             }
-            Outcome::Permanent { reason, .. }
-                if matches!(target, Place::Edit { .. }) && reason.contains(discord::EDIT_CAPPED) =>
+            Outcome::Misplaced { why: Misplaced::NotEditable | Misplaced::ThreadArchived, reason }
+                if matches!(target, Place::Edit { .. }) =>
             {
-                // Discord caps edits of a message older than an hour: continue in a new one.
+                // The message can no longer be edited (Discord's edit cap on an hour-old message,
+                // an archived thread, a deleted message): the same utterances go into a new
+                // message, in the call's thread (a post unarchives it).
+                telemetry::transcript_continued(&self.channel, &head.call_id, &reason);
                 let next = Transcript { message_id: String::new(), thread: None, part, lines: "[]".into() };
                 let saved = self.store.set_transcript(&self.fence, &head.call_id, next).await;
                 self.record(saved);
             }
-            Outcome::Permanent { reason, .. } if self.not_a_forum(&target, &reason) => {
+            Outcome::Misplaced { why: Misplaced::ThreadArchived | Misplaced::ThreadGone, reason }
+                if matches!(target, Place::Thread(_) | Place::Edit { .. }) =>
+            {
+                // The call's thread is locked or gone: the transcript goes on in a new thread.
+                telemetry::thread_archived(&self.channel, &head.call_id, &reason);
+                self.forget_thread_now(head).await;
+            }
+            Outcome::Misplaced { why: Misplaced::NotAForum, reason } if matches!(target, Place::NewThread(_)) => {
                 self.no_threads = true;
                 telemetry::threads_unavailable(&self.channel, &reason);
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, cut, Answer, Fitted, Outcome, Place, Refused, NO_TEXT};
+use super::{blank, cut, Answer, Fitted, Misplaced, Outcome, Place, Refused, NO_TEXT};
 use crate::config::WebhookUrl;
 use crate::text;
 
@@ -312,13 +312,6 @@ pub fn into_thread(url: &WebhookUrl, body: &str, place: &Place) -> (url::Url, St
     (url, body)
 }
 
-/// A field of the saved message Discord answers with (`wait=true`): `id`, or `channel_id` (the
-/// thread a post went into).
-pub fn saved(answer: &Answer, field: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(&answer.body).ok()?;
-    v.get(field).and_then(Value::as_str).map(str::to_owned)
-}
-
 /// The URL that edits one of the webhook's messages: `…/webhooks/ID/TOKEN/messages/MESSAGE_ID`,
 /// with `thread_id` when the message is in a thread.
 /// <https://discord.com/developers/docs/resources/webhook#edit-webhook-message>
@@ -333,34 +326,59 @@ pub fn edit_url(url: &WebhookUrl, message_id: &str, thread: Option<&str>) -> url
     url
 }
 
-/// Discord's code for an edit of a message older than an hour beyond its edit cap.
-pub const EDIT_CAPPED: &str = "30046";
+/// Discord's JSON error codes the relay acts on.
+/// <https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes>
+pub mod code {
+    /// `Unknown Channel`: a `thread_id` that is not (or no longer) a thread of the channel.
+    pub const UNKNOWN_CHANNEL: u64 = 10003;
+    /// `Unknown Message`: the message to edit was deleted, or is not where the request says.
+    pub const UNKNOWN_MESSAGE: u64 = 10008;
+    /// `Unknown Webhook`.
+    pub const UNKNOWN_WEBHOOK: u64 = 10015;
+    /// Edits of a message older than an hour are capped.
+    pub const EDITS_CAPPED: u64 = 30046;
+    /// `Invalid Webhook Token`.
+    pub const INVALID_TOKEN: u64 = 50027;
+    /// `Thread is archived`: an edit in an archived thread, or a post into a locked one.
+    pub const THREAD_ARCHIVED: u64 = 50083;
+    /// `thread_name` sent to a channel that is not a forum or media channel.
+    pub const NOT_A_FORUM: u64 = 220003;
+}
 
-/// Discord's code for `thread_name` sent to a channel that is not a forum or media channel.
-pub const NOT_A_FORUM: &str = "220003";
-/// Discord's code for a post into an archived thread.
-pub const THREAD_ARCHIVED: &str = "50083";
-
-/// Reads Discord's answer. With `wait=true` success is 200 with the message; 429 carries
-/// `retry_after` (float seconds) in its JSON body and a `Retry-After` header. 404 (code 10015,
-/// unknown webhook) and 401 (code 50027, invalid token) mean the webhook is gone: the channel is
-/// broken, and more requests would count toward Discord's invalid-request ban.
+/// Reads Discord's answer. With `wait=true` success is 200 with the whole message; errors are
+/// JSON `{"message": "…", "code": N}` (read whole, so the code is never guessed from text). 429
+/// carries `retry_after` (float seconds) in its body and a `Retry-After` header. 404 (10015,
+/// unknown webhook) and 401 (50027, invalid token) mean the webhook is gone: the channel is
+/// broken, and more requests would count toward Discord's invalid-request ban. Codes about the
+/// place (a thread archived or gone, not a forum, a message that can no longer be edited) are
+/// [`Outcome::Misplaced`].
 pub fn classify(answer: &Answer) -> Outcome {
-    let body = answer.body.trim();
-    let reason = format!("{} {body}", answer.status);
+    let reason = answer.summary();
+    let error = answer.json();
     match answer.status {
         200..=299 => Outcome::Delivered,
         429 => {
-            let from_body = serde_json::from_str::<Value>(body)
-                .ok()
+            let from_body = error
                 .and_then(|v| v.get("retry_after").and_then(Value::as_f64))
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64);
             Outcome::RateLimited { after: from_body.or_else(|| answer.retry_after_header()), reason }
         }
         500..=599 => Outcome::Retry { after: answer.retry_after_header(), reason },
-        401 | 404 | 410 => Outcome::Permanent { reason, broken: true },
-        _ => Outcome::Permanent { reason, broken: false },
+        401 | 410 => Outcome::Permanent { reason, broken: true },
+        status => {
+            let why = match error.and_then(|v| v.get("code").and_then(Value::as_u64)) {
+                Some(code::THREAD_ARCHIVED) => Some(Misplaced::ThreadArchived),
+                Some(code::UNKNOWN_CHANNEL) => Some(Misplaced::ThreadGone),
+                Some(code::NOT_A_FORUM) => Some(Misplaced::NotAForum),
+                Some(code::EDITS_CAPPED | code::UNKNOWN_MESSAGE) => Some(Misplaced::NotEditable),
+                _ => None,
+            };
+            match why {
+                Some(why) => Outcome::Misplaced { why, reason },
+                None => Outcome::Permanent { reason, broken: status == 404 },
+            }
+        }
     }
 }
 

@@ -43,6 +43,41 @@ pub enum Outcome {
         /// this channel until the configuration is reloaded.
         broken: bool,
     },
+    /// The platform refused it for where it went, not for what it says: the same body may go
+    /// elsewhere (a new thread, a new message). Whoever placed it decides; anyone else treats it
+    /// as [`Outcome::Permanent`].
+    Misplaced {
+        /// What about the place was wrong.
+        why: Misplaced,
+        /// Status and body, for logs and dead letters.
+        reason: String,
+    },
+}
+
+/// Why a post or an edit could not go where it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misplaced {
+    /// The thread is archived and the request cannot reopen it: Discord's 50083 for an edit in
+    /// an archived thread, or for a post into a locked one.
+    ThreadArchived,
+    /// The thread is gone: Discord's 10003 (`Unknown Channel`) for a `thread_id`, Slack's
+    /// `thread_not_found`.
+    ThreadGone,
+    /// The channel takes no threads: Discord's 220003 for `thread_name` outside a forum.
+    NotAForum,
+    /// The message can no longer be edited: Discord's 30046 (edits of an old message capped) or
+    /// 10008 (deleted); Slack's `message_not_found`, `cant_update_message`, `edit_window_closed`.
+    NotEditable,
+}
+
+impl Outcome {
+    /// `Misplaced` as anyone but the placer sees it: a permanent refusal.
+    pub fn settled(self) -> Outcome {
+        match self {
+            Outcome::Misplaced { reason, .. } => Outcome::Permanent { reason, broken: false },
+            other => other,
+        }
+    }
 }
 
 /// A post's outcome plus what the answer said about pacing.
@@ -57,7 +92,9 @@ pub struct Posted {
     pub answer: String,
     /// The message's id, when the platform says: Slack's `ts`, Discord's message id.
     pub id: Option<String>,
-    /// The Discord thread the message is in (its `channel_id`), when it says.
+    /// The Discord thread the message went into: the one a `thread_name` post created (the
+    /// answer's `channel_id`), or the `thread_id` it was posted or edited in. `None` for a post
+    /// in the channel itself, whose `channel_id` is the channel's.
     pub thread: Option<String>,
 }
 
@@ -91,6 +128,14 @@ impl Posted {
     }
 }
 
+/// The most of an answer's body the relay reads. Success answers echo the whole message (Slack's
+/// `chat.postMessage`/`chat.update` its blocks, Discord's `?wait=true` its content and embeds):
+/// tens of KB at most, so this is far above any real answer; an error answer is a few hundred
+/// bytes.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// Characters of an answer kept in logs, dead letters and `send-test` output.
+pub const ANSWER_SHOWN_CHARS: usize = 1_000;
+
 /// A platform's answer, as the classifiers read it.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -98,23 +143,46 @@ pub struct Answer {
     pub status: u16,
     /// Response headers.
     pub headers: HeaderMap,
-    /// Response body (cut to 1,000 characters).
+    /// Response body, whole (up to [`MAX_ANSWER_BYTES`]).
     pub body: String,
+    /// The body was longer than [`MAX_ANSWER_BYTES`] and is cut there: far too long to be an
+    /// error.
+    pub cut: bool,
 }
 
 impl Answer {
-    /// Reads a response (its body cut to 1,000 characters), or passes on the transport error.
-    async fn read(response: Result<reqwest::Response, String>) -> Result<Answer, String> {
-        let response = response?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(transport_error)?;
-        Ok(Answer { status, headers, body: crate::text::truncate(&body, 1000) })
+    /// An answer with a body that was read whole.
+    pub fn new(status: u16, headers: HeaderMap, body: impl Into<String>) -> Answer {
+        Answer { status, headers, body: body.into(), cut: false }
     }
 
-    /// `STATUS BODY`, trimmed.
+    /// Reads a response whole (up to [`MAX_ANSWER_BYTES`]), or passes on the transport error.
+    async fn read(response: Result<reqwest::Response, String>) -> Result<Answer, String> {
+        let mut response = response?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut bytes = Vec::new();
+        let mut cut = false;
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                bytes.extend_from_slice(&chunk[..MAX_ANSWER_BYTES - bytes.len()]);
+                cut = true;
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), cut })
+    }
+
+    /// `STATUS BODY`, trimmed and cut to [`ANSWER_SHOWN_CHARS`], for logs, dead letters and
+    /// `send-test`.
     pub fn summary(&self) -> String {
-        format!("{} {}", self.status, self.body.trim())
+        format!("{} {}", self.status, crate::text::truncate(self.body.trim(), ANSWER_SHOWN_CHARS))
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
     }
 
     /// The `Retry-After` header in seconds (integer or decimal), if present.
@@ -229,12 +297,17 @@ impl Sink for HttpSink {
         };
         let (outcome, pause, id, thread) = match self.platform {
             Platform::Slack => (slack::classify(&answer), None, None, None),
-            Platform::Discord => (
-                discord::classify(&answer),
-                discord::pause(&answer),
-                discord::saved(&answer, "id"),
-                discord::saved(&answer, "channel_id"),
-            ),
+            Platform::Discord => {
+                let saved = answer.json();
+                let field = |f: &str| saved.as_ref()?.get(f)?.as_str().map(str::to_owned);
+                let thread = match place {
+                    Place::NewThread(_) => field("channel_id"),
+                    Place::Thread(t) => Some(t.clone()),
+                    Place::Edit { thread, .. } => thread.clone(),
+                    Place::Channel => None,
+                };
+                (discord::classify(&answer), discord::pause(&answer), field("id"), thread)
+            }
         };
         Posted { outcome, pause, answer: answer.summary(), id, thread }
     }
@@ -300,16 +373,28 @@ mod tests {
             Outcome::Delivered => Class::Ok,
             Outcome::RateLimited { .. } => Class::Limited,
             Outcome::Retry { .. } => Class::Retry,
-            Outcome::Permanent { broken: false, .. } => Class::Dead,
+            Outcome::Permanent { broken: false, .. } | Outcome::Misplaced { .. } => Class::Dead,
             Outcome::Permanent { broken: true, .. } => Class::Broken,
         };
-        let answer = |status: u16, body: &str| Answer { status, headers: HeaderMap::new(), body: body.into() };
+        let answer = |status: u16, body: &str| Answer::new(status, HeaderMap::new(), body);
         let table: Vec<(u16, &str, &str, Class, Class)> = vec![
             // status, Slack body, Discord body, Slack class, Discord class
             (200, "ok", r#"{"id":"1"}"#, Class::Ok, Class::Ok),
             (204, "", "", Class::Ok, Class::Ok),
-            (400, "invalid_payload", r#"{"code":50006}"#, Class::Dead, Class::Dead),
-            (401, "invalid_token", r#"{"code":50027}"#, Class::Broken, Class::Broken),
+            (
+                400,
+                "invalid_payload",
+                r#"{"message": "Cannot send an empty message", "code": 50006}"#,
+                Class::Dead,
+                Class::Dead,
+            ),
+            (
+                401,
+                "invalid_token",
+                r#"{"message": "Invalid Webhook Token", "code": 50027}"#,
+                Class::Broken,
+                Class::Broken,
+            ),
             (403, "action_prohibited", r#"{"code":50013}"#, Class::Dead, Class::Dead),
             (404, "no_service", r#"{"code":10015}"#, Class::Broken, Class::Broken),
             (404, "channel_not_found", r#"{"code":10015}"#, Class::Broken, Class::Broken),
@@ -331,10 +416,27 @@ mod tests {
     fn retry_after_headers_are_read_in_seconds() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "2".parse().unwrap());
-        let a = Answer { status: 429, headers, body: String::new() };
+        let a = Answer::new(429, headers, "");
         assert_eq!(
             slack::classify(&a),
             Outcome::RateLimited { after: Some(Duration::from_secs(2)), reason: "429 ".into() }
         );
+    }
+}
+
+#[cfg(test)]
+mod answers {
+    use super::*;
+
+    /// Answers are read whole: a success that echoes a long message is still read as one.
+    #[tokio::test]
+    async fn a_long_answer_is_read_whole_and_shown_cut() {
+        let body = format!("{{\"ok\":true,\"ts\":\"1.2\",\"message\":{{\"text\":\"{}\"}}}}", "x".repeat(50_000));
+        let response = http::Response::builder().status(200).body(body.clone()).unwrap();
+        let answer = Answer::read(Ok(reqwest::Response::from(response))).await.unwrap();
+        assert_eq!(answer.body, body);
+        assert!(!answer.cut);
+        assert_eq!(slack_api::classify(&answer), Outcome::Delivered);
+        assert!(answer.summary().chars().count() <= ANSWER_SHOWN_CHARS + 4, "logs get a cut copy");
     }
 }

@@ -216,7 +216,7 @@ fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
 /// <https://api.slack.com/messaging/webhooks#handling_errors>
 pub fn classify(answer: &Answer) -> Outcome {
     let body = answer.body.trim();
-    let reason = format!("{} {body}", answer.status);
+    let reason = answer.summary();
     match answer.status {
         200..=299 => Outcome::Delivered,
         429 => Outcome::RateLimited { after: answer.retry_after_header(), reason },

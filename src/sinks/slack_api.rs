@@ -11,7 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use url::Url;
 
-use super::{transport_error, Answer, Outcome, Place, Posted, Sink};
+use super::{transport_error, Answer, Misplaced, Outcome, Place, Posted, Sink};
 use crate::config::Secret;
 
 /// The Web API's base URL.
@@ -83,12 +83,24 @@ pub fn method_url(base: &Url, method: &str) -> Url {
     url
 }
 
-/// Reads a Web API answer: `ok: true` is delivered; `ok: false` is classified by its `error`; 429
-/// (and `ratelimited`) waits as `Retry-After` says; 5xx and Slack-side errors are retried; an
-/// HTTP 401, 403 or 404 means the token or `api_url` is wrong.
+/// Errors about the message a request names rather than what it says: the thread's parent is
+/// gone, or the message can no longer be edited.
+fn misplaced(error: &str) -> Option<Misplaced> {
+    match error {
+        "thread_not_found" => Some(Misplaced::ThreadGone),
+        "message_not_found" | "cant_update_message" | "edit_window_closed" => Some(Misplaced::NotEditable),
+        _ => None,
+    }
+}
+
+/// Reads a Web API answer, whole: `ok: true` is delivered, however long the message it echoes;
+/// `ok: false` is classified by its `error`; 429 (and `ratelimited`) waits as `Retry-After`
+/// says; 5xx and Slack-side errors are retried; an HTTP 401, 403 or 404 means the token or
+/// `api_url` is wrong. A 2xx answer too long to read whole ([`Answer::cut`]) is no error: Slack's
+/// errors are a few dozen bytes.
 pub fn classify(answer: &Answer) -> Outcome {
     let body = answer.body.trim();
-    let reason = format!("{} {body}", answer.status);
+    let reason = answer.summary();
     match answer.status {
         429 => return Outcome::RateLimited { after: answer.retry_after_header(), reason },
         500..=599 => return Outcome::Retry { after: answer.retry_after_header(), reason },
@@ -97,6 +109,9 @@ pub fn classify(answer: &Answer) -> Outcome {
         _ => return Outcome::Permanent { reason, broken: false },
     }
     let Ok(parsed) = serde_json::from_str::<Value>(body) else {
+        if answer.cut && body.starts_with('{') {
+            return Outcome::Delivered;
+        }
         // Not Slack's JSON (a proxy's page, say): try again rather than lose the post.
         return Outcome::Retry { after: None, reason };
     };
@@ -107,6 +122,7 @@ pub fn classify(answer: &Answer) -> Outcome {
     match error {
         "ratelimited" | "rate_limited" => Outcome::RateLimited { after: answer.retry_after_header(), reason },
         e if RETRYABLE.contains(&e) => Outcome::Retry { after: answer.retry_after_header(), reason },
+        e if misplaced(e).is_some() => Outcome::Misplaced { why: misplaced(e).expect("checked"), reason },
         e if TOKEN_BROKEN.contains(&e) || DESTINATION_BROKEN.contains(&e) => {
             Outcome::Permanent { reason, broken: true }
         }
@@ -160,9 +176,7 @@ impl Sink for SlackApiSink {
             .await;
         match Answer::read(response.map_err(transport_error)).await {
             Ok(answer) => {
-                let ts = serde_json::from_str::<Value>(&answer.body)
-                    .ok()
-                    .and_then(|v| v.get("ts").and_then(Value::as_str).map(str::to_owned));
+                let ts = answer.json().and_then(|v| v.get("ts").and_then(Value::as_str).map(str::to_owned));
                 Posted { outcome: classify(&answer), pause: None, answer: answer.summary(), id: ts, thread: None }
             }
             Err(reason) => Posted::failed(Outcome::Retry { after: None, reason }),
@@ -192,13 +206,16 @@ mod tests {
 
     #[test]
     fn ok_false_answers_are_classified_by_their_error() {
-        let answer = |status: u16, body: &str| Answer { status, headers: HeaderMap::new(), body: body.into() };
+        let answer = |status: u16, body: &str| Answer::new(status, HeaderMap::new(), body);
         let class = |status: u16, body: &str| match classify(&answer(status, body)) {
             Outcome::Delivered => "delivered",
             Outcome::RateLimited { .. } => "limited",
             Outcome::Retry { .. } => "retry",
             Outcome::Permanent { broken: true, .. } => "broken",
             Outcome::Permanent { broken: false, .. } => "dead",
+            Outcome::Misplaced { why: Misplaced::ThreadGone, .. } => "thread gone",
+            Outcome::Misplaced { why: Misplaced::NotEditable, .. } => "not editable",
+            Outcome::Misplaced { .. } => "misplaced",
         };
         let table = [
             (200, r#"{"ok":true,"channel":"C1","ts":"1.2"}"#, "delivered"),
@@ -213,6 +230,10 @@ mod tests {
             (200, r#"{"ok":false,"error":"no_text"}"#, "dead"),
             (200, r#"{"ok":false,"error":"ratelimited"}"#, "limited"),
             (200, r#"{"ok":false,"error":"internal_error"}"#, "retry"),
+            (200, r#"{"ok":false,"error":"thread_not_found"}"#, "thread gone"),
+            (200, r#"{"ok":false,"error":"message_not_found"}"#, "not editable"),
+            (200, r#"{"ok":false,"error":"cant_update_message"}"#, "not editable"),
+            (200, r#"{"ok":false,"error":"edit_window_closed"}"#, "not editable"),
             (200, "<html>proxy</html>", "retry"),
             (429, "", "limited"),
             (503, "", "retry"),

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::sinks::Misplaced;
 
 fn rewrite(raw: &str) -> Result<String, String> {
     execute_url(&WebhookUrl::parse(raw).unwrap()).map(|u| u.expose().to_string())
@@ -105,7 +106,7 @@ fn each_field_is_cut_to_its_limit_and_empty_values_filled() {
 
 #[test]
 fn answers_are_classified_and_rate_headers_read() {
-    let answer = |status, body: &str| Answer { status, headers: Default::default(), body: body.into() };
+    let answer = |status, body: &str| Answer::new(status, Default::default(), body);
     assert_eq!(
         classify(&answer(429, r#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#)),
         Outcome::RateLimited {
@@ -119,6 +120,35 @@ fn answers_are_classified_and_rate_headers_read() {
     assert_eq!(pause(&a), Some(Duration::from_millis(750)));
     a.headers.insert("x-ratelimit-remaining", "3".parse().unwrap());
     assert_eq!(pause(&a), None);
+}
+
+/// Discord's error bodies as it sends them (`{"message": "…", "code": N}`, with spaces), read by
+/// their code: what the place was wrong about, or the webhook gone.
+#[test]
+fn error_codes_say_what_was_wrong_with_the_place() {
+    let answer = |status, body: &str| Answer::new(status, Default::default(), body);
+    let why = |status, message: &str, code: u64| match classify(&answer(
+        status,
+        &json!({"message": message, "code": code}).to_string(),
+    )) {
+        Outcome::Misplaced { why, .. } => Some(why),
+        _ => None,
+    };
+    assert_eq!(why(400, "Thread is archived", 50083), Some(Misplaced::ThreadArchived));
+    assert_eq!(why(400, "Unknown Channel", 10003), Some(Misplaced::ThreadGone));
+    assert_eq!(why(404, "Unknown Channel", 10003), Some(Misplaced::ThreadGone));
+    assert_eq!(why(404, "Unknown Message", 10008), Some(Misplaced::NotEditable), "not the webhook gone");
+    assert_eq!(
+        why(400, "Maximum number of edits to messages older than 1 hour reached.", 30046),
+        Some(Misplaced::NotEditable)
+    );
+    assert_eq!(why(400, "Webhooks can only create threads in forum channels", 220003), Some(Misplaced::NotAForum));
+    assert_eq!(why(400, "Invalid Form Body", 50035), None);
+    let gone = classify(&answer(404, r#"{"message": "Unknown Webhook", "code": 10015}"#));
+    assert!(matches!(gone, Outcome::Permanent { broken: true, .. }), "{gone:?}");
+    // A message that merely mentions a code is not that code.
+    let text = classify(&answer(400, r#"{"message": "Invalid Form Body: 50083 characters", "code": 50035}"#));
+    assert!(matches!(text, Outcome::Permanent { broken: false, .. }), "{text:?}");
 }
 
 #[test]
