@@ -160,14 +160,13 @@ async fn slack_429_retry_after_is_honoured_and_not_counted_as_a_failure() {
 #[tokio::test]
 async fn discord_429_retry_after_in_the_body_is_honoured() {
     let app = spawn_app().await;
-    app.discord.reset().await;
     let limited = ResponseTemplate::new(429)
         .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false}));
-    let script = Scripted::new(vec![limited, ResponseTemplate::new(200).set_body_json(json!({"id": "1"}))]);
-    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    app.discord_api.answer_first([limited]);
     app.post_event(&call_ended("c", "positive")).await;
     assert_eq!(app.received(&app.discord).await.len(), 2);
-    let t = script.arrivals();
+    assert_eq!(app.discord_api.messages().len(), 1);
+    let t = app.discord_api.arrivals();
     let ready: serde_json::Value =
         app.client.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
     assert!(t[1] - t[0] >= Duration::from_millis(1500), "retried after {:?} {ready}", t[1] - t[0]);
@@ -291,18 +290,14 @@ async fn a_400_goes_to_the_dead_letters_and_dlq_replay_delivers_it() {
 #[tokio::test]
 async fn a_deleted_discord_webhook_breaks_the_channel_and_readyz_says_so() {
     let app = spawn_app().await;
-    app.discord.reset().await;
-    let script = Scripted::new(vec![
-        ResponseTemplate::new(404).set_body_json(json!({"message": "Unknown Webhook", "code": 10015}))
-    ]);
-    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    app.discord_api.delete();
     let readyz = || async { app.client.get(format!("{}/readyz", app.address)).send().await.unwrap() };
     assert_eq!(readyz().await.status(), 200);
     for i in 0..3 {
         app.post_event(&call_ended(&format!("c{i}"), "negative")).await;
     }
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
-    assert_eq!(script.arrivals().len(), 1, "no further requests to a dead webhook");
+    assert_eq!(app.discord_api.arrivals().len(), 1, "no further requests to a dead webhook");
     assert_eq!(app.dispatcher.store().dead_letters().await.unwrap().len(), 3, "all kept as dead letters");
     let r = readyz().await;
     assert_eq!(r.status(), 503);
@@ -358,21 +353,19 @@ async fn a_full_store_answers_503_forwards_nothing_and_recovers() {
 }
 
 #[tokio::test]
-async fn discord_rate_limit_headers_hold_the_next_post() {
+async fn discord_rate_limit_headers_hold_the_next_post_so_discord_refuses_nothing() {
+    // The channel's own budget (1,000 a second) is far above Discord's: only the answers'
+    // X-RateLimit headers keep the relay within 5 posts per 2 s.
     let app = spawn_app().await;
-    app.discord.reset().await;
-    let exhausted = ResponseTemplate::new(200)
-        .insert_header("X-RateLimit-Limit", "5")
-        .insert_header("X-RateLimit-Remaining", "0")
-        .insert_header("X-RateLimit-Reset-After", "1.2")
-        .set_body_json(json!({"id": "1"}));
-    let script = Scripted::new(vec![exhausted, ResponseTemplate::new(200).set_body_json(json!({"id": "2"}))]);
-    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
-    app.post_event(&call_ended("c1", "positive")).await;
-    app.post_event(&call_ended("c2", "positive")).await;
-    assert_eq!(app.received(&app.discord).await.len(), 2);
-    let t = script.arrivals();
-    assert!(t[1] - t[0] >= Duration::from_millis(1200), "sent {:?} after the budget ran out", t[1] - t[0]);
+    app.discord_api.rate_limited();
+    for i in 0..8 {
+        app.post_event(&call_ended(&format!("c{i}"), "positive")).await;
+    }
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    assert_eq!(app.discord_api.limited(), 0, "no post went over Discord's budget");
+    assert_eq!(app.discord_api.messages().len(), 8);
+    let t = app.discord_api.arrivals();
+    assert!(t[5] - t[0] >= Duration::from_millis(1900), "the 6th post waited for the window: {:?}", t[5] - t[0]);
 }
 
 #[tokio::test]

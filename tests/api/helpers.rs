@@ -14,8 +14,10 @@ use std::sync::Arc;
 use callrelay::dispatch::Dispatcher;
 use callrelay::server::Application;
 use serde_json::Value;
-use wiremock::matchers::{method, path, query_param};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::standins::{Discord, SlackApi};
 
 /// Slack webhook path on the mock (token included, so secrecy can be checked).
 pub const SLACK_PATH: &str = "/services/T000/B000/slacksecrettoken";
@@ -23,6 +25,10 @@ pub const SLACK_PATH: &str = "/services/T000/B000/slacksecrettoken";
 pub const DISCORD_PASTED_PATH: &str = "/api/webhooks/123456/discordsecrettoken";
 /// Where the relay must post for Discord.
 pub const DISCORD_PATH: &str = "/api/v10/webhooks/123456/discordsecrettoken";
+/// The Discord webhook's id.
+pub const DISCORD_WEBHOOK_ID: &str = "123456";
+/// The Discord webhook's token.
+pub const DISCORD_TOKEN: &str = "discordsecrettoken";
 
 /// The shipped templates directory.
 pub fn templates_dir() -> PathBuf {
@@ -35,10 +41,14 @@ pub struct TestApp {
     pub address: String,
     /// The webhook URL.
     pub webhook: String,
-    /// Mock Slack.
+    /// Mock Slack: an incoming webhook at [`SLACK_PATH`] and the Web API under `/api/`.
     pub slack: MockServer,
-    /// Mock Discord.
+    /// The Slack Web API stand-in on `slack` (until a test resets `slack`).
+    pub slack_api: SlackApi,
+    /// Mock Discord: the webhook at [`DISCORD_PATH`].
     pub discord: MockServer,
+    /// The Discord stand-in on `discord` (until a test resets `discord`).
+    pub discord_api: Discord,
     /// Plain client.
     pub client: reqwest::Client,
     /// The running relay's lanes.
@@ -82,26 +92,17 @@ events = ["test"]
 channels = ["live"]
 "#;
 
-/// Mock Slack answering 200 `ok`.
+/// Mock Slack: the stand-ins for an incoming webhook and the Web API (see [`crate::standins`]).
 pub async fn mock_slack() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(SLACK_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(&server)
-        .await;
+    crate::standins::slack::mount(&server).await;
     server
 }
 
-/// Mock Discord answering 200 with a message, only on the v10 path with `wait=true`.
+/// Mock Discord: the stand-in for a text channel's webhook (see [`crate::standins`]).
 pub async fn mock_discord() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(DISCORD_PATH))
-        .and(query_param("wait", "true"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1", "type": 0})))
-        .mount(&server)
-        .await;
+    Discord::mount(&server).await;
     server
 }
 
@@ -136,8 +137,10 @@ pub async fn spawn_with(toml: &str) -> TestApp {
 
 /// The relay with a given configuration, after `prepare` has written files into its directory.
 pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp {
-    let slack = mock_slack().await;
-    let discord = mock_discord().await;
+    let slack = MockServer::start().await;
+    let slack_api = crate::standins::slack::mount(&slack).await;
+    let discord = MockServer::start().await;
+    let discord_api = Discord::mount(&discord).await;
     let (dir, file) = write_config(toml, &slack, &discord);
     prepare(dir.path());
     console_on_any_port();
@@ -152,7 +155,9 @@ pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp 
         webhook: format!("{address}{path}"),
         address,
         slack,
+        slack_api,
         discord,
+        discord_api,
         client: reqwest::Client::new(),
         dispatcher,
         dir,

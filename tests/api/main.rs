@@ -21,5 +21,6 @@ mod replicas;
 mod routes;
 mod security;
 mod slack_app;
+mod standins;
 mod threads;
 mod transcript;

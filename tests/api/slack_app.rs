@@ -31,10 +31,6 @@ events = ["message", "test"]
 channels = ["app"]
 "#;
 
-fn ok_answer() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C0123ABCD", "ts": "1700000000.000100"}))
-}
-
 fn slack_error(error: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": error}))
 }
@@ -53,11 +49,11 @@ async fn web_api(server: &MockServer, answer: ResponseTemplate) {
 #[tokio::test]
 async fn a_message_is_posted_with_the_bot_token_into_the_configured_channel() {
     let app = spawn_with(APP_TOML).await;
-    web_api(&app.slack, ok_answer()).await;
     assert_eq!(app.post_event(&message("c1", "user", "@here my card was declined")).await.status(), 200);
     let requests = app.requests(&app.slack).await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(requests[0].headers["authorization"], format!("Bearer {TOKEN}").as_str());
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["channel"], "C0123ABCD");
     assert_eq!(slack_messages(std::slice::from_ref(&body)), ["@here my card was declined"]);
@@ -94,17 +90,9 @@ async fn a_refused_payload_is_dead_lettered_without_breaking_the_channel() {
 #[tokio::test]
 async fn ratelimited_is_retried_after_the_wait_slack_asks_for() {
     let app = spawn_with(APP_TOML).await;
-    app.slack.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
-                .set_body_json(json!({"ok": false, "error": "ratelimited"})),
-        )
-        .up_to_n_times(1)
-        .mount(&app.slack)
-        .await;
-    Mock::given(method("POST")).respond_with(ok_answer()).mount(&app.slack).await;
+    app.slack_api.answer_first([ResponseTemplate::new(429)
+        .insert_header("retry-after", "1")
+        .set_body_json(json!({"ok": false, "error": "ratelimited"}))]);
     let started = Instant::now();
     app.post_event(&message("c1", "user", "patience")).await;
     let requests = app.requests(&app.slack).await;
@@ -175,4 +163,16 @@ async fn the_bot_token_never_appears_in_logs_or_send_test_output() {
     assert!(said.contains("200 {\"ok\":false,\"error\":\"invalid_auth\"}"), "send-test shows Slack's answer: {said}");
     assert_eq!(out.status.code(), Some(1));
     assert!(!said.contains("SeCrEtBoTtOkEn"), "{said}");
+}
+
+#[tokio::test]
+async fn a_long_message_is_posted_exactly_once() {
+    let app = spawn_with(APP_TOML).await;
+    // Slack echoes the whole message, its blocks included: this answer runs to several KB.
+    let long = format!("my card was declined {}", "and then it was declined again ".repeat(80));
+    assert_eq!(app.post_event(&message("c1", "user", &long)).await.status(), 200);
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    assert_eq!(app.slack_api.requests().len(), 1, "Slack accepted it: it is not sent again");
+    assert_eq!(app.slack_api.messages().len(), 1);
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
 }

@@ -2,35 +2,14 @@
 //! `thread_ts`) and Discord forum channels (`thread_name`, then `?thread_id=`), against stand-ins
 //! that answer as the platforms do, across a restart.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::platform_rules::SlackWebApi;
-
-/// A Discord forum webhook with `wait=true`: a post with `thread_name` creates a thread (its id is
-/// the message's `channel_id`); a post with `?thread_id=` goes into it; anything else is refused
-/// as Discord refuses it in a forum (220001).
-#[derive(Clone, Default)]
-struct DiscordForum(Arc<AtomicU64>);
-
-impl Respond for DiscordForum {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let thread = request.url.query_pairs().find(|(k, _)| k == "thread_id").map(|(_, v)| v.into_owned());
-        match (thread, body.get("thread_name")) {
-            (Some(t), None) => ResponseTemplate::new(200).set_body_json(json!({"id": format!("m{n}"), "channel_id": t})),
-            (None, Some(_)) => ResponseTemplate::new(200).set_body_json(json!({"id": format!("m{n}"), "channel_id": format!("thread{n}")})),
-            _ => ResponseTemplate::new(400).set_body_json(json!({"code": 220001, "message": "Webhooks posted to forum channels must have a thread_name or thread_id"})),
-        }
-    }
-}
+use crate::standins::{Discord, SlackApi};
 
 const THREADED: &str = r#"
 [server]
@@ -53,21 +32,20 @@ events = ["message", "call_ended"]
 channels = ["live", "forum"]
 "#;
 
-async fn stand_ins(slack: &MockServer, discord: &MockServer) {
-    slack.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/api/chat.postMessage"))
-        .respond_with(SlackWebApi::default())
-        .mount(slack)
-        .await;
-    let updated = json!({"ok": true, "channel": "C0123ABCD", "ts": "edited"});
-    Mock::given(method("POST"))
-        .and(path("/api/chat.update"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(updated))
-        .mount(slack)
-        .await;
-    discord.reset().await;
-    Mock::given(method("POST")).and(path(DISCORD_PATH)).respond_with(DiscordForum::default()).mount(discord).await;
+/// The relay's stand-ins, with Discord's webhook in a forum channel.
+fn forum(app: &TestApp) -> &Discord {
+    app.discord_api.forum();
+    &app.discord_api
+}
+
+/// Stand-ins on fresh servers for a relay run as a process: Slack, and a Discord forum.
+async fn served_stand_ins() -> (MockServer, SlackApi, MockServer, Discord) {
+    let slack = MockServer::start().await;
+    let slack_api = crate::standins::slack::mount(&slack).await;
+    let discord = MockServer::start().await;
+    let forum = Discord::mount(&discord).await;
+    forum.forum();
+    (slack, slack_api, discord, forum)
 }
 
 /// Slack posts grouped by thread: (parent text, the utterances replied in it, in order; the
@@ -91,7 +69,7 @@ fn slack_threads(bodies: &[Value], parents_ts: &[String]) -> Vec<(String, Vec<St
 #[tokio::test]
 async fn two_interleaved_calls_end_in_two_threads_with_every_utterance_in_order() {
     let app = spawn_with(THREADED).await;
-    stand_ins(&app.slack, &app.discord).await;
+    forum(&app);
     for (call, text) in [("call-a", "a1"), ("call-b", "b1"), ("call-a", "a2"), ("call-b", "b2"), ("call-a", "a3")] {
         let mut m = message(call, "user", text);
         m["call_data"]["userName"] = json!(if call == "call-a" { "Alice" } else { "Bob" });
@@ -136,33 +114,22 @@ async fn two_interleaved_calls_end_in_two_threads_with_every_utterance_in_order(
     assert!(summary_at < last_update, "the parent is edited after the summary is in the thread");
 
     // Discord: each call's first post names its thread; the rest go into it.
-    let requests = app.requests(&app.discord).await;
-    let mut by_thread: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut created = Vec::new();
-    for (n, r) in requests.iter().enumerate() {
-        let body: Value = serde_json::from_slice(&r.body).unwrap();
-        let thread = match r.url.query_pairs().find(|(k, _)| k == "thread_id") {
-            Some((_, t)) => t.into_owned(),
-            None => {
-                created.push(body["thread_name"].as_str().unwrap().to_owned());
-                format!("thread{}", n + 1)
-            }
-        };
-        let said = strings(&body).into_iter().filter(|s| s.starts_with('a') || s.starts_with('b')).collect::<Vec<_>>();
-        by_thread.entry(thread).or_default().extend(said.into_iter().filter(|s| s.len() == 2));
-    }
+    let created = app.discord_api.threads();
     assert_eq!(created.len(), 2, "{created:?}");
-    assert!(created[0].contains("Alice") && created[1].contains("Bob"), "{created:?}");
-    let threads: Vec<&Vec<String>> = by_thread.values().collect();
-    assert_eq!(threads, [&vec!["a1".to_owned(), "a2".into(), "a3".into()], &vec!["b1".to_owned(), "b2".into()]]);
+    assert!(created[0].1.contains("Alice") && created[1].1.contains("Bob"), "{created:?}");
+    let said_in = |thread: &str| -> Vec<String> {
+        let messages = app.discord_api.messages();
+        let texts = messages.iter().filter(|m| m.channel_id == thread).flat_map(|m| strings(&m.body));
+        texts.filter(|s| s.len() == 2 && (s.starts_with('a') || s.starts_with('b'))).collect()
+    };
+    assert_eq!(said_in(&created[0].0), ["a1", "a2", "a3"]);
+    assert_eq!(said_in(&created[1].0), ["b1", "b2"]);
     assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_restart_mid_call_continues_the_same_thread() {
-    let slack = mock_slack().await;
-    let discord = mock_discord().await;
-    stand_ins(&slack, &discord).await;
+    let (slack, _, discord, forum) = served_stand_ins().await;
     let (_dir, file) = write_config(THREADED, &slack, &discord);
     let first = Served::config(&file);
     assert_eq!(first.post_event(&message("call-r", "user", "before")).await.status(), 200);
@@ -184,36 +151,22 @@ async fn a_restart_mid_call_continues_the_same_thread() {
     assert_eq!(got[2]["thread_ts"], "1700000000.000001", "the restarted relay replied into the same thread");
     let requests = discord.received_requests().await.unwrap();
     assert_eq!(
-        requests[1].url.query_pairs().find(|(k, _)| k == "thread_id").map(|(_, v)| v.into_owned()).as_deref(),
-        Some("thread1")
+        requests[1].url.query_pairs().find(|(k, _)| k == "thread_id").map(|(_, v)| v.into_owned()),
+        Some(forum.threads()[0].0.clone())
     );
 }
 
 #[tokio::test]
 async fn a_text_channel_without_threads_and_a_refused_parent_fall_back_to_flat_posts() {
     let app = spawn_with(THREADED).await;
-    app.slack.reset().await;
     // Slack refuses the parent (and only the parent) for good.
     Mock::given(method("POST"))
         .and(wiremock::matchers::body_string_contains("Live call"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_blocks"})))
+        .with_priority(1)
         .mount(&app.slack)
         .await;
-    Mock::given(method("POST")).respond_with(SlackWebApi::default()).mount(&app.slack).await;
-    // A Discord text channel: threads are refused with 220003; plain posts are fine.
-    app.discord.reset().await;
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::body_string_contains("thread_name"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(json!({"code": 220003, "message": "This channel does not allow threads"})),
-        )
-        .mount(&app.discord)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m"})))
-        .mount(&app.discord)
-        .await;
+    // The Discord stand-in is a text channel: it refuses threads with 220003, as Discord does.
     for text in ["one", "two"] {
         assert_eq!(app.post_event(&message("call-f", "user", text)).await.status(), 200);
     }
@@ -240,18 +193,13 @@ fn threads_on_a_slack_incoming_webhook_are_refused_by_check() {
 }
 
 #[tokio::test]
-async fn a_call_whose_forum_thread_was_archived_continues_in_a_new_thread() {
+async fn a_call_whose_forum_thread_was_locked_continues_in_a_new_thread() {
     let app = spawn_with(THREADED).await;
-    stand_ins(&app.slack, &app.discord).await;
+    forum(&app);
     assert_eq!(app.post_event(&message("call-z", "user", "before")).await.status(), 200);
     assert_eq!(app.received(&app.discord).await.len(), 1);
-    // A moderator archives the thread: Discord refuses posts into it with 50083.
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::query_param("thread_id", "thread1"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": 50083, "message": "Thread is archived"})))
-        .with_priority(1)
-        .mount(&app.discord)
-        .await;
+    // A moderator archives and locks the thread: Discord refuses posts into it with 50083.
+    app.discord_api.lock(&app.discord_api.threads()[0].0);
     assert_eq!(app.post_event(&message("call-z", "user", "after")).await.status(), 200);
     let requests = app.requests(&app.discord).await;
     let last: Value = serde_json::from_slice(&requests.last().unwrap().body).unwrap();
@@ -267,7 +215,7 @@ async fn a_call_whose_forum_thread_was_archived_continues_in_a_new_thread() {
 async fn a_summary_only_slack_channel_makes_the_summary_the_parent_and_puts_the_transcript_in_its_thread() {
     let toml = THREADED.replace("events = [\"message\", \"call_ended\"]", "events = [\"call_ended\"]");
     let app = spawn_with(&toml).await;
-    stand_ins(&app.slack, &app.discord).await;
+    forum(&app);
     assert_eq!(app.post_event(&call_ended("call-s", "negative")).await.status(), 200);
     let requests = app.requests(&app.slack).await;
     let methods: Vec<&str> = requests.iter().map(|r| r.url.path().rsplit('/').next().unwrap()).collect();
@@ -298,4 +246,33 @@ fn render_shows_how_each_post_lands_in_the_calls_thread() {
     assert!(said.contains("→ channel `live`, thread per call: parent post (call_started)"), "{said}");
     assert!(said.contains("→ channel `forum`, thread per call: the first post creates the forum thread \"📞 John Doe"));
     assert!(said.contains("then the thread's parent is edited (chat.update) to:"));
+}
+
+#[tokio::test]
+async fn a_long_summary_is_replied_once_in_its_slack_thread_and_the_parent_then_shows_the_outcome() {
+    let app = spawn_with(THREADED).await;
+    forum(&app);
+    assert_eq!(app.post_event(&message("call-long", "user", "hello")).await.status(), 200);
+    let mut ended = call_ended("call-long", "negative");
+    let lines: Vec<Value> = (0..30)
+        .map(|i| json!({"sender": if i % 2 == 0 { "user" } else { "ai" }, "message": format!("line {i}: {}", "words ".repeat(30))}))
+        .collect();
+    ended["messages"] = json!(lines);
+    assert_eq!(app.post_event(&ended).await.status(), 200);
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
+
+    let messages = app.slack_api.messages();
+    let parents: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    assert_eq!(parents.len(), 1, "one thread for the call");
+    let summaries: Vec<_> =
+        messages.iter().filter(|m| m.body["text"].as_str().unwrap_or("").contains("Call ended")).collect();
+    assert_eq!(summaries.len(), 1, "the summary is replied exactly once");
+    assert_eq!(summaries[0].thread_ts.as_deref(), Some(parents[0].ts.as_str()));
+    assert!(summaries[0].text().contains("line 29"), "the whole transcript");
+    let requests = app.slack_api.requests();
+    let posts = requests.iter().filter(|(m, _)| m == "chat.postMessage").count();
+    assert_eq!(posts, messages.len(), "nothing Slack accepted was sent again");
+    assert_eq!(parents[0].updates, 1, "then the parent shows the outcome");
+    assert!(parents[0].body["text"].as_str().unwrap().contains("ended"), "{}", parents[0].body);
 }

@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::platform_rules::SlackWebApi;
+use crate::standins::Discord;
 
 const TRANSCRIBED: &str = r#"
 [server]
@@ -33,29 +32,6 @@ events = ["message"]
 channels = ["live", "calls"]
 "#;
 
-async fn slack_api(server: &MockServer) {
-    server.reset().await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/api/chat\\.(postMessage|update)$"))
-        .respond_with(SlackWebApi::default())
-        .mount(server)
-        .await;
-}
-
-async fn discord_api(server: &MockServer) {
-    server.reset().await;
-    Mock::given(method("POST"))
-        .and(path(DISCORD_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m1", "channel_id": "c"})))
-        .mount(server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path_regex("^/api/v10/webhooks/123456/discordsecrettoken/messages/m[0-9]+$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m1", "channel_id": "c"})))
-        .mount(server)
-        .await;
-}
-
 /// The requests a mock got, as (method name or HTTP verb, JSON body).
 async fn calls(app: &TestApp, server: &MockServer) -> Vec<(String, Value)> {
     app.requests(server)
@@ -78,8 +54,6 @@ fn said(body: &Value) -> String {
 #[tokio::test]
 async fn one_message_per_call_is_edited_as_utterances_arrive() {
     let app = spawn_with(TRANSCRIBED).await;
-    slack_api(&app.slack).await;
-    discord_api(&app.discord).await;
     for text in ["first @here", "second", "third"] {
         assert_eq!(app.post_event(&message("call-t", "user", text)).await.status(), 200);
         assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
@@ -113,8 +87,6 @@ async fn one_message_per_call_is_edited_as_utterances_arrive() {
 #[tokio::test]
 async fn a_full_transcript_continues_in_a_new_message() {
     let app = spawn_with(TRANSCRIBED).await;
-    slack_api(&app.slack).await;
-    discord_api(&app.discord).await;
     let long = |i: usize| format!("utterance {i} {}", "word ".repeat(280));
     for i in 0..5 {
         assert_eq!(app.post_event(&message("call-l", "user", &long(i))).await.status(), 200);
@@ -145,29 +117,15 @@ async fn a_full_transcript_continues_in_a_new_message() {
 #[tokio::test]
 async fn an_edit_answered_429_is_retried_after_the_wait_and_a_capped_discord_edit_continues_anew() {
     let app = spawn_with(TRANSCRIBED).await;
-    slack_api(&app.slack).await;
-    Mock::given(method("POST"))
-        .and(path("/api/chat.update"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
-                .set_body_json(json!({"ok": false, "error": "ratelimited"})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.slack)
-        .await;
-    discord_api(&app.discord).await;
-    Mock::given(method("PATCH"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"code": 30046, "message": "Maximum number of edits to messages older than 1 hour reached."}),
-        ))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.discord)
-        .await;
     assert_eq!(app.post_event(&message("call-r", "user", "one")).await.status(), 200);
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    // The next edit on each platform is refused: Slack's is rate limited, Discord's capped.
+    app.slack_api.answer_first([ResponseTemplate::new(429)
+        .insert_header("retry-after", "1")
+        .set_body_json(json!({"ok": false, "error": "ratelimited"}))]);
+    app.discord_api.answer_first([ResponseTemplate::new(400).set_body_json(
+        json!({"message": "Maximum number of edits to messages older than 1 hour reached.", "code": 30046}),
+    )]);
     let started = Instant::now();
     assert_eq!(app.post_event(&message("call-r", "user", "two")).await.status(), 200);
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
@@ -188,8 +146,6 @@ async fn an_edit_answered_429_is_retried_after_the_wait_and_a_capped_discord_edi
 async fn a_restart_mid_call_goes_on_editing_the_same_transcript_in_the_same_thread() {
     let slack = mock_slack().await;
     let discord = mock_discord().await;
-    slack_api(&slack).await;
-    discord_api(&discord).await;
     let toml = TRANSCRIBED
         .replace("live_transcript = true\nrate_limit", "live_transcript = true\nthreads = \"per_call\"\nrate_limit");
     let (_dir, file) = write_config(&toml, &slack, &discord);
@@ -215,4 +171,114 @@ async fn a_restart_mid_call_goes_on_editing_the_same_transcript_in_the_same_thre
         said(&edit).contains("before the restart") && said(&edit).contains("after the restart"),
         "{edit}\n{transcript}"
     );
+}
+
+/// Every utterance of `texts` in the messages' final states, once each and in order; `None`
+/// when one is missing or repeated.
+fn in_order(finals: &[String], count: usize) -> Result<(), String> {
+    let all = finals.join("\n");
+    let mut last = 0;
+    for i in 0..count {
+        let tag = format!("utterance {i:02} ");
+        match all.matches(&tag).count() {
+            1 => {}
+            n => return Err(format!("{tag}shown {n} times")),
+        }
+        let at = all.find(&tag).unwrap();
+        if at < last {
+            return Err(format!("{tag}out of order"));
+        }
+        last = at;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sixty_long_utterances_make_a_complete_transcript_on_slack_and_on_a_discord_text_channel() {
+    let app = spawn_with(TRANSCRIBED).await;
+    let long = |i: usize| format!("utterance {i:02} {}", "many words said ".repeat(12));
+    // As a call goes: utterances a few at a time, the relay keeping up in between.
+    for burst in (0..60).collect::<Vec<_>>().chunks(4) {
+        for &i in burst {
+            let sender = if i % 2 == 0 { "user" } else { "ai" };
+            assert_eq!(app.post_event(&message("call-60", sender, &long(i))).await.status(), 200);
+        }
+        assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    }
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty(), "nothing refused or given up");
+
+    let slack = app.slack_api.messages();
+    assert!(slack.len() >= 3, "60 long utterances roll over Slack's 4,000 characters: {}", slack.len());
+    let finals: Vec<String> = slack.iter().map(|m| m.text()).collect();
+    in_order(&finals, 60).unwrap();
+    let posts = app.slack_api.requests().iter().filter(|(m, _)| m == "chat.postMessage").count();
+    assert_eq!(posts, slack.len(), "no message posted twice");
+    assert!(slack.iter().all(|m| m.thread_ts.is_none()));
+
+    let discord = app.discord_api.messages();
+    assert!(discord.len() >= 2, "rolled over Discord's 4,096-character description: {}", discord.len());
+    let finals: Vec<String> = discord.iter().map(|m| m.text()).collect();
+    in_order(&finals, 60).unwrap();
+    assert!(discord.iter().map(|m| m.edits).sum::<u32>() > 0, "edited, not reposted");
+    let requests = app.discord_api.requests();
+    assert_eq!(requests.iter().filter(|(m, _, _)| m == "POST").count(), discord.len(), "no message posted twice");
+    assert!(requests.iter().all(|(_, thread, _)| thread.is_none()), "no thread_id on a text channel's edits");
+}
+
+/// A Discord forum whose calls each get a thread holding their live transcript.
+const FORUM_TRANSCRIPT: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.calls]
+kind = "discord"
+webhook_url = "{discord}"
+live_transcript = true
+threads = "per_call"
+rate_limit = ["1000/1s"]
+[[routes]]
+events = ["message"]
+channels = ["calls"]
+"#;
+
+async fn transcript_across(archive: impl Fn(&Discord, &str)) -> Discord {
+    let app = spawn_with(FORUM_TRANSCRIPT).await;
+    app.discord_api.forum();
+    let say = async |i: usize| {
+        let text = format!("utterance {i:02} said");
+        assert_eq!(app.post_event(&message("call-a", "user", &text)).await.status(), 200);
+        assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    };
+    for i in 0..3 {
+        say(i).await;
+    }
+    archive(&app.discord_api, &app.discord_api.threads()[0].0);
+    for i in 3..6 {
+        say(i).await;
+    }
+    assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty(), "nothing lost");
+    for (_, _, body) in app.discord_api.requests() {
+        assert_valid_discord_body(&body);
+    }
+    app.discord_api.clone()
+}
+
+#[tokio::test]
+async fn an_archived_forum_thread_takes_the_rest_of_the_transcript_in_a_new_message() {
+    let discord = transcript_across(Discord::archive).await;
+    let threads = discord.threads();
+    assert_eq!(threads.len(), 1, "a post unarchives the thread: the call keeps it");
+    let messages = discord.messages();
+    assert!(messages.iter().all(|m| m.channel_id == threads[0].0));
+    let finals: Vec<String> = messages.iter().map(|m| m.text()).collect();
+    in_order(&finals, 6).unwrap();
+    assert_eq!(messages.len(), 2, "the archived message is left as it was; a new one continues");
+}
+
+#[tokio::test]
+async fn a_locked_forum_thread_moves_the_rest_of_the_transcript_to_a_new_thread() {
+    let discord = transcript_across(Discord::lock).await;
+    let threads = discord.threads();
+    assert_eq!(threads.len(), 2, "the call goes on in a new thread: {threads:?}");
+    let finals: Vec<String> = discord.messages().iter().map(|m| m.text()).collect();
+    in_order(&finals, 6).unwrap();
 }
