@@ -215,11 +215,9 @@ async fn messages_queued_behind_a_rate_limit_are_coalesced_in_order_within_limit
     let toml = DEFAULT_TOML
         .replace("events = [\"message\"]\nchannels = [\"live\"]", "events = [\"message\"]\nchannels = [\"summaries\"]");
     let app = spawn_with(&toml).await;
-    app.discord.reset().await;
-    let limited =
-        ResponseTemplate::new(429).set_body_json(json!({"message": "slow down", "retry_after": 1.0, "global": false}));
-    let script = Scripted::new(vec![limited, ResponseTemplate::new(200).set_body_json(json!({"id": "1"}))]);
-    Mock::given(method("POST")).respond_with(script.clone()).mount(&app.discord).await;
+    let limited = ResponseTemplate::new(429)
+        .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 1.0, "global": false}));
+    app.discord_api.answer_first([limited]);
     for i in 0..50 {
         assert_eq!(app.post_event(&message("c", "user", &format!("m{i:02}"))).await.status(), 200);
     }

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::delivery::Scripted;
 use crate::helpers::*;
 
 fn ok() -> ResponseTemplate {
@@ -78,10 +77,7 @@ async fn an_event_split_into_several_posts_resumes_after_a_failure_without_repea
     let toml = DEFAULT_TOML
         .replace("[channels.live]", "[delivery]\nbackoff_base = \"20ms\"\nbackoff_cap = \"50ms\"\n[channels.live]");
     let app = spawn_with(&toml).await;
-    app.discord.reset().await;
-    let saved = || ResponseTemplate::new(200).set_body_json(json!({"id": "1", "type": 0}));
-    let script = Scripted::new(vec![saved(), ResponseTemplate::new(500), saved()]);
-    Mock::given(method("POST")).respond_with(script).mount(&app.discord).await;
+    app.discord_api.answer_at(2, ResponseTemplate::new(500));
     let transcript: Vec<Value> = (0..150)
         .map(|i| json!({"sender": if i % 2 == 0 { "ai" } else { "user" }, "message": format!("line {i:03} {}", "x".repeat(60))}))
         .collect();

@@ -33,7 +33,8 @@
 //!   on every answer, and 429 with `{"message", "retry_after", "global"}` beyond. Off by default so
 //!   that tests about something else do not wait on Discord's budget.
 //!
-//! Tests put failures in front of these answers with [`Discord::answer_first`]; whatever the
+//! Tests put failures in front of these answers with [`Discord::answer_first`] and
+//! [`Discord::answer_at`]; whatever the
 //! stand-in answers itself follows the rules above.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -79,6 +80,8 @@ struct State {
     thread_names: Vec<(String, String)>,
     messages: Vec<Message>,
     first: VecDeque<ResponseTemplate>,
+    /// Answers for given requests (1-based), ahead of the rules.
+    at: BTreeMap<usize, ResponseTemplate>,
     limit: Option<(usize, Duration)>,
     sent: VecDeque<Instant>,
     /// Every request: (method, thread_id query, JSON body).
@@ -121,6 +124,11 @@ impl Discord {
     /// Answers these first, one per request, before answering by the rules again.
     pub fn answer_first(&self, answers: impl IntoIterator<Item = ResponseTemplate>) {
         self.0.lock().unwrap().first.extend(answers);
+    }
+
+    /// Answers the `n`-th request (counting from 1, every request so far included) with `answer`.
+    pub fn answer_at(&self, n: usize, answer: ResponseTemplate) {
+        self.0.lock().unwrap().at.insert(n, answer);
     }
 
     /// A moderator archives a thread (a post into it unarchives it).
@@ -317,8 +325,9 @@ impl Respond for Discord {
         let method = request.method.as_str().to_owned();
         s.requests.push((method.clone(), query("thread_id"), body.clone()));
         s.arrivals.push(Instant::now());
-        if let Some(first) = s.first.pop_front() {
-            return first;
+        let n = s.arrivals.len();
+        if let Some(answer) = s.at.remove(&n).or_else(|| s.first.pop_front()) {
+            return answer;
         }
         let segments: Vec<&str> = request.url.path().trim_start_matches('/').split('/').collect();
         // api, v10, webhooks, ID, TOKEN[, messages, MESSAGE_ID]
