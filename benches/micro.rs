@@ -59,7 +59,7 @@ fn coalesce(c: &mut Criterion) {
             || slack.clone(),
             |posts| {
                 let mut merged = posts[0].clone();
-                posts[1..].iter().take_while(|p| callrelay::sinks::slack::merge(&mut merged, p)).count()
+                posts[1..].iter().take_while(|p| callrelay::platforms::slack::merge(&mut merged, p)).count()
             },
             BatchSize::SmallInput,
         )
@@ -69,7 +69,7 @@ fn coalesce(c: &mut Criterion) {
             || discord.clone(),
             |posts| {
                 let mut merged = posts[0].clone();
-                posts[1..].iter().take_while(|p| callrelay::sinks::discord::merge(&mut merged, p)).count()
+                posts[1..].iter().take_while(|p| callrelay::platforms::discord::merge(&mut merged, p)).count()
             },
             BatchSize::SmallInput,
         )

@@ -1,7 +1,7 @@
 //! The configuration compiled for running: validated channels (with their platform's URL rules),
 //! the router and the renderer, built from what [`crate::config`] read. The one place that knows
 //! both the file's shape and the modules that run it, so dependencies point one way:
-//! `config` ← `routing`, `render`, `sinks` ← `setup` ← the pipeline, lanes, server and CLI.
+//! `config` ← `routing`, `render`, `platforms` ← `setup` ← the pipeline, lanes, server and CLI.
 //!
 //! `check`, `serve` and live reload all come through [`load`].
 
@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use crate::config::{
     self, AuthConfig, Channel, ChannelConfig, ConfigError, ConfigSource, DedupConfig, DeliveryConfig, LogConfig,
-    Platform, ServerConfig, StoreConfig, Target, TemplateOverrides, Threads, WebhookUrl,
+    Platform, ServerConfig, StoreConfig, TemplateOverrides,
 };
+use crate::platforms::{self, Built};
 use crate::render::Renderer;
 use crate::routing::Router;
-use crate::sinks::{discord, slack, slack_api};
 
 /// A loaded, validated and compiled configuration: the immutable snapshot every stage reads.
 #[derive(Debug)]
@@ -70,8 +70,8 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     let mut overrides: BTreeMap<String, (Platform, TemplateOverrides)> = BTreeMap::new();
     for (name, cfg) in &file.channels {
         match build_channel(name, cfg, loaded.disabled.get(name)) {
-            Ok(channel) => {
-                overrides.insert(name.clone(), (channel.platform, templates_of(cfg).clone()));
+            Ok((channel, templates)) => {
+                overrides.insert(name.clone(), (channel.platform, templates));
                 channels.insert(name.clone(), channel);
             }
             Err(message) => {
@@ -108,54 +108,35 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     })
 }
 
-fn templates_of(cfg: &ChannelConfig) -> &TemplateOverrides {
-    match cfg {
-        ChannelConfig::Slack(c) => &c.templates,
-        ChannelConfig::Discord(c) => &c.templates,
-    }
-}
-
-fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> Result<Channel, String> {
-    let (platform, username, avatar_url, coalesce, rate_limit) = match cfg {
-        ChannelConfig::Slack(c) => (Platform::Slack, None, None, c.coalesce, &c.rate_limit),
-        ChannelConfig::Discord(c) => {
-            (Platform::Discord, c.username.clone(), c.avatar_url.clone(), c.coalesce, &c.rate_limit)
-        }
-    };
-    let (threads, broadcast_summary, live_transcript) = match cfg {
-        ChannelConfig::Slack(c) => {
-            let needs_app = |what: &str, why: &str| {
-                format!("{what} needs a Slack app (`bot_token` and `channel`): an incoming webhook {why}")
-            };
-            if c.threads == Threads::PerCall && c.bot_token.is_none() {
-                return Err(needs_app(
-                    "`threads = \"per_call\"`",
-                    "never says where its message went, so no reply can find it",
-                ));
-            }
-            if c.live_transcript && c.bot_token.is_none() {
-                return Err(needs_app("`live_transcript = true`", "cannot edit its posts"));
-            }
-            (c.threads, c.broadcast_summary, c.live_transcript)
-        }
-        ChannelConfig::Discord(c) => (c.threads, false, c.live_transcript),
-    };
+/// A channel (and its template overrides) from its platform's part (see [`platforms::build`])
+/// and the keys every channel has.
+fn build_channel(
+    name: &str,
+    cfg: &ChannelConfig,
+    disabled: Option<&String>,
+) -> Result<(Channel, TemplateOverrides), String> {
+    let Built {
+        platform,
+        target,
+        username,
+        avatar_url,
+        threads,
+        broadcast_summary,
+        live_transcript,
+        coalesce,
+        rate_limit,
+        templates,
+    } = platforms::build(cfg)?;
     let rate_limit = match rate_limit {
-        None => match platform {
-            Platform::Slack => slack::DEFAULT_RATE_LIMIT.to_vec(),
-            Platform::Discord => discord::DEFAULT_RATE_LIMIT.to_vec(),
-        },
+        None => platforms::rules(platform).default_rate_limit(),
         Some(windows) => windows.iter().map(|w| parse_window(w)).collect::<Result<_, _>>()?,
     };
-    if let Some(u) = &username {
-        discord::check_username(u).map_err(|m| format!("`username` {m}"))?;
-    }
-    let target = match (disabled, target(cfg)?) {
+    let target = match (disabled, target) {
         (Some(why), _) => Err(why.clone()),
         (None, Some(target)) => Ok(target),
         (None, None) => return Err("its webhook URL or token holds a `${` that is not a `${VARIABLE}`".into()),
     };
-    Ok(Channel {
+    let channel = Channel {
         name: name.to_owned(),
         platform,
         target,
@@ -166,50 +147,8 @@ fn build_channel(name: &str, cfg: &ChannelConfig, disabled: Option<&String>) -> 
         threads,
         broadcast_summary,
         live_transcript,
-    })
-}
-
-/// Where a channel posts, checked; `None` when its secret is an unset variable (the channel is then
-/// disabled, but everything else about it is still checked).
-fn target(cfg: &ChannelConfig) -> Result<Option<Target>, String> {
-    let unset = |v: &str| v.contains("${");
-    let webhook = |raw: &str, platform: Platform| -> Result<Option<Target>, String> {
-        if unset(raw) {
-            return Ok(None);
-        }
-        let url = WebhookUrl::parse(raw).map_err(|m| format!("`webhook_url` {m}"))?;
-        Ok(Some(Target::Webhook(match platform {
-            Platform::Slack => url,
-            Platform::Discord => discord::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?,
-        })))
     };
-    match cfg {
-        ChannelConfig::Discord(c) => webhook(&c.webhook_url, Platform::Discord),
-        ChannelConfig::Slack(c) => match (&c.webhook_url, &c.bot_token) {
-            (Some(_), Some(_)) => Err("set either `webhook_url` or `bot_token` (with `channel`), not both".into()),
-            (None, None) => {
-                Err("needs `webhook_url` (an incoming webhook) or `bot_token` and `channel` (a Slack app)".into())
-            }
-            (Some(url), None) => {
-                if c.channel.is_some() || c.api_url.is_some() {
-                    return Err(
-                        "`channel` and `api_url` go with `bot_token`; a webhook posts to its own channel".into()
-                    );
-                }
-                webhook(url, Platform::Slack)
-            }
-            (None, Some(token)) => {
-                let channel =
-                    c.channel.as_deref().ok_or("`bot_token` needs `channel`, the channel's ID (C0123ABCD)")?;
-                slack_api::check_channel_id(channel).map_err(|m| format!("`channel` {m}"))?;
-                let api_url = slack_api::base_url(c.api_url.as_deref()).map_err(|m| format!("`api_url` {m}"))?;
-                if unset(token.expose()) {
-                    return Ok(None);
-                }
-                Ok(Some(Target::SlackApp { api_url, token: token.clone(), channel: channel.to_owned() }))
-            }
-        },
-    }
+    Ok((channel, templates))
 }
 
 /// `"5/2s"` means at most 5 posts in any 2 seconds.

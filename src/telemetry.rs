@@ -243,28 +243,29 @@ pub fn dead_lettered(channel: &str, count: usize, reason: &str) {
     tracing::error!(channel, count, reason, "Moved posts to the dead letters (see `callrelay dlq list`).");
 }
 
-/// Discord refused to start a thread because the channel is not a forum or media channel: the
-/// lane posts flat from now on.
+/// The platform refused to start a thread because the channel takes none (a Discord text
+/// channel): the lane posts flat from now on.
 pub fn threads_unavailable(channel: &str, answer: &str) {
     tracing::warn!(
         channel,
         answer,
-        "The channel takes no threads (not a Discord forum or media channel); posting each call's events flat instead."
+        "The channel takes no threads (on Discord: not a forum or media channel); posting each call's events flat instead."
     );
 }
 
-/// A Slack thread's parent was refused for good: the call's posts go to the channel flat.
+/// A thread's parent was refused for good: the call's posts go to the channel flat.
 pub fn thread_parent_refused(channel: &str, call_id: &str, answer: &str) {
-    tracing::warn!(channel, call_id, answer, "Slack refused the call's thread parent; posting the call flat.");
+    tracing::warn!(channel, call_id, answer, "The platform refused the call's thread parent; posting the call flat.");
 }
 
-/// The Slack parent could not be edited to show the call's outcome (the summary is in the thread).
+/// The thread's parent could not be edited to show the call's outcome (the summary is in the
+/// thread).
 pub fn parent_not_edited(channel: &str, call_id: &str, answer: &str) {
     tracing::warn!(
         channel,
         call_id,
         answer,
-        "Slack refused to edit the call's thread parent; the summary is in the thread."
+        "The platform refused to edit the call's thread parent; the summary is in the thread."
     );
 }
 

@@ -1,7 +1,10 @@
-//! Character-safe text cutting shared by template helpers and platform limits.
+//! Character-safe text cutting shared by template helpers and platform limits, and reading the
+//! strings out of a JSON body.
 //!
 //! Platform limits count characters (Unicode scalar values), never bytes, so every cut here lands
 //! on a character boundary and can never split a UTF-8 sequence.
+
+use serde_json::Value;
 
 /// The mark appended to cut text.
 pub const ELLIPSIS: char = '…';
@@ -69,6 +72,21 @@ fn split_at_break(piece: &str) -> (String, String) {
         }
     }
     (piece.to_owned(), String::new())
+}
+
+/// Every string inside a JSON value, depth first.
+pub fn strings(v: &Value) -> Vec<&str> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -5,14 +5,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::config::{Platform, Threads};
+use crate::config::{Channel, Threads};
 use crate::event::{self, Event, EventType, Incoming};
+use crate::platforms::{rules, ThreadStyle};
 use crate::setup::Config;
 use crate::{pipeline, samples};
-
-/// Mention and link syntax that occurs only in the hostile sample, so finding it in a Slack body
-/// means user text escaped escaping.
-const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
 
 /// The result of rendering the samples.
 #[derive(Debug, Default)]
@@ -66,9 +63,9 @@ pub fn samples(config: &Config) -> Report {
         for (name, ev) in events.iter().filter(|(_, e)| pairs.contains(&(ch.clone(), e.event_type))) {
             report.rendered += 1;
             let ctx = pipeline::context(ev);
-            let outcome = match channel.platform {
-                Platform::Slack => config.renderer.render_kind(channel, "call_started", &ctx).map(|_| ()),
-                Platform::Discord => config.renderer.thread_name(channel, &ctx).map(|_| ()),
+            let outcome = match rules(channel.platform).threads() {
+                ThreadStyle::Parent => config.renderer.render_kind(channel, "thread_parent", &ctx).map(|_| ()),
+                ThreadStyle::Named { .. } => config.renderer.thread_name(channel, &ctx).map(|_| ()),
             };
             if let Err(e) = outcome {
                 report.problems.push(format!("{e} [sample \"{name}\"]"));
@@ -83,7 +80,7 @@ pub fn samples(config: &Config) -> Report {
                 Ok(r) => {
                     report.posts += r.posts.len();
                     for body in &r.posts {
-                        if let Some(m) = unsafe_body(channel.platform, body) {
+                        if let Some(m) = unsafe_body(channel, body) {
                             report.problems.push(format!("channel `{ch}`, sample \"{name}\": {m}"));
                         }
                     }
@@ -95,32 +92,6 @@ pub fn samples(config: &Config) -> Report {
     report
 }
 
-fn unsafe_body(platform: Platform, body: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(body).ok()?;
-    match platform {
-        Platform::Slack => {
-            let strings = strings(&value);
-            HOSTILE_TOKENS
-                .iter()
-                .find(|t| strings.iter().any(|s| s.contains(*t)))
-                .map(|t| format!("user text reached Slack unescaped (`{t}`); use {{{{value}}}}, not {{{{{{value}}}}}}"))
-        }
-        // `discord::fit` gives every body `allowed_mentions` with `parse: []` or refuses it.
-        Platform::Discord => None,
-    }
-}
-
-/// Every string inside a JSON value, depth first.
-pub fn strings(v: &Value) -> Vec<&str> {
-    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-        match v {
-            Value::String(s) => out.push(s),
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(v, &mut out);
-    out
+fn unsafe_body(channel: &Channel, body: &str) -> Option<String> {
+    rules(channel.platform).unsafe_text(&serde_json::from_str(body).ok()?)
 }

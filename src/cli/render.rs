@@ -4,8 +4,9 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{Platform, Threads};
+use crate::config::Threads;
 use crate::event::{self, EventType, Incoming};
+use crate::platforms::{rules, ThreadStyle};
 use crate::setup::Config;
 use crate::{pipeline, samples};
 
@@ -54,14 +55,14 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
             let note = if routed.contains(&name) { "" } else { " (no route sends this event here)" };
             if channel.threads == Threads::PerCall {
                 // What starts the call's thread when this is its first event on the channel.
-                let started = match channel.platform {
-                    Platform::Slack => config.renderer.render_kind(channel, "call_started", &ctx).map(|r| {
-                        format!("parent post (call_started), the posts below reply to it:\n{}", r.posts.join("\n"))
+                let started = match rules(channel.platform).threads() {
+                    ThreadStyle::Parent => config.renderer.render_kind(channel, "thread_parent", &ctx).map(|r| {
+                        format!("parent post (thread_parent), the posts below reply to it:\n{}", r.posts.join("\n"))
                     }),
-                    Platform::Discord => config
+                    ThreadStyle::Named { .. } => config
                         .renderer
                         .thread_name(channel, &ctx)
-                        .map(|t| format!("the first post creates the forum thread {t:?}; the rest go into it")),
+                        .map(|t| format!("the first post creates the thread {t:?}; the rest go into it")),
                 };
                 match started {
                     Ok(text) => println!("# {label} → channel `{name}`, thread per call: {text}"),
@@ -104,13 +105,13 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
                         println!("# note: {n}");
                     }
                     let edits_parent = channel.threads == Threads::PerCall
-                        && channel.platform == Platform::Slack
+                        && rules(channel.platform).threads() == ThreadStyle::Parent
                         && event.event_type == EventType::CallEnded;
                     if edits_parent {
-                        // After the summary, a call_started parent is edited to show the outcome.
-                        match config.renderer.render_kind(channel, "call_started", &ctx) {
+                        // After the summary, the thread's parent is edited to show the outcome.
+                        match config.renderer.render_kind(channel, "thread_parent", &ctx) {
                             Ok(r) => println!(
-                                "# {label} → channel `{name}`: then the thread's parent is edited (chat.update) to:\n{}",
+                                "# {label} → channel `{name}`: then the thread's parent is edited to:\n{}",
                                 r.posts.join("\n")
                             ),
                             Err(e) => {

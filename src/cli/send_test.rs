@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::event::{self, Incoming};
+use crate::platforms::{self, Outcome};
 use crate::setup::Config;
-use crate::sinks::{self, Outcome};
 use crate::{pipeline, samples};
 
 pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> ExitCode {
@@ -44,13 +44,13 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
         Err(e) => return fail(&e),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime starts");
-    let client = runtime.block_on(async { sinks::http_client(config.delivery.request_timeout) });
-    let sink = sinks::for_channel(ch, &client).expect("an enabled channel has a sink");
+    let client = runtime.block_on(async { platforms::http_client(config.delivery.request_timeout) });
+    let sink = platforms::sink_for(ch, &client).expect("an enabled channel has a sink");
     let n = rendered.posts.len();
     let mut ok = true;
     for (i, post) in rendered.posts.iter().enumerate() {
         print!("Post {}/{n} to `{channel}` ({}, {target}): ", i + 1, ch.platform.as_str());
-        let posted = runtime.block_on(sink.post(post, &sinks::Place::Channel));
+        let posted = runtime.block_on(sink.post(post, &platforms::Place::Channel));
         println!("{}", posted.answer);
         ok &= posted.outcome == Outcome::Delivered;
     }

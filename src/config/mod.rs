@@ -214,7 +214,7 @@ pub enum Threads {
     #[default]
     Flat,
     /// One thread per call: on a Slack app channel, the call's first event posts a parent
-    /// (`call_started` template) and everything else replies to it; on a Discord forum or media
+    /// (`thread_parent` template) and everything else replies to it; on a Discord forum or media
     /// channel, the call's first post creates a thread (`thread_name` template) and the rest go
     /// into it.
     PerCall,
@@ -409,6 +409,9 @@ pub struct TemplateOverrides {
     /// Template for the dashboard's `test` event.
     pub test: Option<String>,
     /// Slack, with `threads = "per_call"`: the thread's parent, posted with the call's first event.
+    pub thread_parent: Option<String>,
+    /// The old name of `thread_parent` (deprecated: read with a warning, for files written
+    /// before the rename; `call_started` is the name of an event).
     pub call_started: Option<String>,
     /// Discord, with `threads = "per_call"`: the forum thread's name (the template renders a JSON
     /// string; cut to 100 characters).
@@ -419,14 +422,18 @@ pub struct TemplateOverrides {
 }
 
 impl TemplateOverrides {
-    /// The override for one kind of template (an event type's name, `call_started`,
+    /// The override for one kind of template (an event type's name, `thread_parent`,
     /// `thread_name`), if any.
     pub fn get(&self, kind: &str) -> Option<&str> {
         match kind {
             "message" => self.message.as_deref(),
             "call_ended" => self.call_ended.as_deref(),
             "test" => self.test.as_deref(),
-            "call_started" => self.call_started.as_deref(),
+            "thread_parent" => self.thread_parent.as_deref().or_else(|| {
+                self.call_started.as_deref().inspect(|_| {
+                    tracing::warn!("`templates.call_started` is now `templates.thread_parent`; rename the key (the old one is read for now).")
+                })
+            }),
             "thread_name" => self.thread_name.as_deref(),
             "transcript" => self.transcript.as_deref(),
             _ => None,

@@ -8,7 +8,7 @@ mod auth;
 mod page;
 mod pages;
 mod playground;
-pub mod preview;
+
 mod routes;
 
 use std::net::TcpListener;

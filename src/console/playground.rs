@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::auth::{self, Sessions};
 use super::page::{html_page, layout};
-use super::preview;
+
 use crate::event::{self, Incoming};
 use crate::render::Rendered;
 use crate::server::State;
@@ -83,7 +83,7 @@ fn render(state: &State, form: &Form) -> Markup {
             @let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
             section.post {
                 h3 { "Post " (i + 1) " of " (total) " to " (channel.name) }
-                (preview::post(channel.platform, &value))
+                (crate::platforms::rules(channel.platform).preview(&value))
                 details { summary { "Exact body (" (body.len()) " bytes)" } pre { (serde_json::to_string_pretty(&value).unwrap_or_default()) } }
             }
         }
@@ -106,17 +106,17 @@ pub async fn send(
         Err(shown) => return Ok(html_page(shown)),
     };
     let channel = &config.channels[&name];
-    let client = crate::sinks::http_client(config.delivery.request_timeout);
-    let Some(sink) = crate::sinks::for_channel(channel, &client) else {
+    let client = crate::platforms::http_client(config.delivery.request_timeout);
+    let Some(sink) = crate::platforms::sink_for(channel, &client) else {
         return Ok(html_page(
             html! { p.error { "Channel “" (name) "” is disabled: its webhook URL variable is unset." } },
         ));
     };
     let mut answers = Vec::new();
     for post in &rendered.posts {
-        let posted = sink.post(post, &crate::sinks::Place::Channel).await;
+        let posted = sink.post(post, &crate::platforms::Place::Channel).await;
         tracing::info!(channel = %name, answer = %posted.answer, "Console test send.");
-        answers.push((posted.outcome == crate::sinks::Outcome::Delivered, posted.answer));
+        answers.push((posted.outcome == crate::platforms::Outcome::Delivered, posted.answer));
     }
     let list = html! {
         ul.sent {

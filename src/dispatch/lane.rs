@@ -15,11 +15,11 @@ use super::backoff::{Next, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 use super::leases::Slot;
 use super::pacing::Pacer;
 use super::{Broken, Paused};
-use crate::config::{Channel, Platform, Threads};
+use crate::config::{Channel, Threads};
 use crate::event::EventType;
+use crate::platforms::{rules, Misplaced, Outcome, Place, Posted, Sink};
 use crate::render::RenderError;
 use crate::setup::Config;
-use crate::sinks::{self, discord, slack, Misplaced, Outcome, Place, Posted, Sink};
 use crate::store::{now_ms, Content, Fence, Queued, Store, StoreError};
 use crate::telemetry;
 
@@ -325,7 +325,7 @@ impl Lane {
             Content::Rendered { body, .. } => {
                 let value =
                     serde_json::from_str(body).map_err(|e| fail(format!("the stored body is not JSON: {e}")))?;
-                let fitted = sinks::fit(self.channel().platform, value).map_err(|r| fail(r.message))?;
+                let fitted = rules(self.channel().platform).fit(self.channel(), value).map_err(|r| fail(r.message))?;
                 return Ok(fitted.posts.iter().map(Value::to_string).collect());
             }
             Content::Event(event) => event,
@@ -366,10 +366,7 @@ impl Lane {
                 Ok([one]) => serde_json::from_str::<Value>(one),
                 _ => break,
             };
-            let fits = value.is_ok_and(|value| match self.channel().platform {
-                Platform::Slack => slack::merge(&mut merged, &value),
-                Platform::Discord => discord::merge(&mut merged, &value),
-            });
+            let fits = value.is_ok_and(|value| rules(self.channel().platform).merge(&mut merged, &value));
             if !fits {
                 break;
             }

@@ -231,12 +231,12 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, pa
     let (keeper_stop, _) = watch::channel(false);
     let mut slots = BTreeMap::new();
     let policy = RetryPolicy::from_config(&config.delivery);
-    let client = crate::sinks::http_client(config.delivery.request_timeout);
+    let client = crate::platforms::http_client(config.delivery.request_timeout);
     let mut wakes = BTreeMap::new();
     let mut handles = Vec::new();
     let mut edit_budgets = edit_budgets(config);
     for channel in config.channels.values() {
-        let Some(sink) = crate::sinks::for_channel(channel, &client) else { continue };
+        let Some(sink) = crate::platforms::sink_for(channel, &client) else { continue };
         let edit_budget = edit_budgets.remove(&channel.name);
         let wake = Arc::new(Notify::new());
         let (slot, lease) = watch::channel(None);
@@ -276,16 +276,15 @@ fn spawn_lanes(config: &Arc<Config>, store: &Arc<dyn Store>, broken: &Broken, pa
     Lanes { wakes, stop, handles, keeper_stop, keeper, request_timeout: config.delivery.request_timeout }
 }
 
-/// Slack's edits (`chat.update`, Tier 3) are budgeted per app token: one budget per token, shared
-/// by every Slack app channel posting with it (by channel name).
+/// Edit budgets a platform shares across channels (Slack's `chat.update` is Tier 3 per app token):
+/// one budget per key, shared by every channel with that key (by channel name).
 fn edit_budgets(config: &Config) -> BTreeMap<String, Arc<Mutex<Pacer>>> {
-    let mut by_token: BTreeMap<&str, Arc<Mutex<Pacer>>> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, Arc<Mutex<Pacer>>> = BTreeMap::new();
     let mut by_channel = BTreeMap::new();
     for channel in config.channels.values() {
-        if let Ok(crate::config::Target::SlackApp { token, .. }) = &channel.target {
-            let budget = by_token
-                .entry(token.expose())
-                .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(&crate::sinks::slack_api::EDIT_RATE_LIMIT))));
+        let Ok(target) = &channel.target else { continue };
+        if let Some((key, windows)) = crate::platforms::rules(channel.platform).shared_edit_budget(target) {
+            let budget = by_key.entry(key).or_insert_with(|| Arc::new(Mutex::new(Pacer::new(&windows))));
             by_channel.insert(channel.name.clone(), budget.clone());
         }
     }

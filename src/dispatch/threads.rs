@@ -1,17 +1,17 @@
 //! One thread per call (`threads = "per_call"`): where a lane's post goes, starting the call's
-//! thread when it has none. Slack: the call's first event posts a parent (`call_started`) whose
-//! `ts` every later post replies to; after the `call_ended` summary, the parent is edited
-//! (`chat.update`) to show the outcome. Discord: the call's first post creates a forum thread
-//! (`thread_name`) whose id later posts go into. The mapping lives in the store, so a restart
-//! mid-call continues the same thread; it is forgotten `delivery.forget_threads_after` after the
-//! call's `call_ended`.
+//! thread when it has none, in the platform's [`ThreadStyle`]. A parent (Slack apps): the call's
+//! first event posts a parent (the `thread_parent` template) whose id every later post replies
+//! to; after the `call_ended` summary, the parent is edited to show the outcome. A named thread
+//! (Discord forums): the call's first post creates a thread (`thread_name`) whose id later posts
+//! go into. The mapping lives in the store, so a restart mid-call continues the same thread; it is
+//! forgotten `delivery.forget_threads_after` after the call's `call_ended`.
 
 use serde_json::Value;
 
 use super::lane::{Lane, STORE_RETRY};
-use crate::config::{Platform, Threads};
+use crate::config::Threads;
 use crate::event::EventType;
-use crate::sinks::{Outcome, Place};
+use crate::platforms::{rules, Outcome, Place, ThreadStyle};
 use crate::store::{now_ms, Content, Queued};
 use crate::telemetry;
 
@@ -45,8 +45,8 @@ impl Lane {
                 // A post from before store version 2 carries no event to start a thread from.
                 let Content::Event(event) = &head.content else { return Some(Place::Channel) };
                 let context: Value = serde_json::from_str(event).unwrap_or(Value::Null);
-                match self.channel().platform {
-                    Platform::Discord => match self.config.renderer.thread_name(self.channel(), &context) {
+                match rules(self.channel().platform).threads() {
+                    ThreadStyle::Named { .. } => match self.config.renderer.thread_name(self.channel(), &context) {
                         Ok(name) => Some(Place::NewThread(name)),
                         Err(e) => {
                             telemetry::render_failed(&e);
@@ -54,8 +54,8 @@ impl Lane {
                             Some(Place::Channel)
                         }
                     },
-                    Platform::Slack => {
-                        self.start_slack_thread(head, &context).await;
+                    ThreadStyle::Parent => {
+                        self.start_parent(head, &context).await;
                         None
                     }
                 }
@@ -66,8 +66,8 @@ impl Lane {
     /// Posts the Slack parent for the head's call and remembers its `ts`. A parent that cannot be
     /// posted for good (its template fails, Slack refuses it) leaves the call flat: its posts are
     /// never lost for want of a thread.
-    async fn start_slack_thread(&mut self, head: &Queued, context: &Value) {
-        let parent = match self.config.renderer.render_kind(self.channel(), "call_started", context) {
+    async fn start_parent(&mut self, head: &Queued, context: &Value) {
+        let parent = match self.config.renderer.render_kind(self.channel(), "thread_parent", context) {
             Ok(rendered) => rendered.posts.into_iter().next().unwrap_or_default(),
             Err(e) => {
                 telemetry::render_failed(&e);
@@ -106,7 +106,7 @@ impl Lane {
     /// nothing of the call came to this channel before it (`known` is the call's mapping, if
     /// read).
     pub(super) fn summary_parent(&self, head: &Queued, known: Option<&str>) -> bool {
-        self.channel().platform == Platform::Slack
+        rules(self.channel().platform).threads() == ThreadStyle::Parent
             && self.channel().threads == Threads::PerCall
             && !self.no_threads
             && head.event_type == EventType::CallEnded.as_str()
@@ -143,12 +143,12 @@ impl Lane {
     }
 
     /// The `ts` of the Slack parent to edit with the call's outcome, when the head is a threaded
-    /// call's `call_ended` and the parent was a `call_started` post.
+    /// call's `call_ended` and the parent was a `thread_parent` post.
     pub(super) fn parent_to_edit(&self, head: &Queued, place: &Place, summary_mode: bool) -> Option<String> {
         match place {
             Place::Thread(ts)
                 if !summary_mode
-                    && self.channel().platform == Platform::Slack
+                    && rules(self.channel().platform).threads() == ThreadStyle::Parent
                     && head.event_type == EventType::CallEnded.as_str()
                     && matches!(head.content, Content::Event(_)) =>
             {
@@ -166,21 +166,21 @@ impl Lane {
         posted_thread: Option<String>,
         posted_id: Option<String>,
     ) {
-        let thread = match self.channel().platform {
-            Platform::Discord => posted_thread,
-            Platform::Slack => posted_id.map(|ts| format!("{ts}{SUMMARY_PARENT}")),
+        let thread = match rules(self.channel().platform).threads() {
+            ThreadStyle::Named { .. } => posted_thread,
+            ThreadStyle::Parent => posted_id.map(|ts| format!("{ts}{SUMMARY_PARENT}")),
         };
         if let Some(thread) = thread {
             self.remember_thread(head, thread).await;
         }
     }
 
-    /// The parent as the `call_started` template draws it for the ended call; `None` (logged)
+    /// The parent as the `thread_parent` template draws it for the ended call; `None` (logged)
     /// when the template fails for it.
     pub(super) fn edited_parent(&self, head: &Queued) -> Option<String> {
         let Content::Event(event) = &head.content else { return None };
         let context: Value = serde_json::from_str(event).ok()?;
-        match self.config.renderer.render_kind(self.channel(), "call_started", &context) {
+        match self.config.renderer.render_kind(self.channel(), "thread_parent", &context) {
             Ok(rendered) => rendered.posts.into_iter().next(),
             Err(e) => {
                 telemetry::render_failed(&e);

@@ -1,21 +1,16 @@
 //! A live transcript (`live_transcript = true`): instead of one post per utterance, one message
 //! per call, edited as utterances arrive; every edit carries all the utterances waiting. When the
-//! next utterances no longer fit the message (the platform's limits, or Slack's 4,000 characters),
+//! next utterances no longer fit the message (the platform's limits, or what it shows of an edited message),
 //! or Discord caps edits of an old message (30046), a new message continues it. The message, its
 //! part number and the utterances it shows are kept in the store, so a restart goes on editing it.
 
 use serde_json::Value;
 
 use super::lane::{Lane, STORE_RETRY};
-use crate::config::Platform;
 use crate::event::EventType;
-use crate::sinks::{Misplaced, Outcome, Place};
+use crate::platforms::{rules, Misplaced, Outcome, Place};
 use crate::store::{now_ms, Content, Queued, Transcript};
 use crate::telemetry;
-
-/// Characters of transcript text one Slack message holds before a new one continues it.
-/// <https://docs.slack.dev/reference/methods/chat.update> (text over 4,000 characters is cut).
-pub const SLACK_TRANSCRIPT_CHARS: usize = 4_000;
 
 /// A message of the transcript, ready to post or edit.
 struct Draft {
@@ -162,13 +157,8 @@ impl Lane {
         best
     }
 
-    /// Slack: the transcript's text stays within what `chat.update` shows whole.
+    /// Whether the platform can keep editing a transcript message this long.
     fn within_text_limit(&self, body: &str) -> bool {
-        if self.channel().platform != Platform::Slack {
-            return true;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(body) else { return false };
-        let blocks = v.get("blocks").cloned().unwrap_or(Value::Null);
-        crate::validate::strings(&blocks).iter().map(|s| crate::text::chars(s)).sum::<usize>() <= SLACK_TRANSCRIPT_CHARS
+        serde_json::from_str::<Value>(body).is_ok_and(|v| rules(self.channel().platform).transcript_fits(&v))
     }
 }

@@ -11,13 +11,12 @@ use handlebars::{
 use serde_json::{json, Value};
 
 use super::escape_for;
-use crate::config::Platform;
-use crate::sinks::slack;
+use crate::platforms::TextRules;
 use crate::text;
 
 type Args<'a> = [&'a Value];
 type Hash<'a> = BTreeMap<&'a str, &'a Value>;
-type HelperFn = fn(&Args, &Hash, Platform) -> Result<Value, String>;
+type HelperFn = fn(&Args, &Hash, TextRules) -> Result<Value, String>;
 
 /// Every helper, by name, with a one-line description for the README and `check`.
 pub const HELPERS: &[(&str, HelperFn, &str)] = &[
@@ -40,19 +39,19 @@ pub const HELPERS: &[(&str, HelperFn, &str)] = &[
     ("chunks", chunks, "chunks TEXT N — TEXT in pieces of at most N characters"),
 ];
 
-/// Registers every helper (plus `json`) for `platform`. Handlebars' own `eq ne gt gte lt lte and
+/// Registers every helper (plus `json`) for a platform's text rules. Handlebars' own `eq ne gt gte lt lte and
 /// or not len` comparisons are built in.
-pub fn register(hb: &mut Handlebars<'static>, platform: Platform) {
+pub fn register(hb: &mut Handlebars<'static>, rules: TextRules) {
     for &(name, f, _) in HELPERS {
-        hb.register_helper(name, Box::new(ValueHelper { name, f, platform }));
+        hb.register_helper(name, Box::new(ValueHelper { name, f, rules }));
     }
-    hb.register_helper("json", Box::new(JsonHelper { platform }));
+    hb.register_helper("json", Box::new(JsonHelper { rules }));
 }
 
 struct ValueHelper {
     name: &'static str,
     f: HelperFn,
-    platform: Platform,
+    rules: TextRules,
 }
 
 impl HelperDef for ValueHelper {
@@ -65,7 +64,7 @@ impl HelperDef for ValueHelper {
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let args: Vec<&Value> = h.params().iter().map(|p| p.value()).collect();
         let hash: Hash = h.hash().iter().map(|(k, v)| (*k, v.value())).collect();
-        (self.f)(&args, &hash, self.platform)
+        (self.f)(&args, &hash, self.rules)
             .map(ScopedJson::Derived)
             .map_err(|m| RenderErrorReason::Other(format!("helper `{}`: {m}", self.name)).into())
     }
@@ -74,7 +73,7 @@ impl HelperDef for ValueHelper {
 /// `{{json VALUE}}` writes VALUE as a JSON literal (quotes included), unescaped by Handlebars but
 /// with the platform's escaping applied to every string inside.
 struct JsonHelper {
-    platform: Platform,
+    rules: TextRules,
 }
 
 impl HelperDef for JsonHelper {
@@ -87,17 +86,17 @@ impl HelperDef for JsonHelper {
         out: &mut dyn Output,
     ) -> HelperResult {
         let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-        let value = escape_strings(value, self.platform);
+        let value = escape_strings(value, self.rules);
         out.write(&serde_json::to_string(&value).unwrap_or_else(|_| "null".into()))?;
         Ok(())
     }
 }
 
-fn escape_strings(v: Value, platform: Platform) -> Value {
+fn escape_strings(v: Value, rules: TextRules) -> Value {
     match v {
-        Value::String(s) if platform == Platform::Slack => Value::String(slack::escape(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|i| escape_strings(i, platform)).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, escape_strings(v, platform))).collect()),
+        Value::String(s) => Value::String((rules.escape)(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|i| escape_strings(i, rules)).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, escape_strings(v, rules))).collect()),
         other => other,
     }
 }
@@ -122,11 +121,11 @@ fn count(args: &Args, i: usize) -> Result<usize, String> {
         .ok_or_else(|| format!("argument {} must be a whole number, not {v}", i + 1))
 }
 
-fn truncate(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn truncate(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(text::truncate(&as_text(arg(args, 0)), count(args, 1)?)))
 }
 
-fn default(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn default(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     let v = arg(args, 0);
     let empty = match v {
         Value::Null => true,
@@ -136,7 +135,7 @@ fn default(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
     Ok(if empty { arg(args, 1).clone() } else { v.clone() })
 }
 
-fn duration(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn duration(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     let minutes = match arg(args, 0) {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -159,12 +158,12 @@ fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str().and_then(crate::event::parse_time)
 }
 
-fn time(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn time(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     let format = arg(args, 1).as_str().unwrap_or("%H:%M:%S UTC");
     format_time(arg(args, 0), format)
 }
 
-fn datetime(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn datetime(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     format_time(arg(args, 0), "%Y-%m-%d %H:%M UTC")
 }
 
@@ -182,7 +181,7 @@ fn sentiment(v: &Value) -> String {
     v.as_str().unwrap_or("").trim().to_lowercase()
 }
 
-fn sentiment_emoji(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn sentiment_emoji(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(match sentiment(arg(args, 0)).as_str() {
         "positive" => "😊",
         "neutral" => "😐",
@@ -192,7 +191,7 @@ fn sentiment_emoji(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> 
     }))
 }
 
-fn sentiment_color(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn sentiment_color(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(match sentiment(arg(args, 0)).as_str() {
         "positive" => 0x2ECC71,
         "neutral" => 0x95A5A6,
@@ -206,7 +205,7 @@ fn is_agent(sender: &Value) -> bool {
     sender.as_str() != Some("user")
 }
 
-fn sender_label(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn sender_label(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(user_or_agent(arg(args, 0), arg(args, 1))))
 }
 
@@ -218,17 +217,17 @@ fn user_or_agent(sender: &Value, name: &Value) -> String {
     }
 }
 
-fn sender_emoji(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn sender_emoji(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(if is_agent(arg(args, 0)) { "🤖" } else { "👤" }))
 }
 
-fn short_id(args: &Args, _: &Hash, _: Platform) -> Result<Value, String> {
+fn short_id(args: &Args, _: &Hash, _: TextRules) -> Result<Value, String> {
     Ok(json!(as_text(arg(args, 0)).chars().take(8).collect::<String>()))
 }
 
 /// One transcript line per utterance: `🤖 *Agent* · 10:30:05` then the text, in the platform's bold.
-fn transcript_lines(messages: &Value, user: &Value, platform: Platform) -> Vec<String> {
-    let bold = if platform == Platform::Slack { "*" } else { "**" };
+fn transcript_lines(messages: &Value, user: &Value, rules: TextRules) -> Vec<String> {
+    let bold = rules.bold;
     let items = messages.as_array().map(Vec::as_slice).unwrap_or_default();
     items
         .iter()
@@ -244,25 +243,18 @@ fn transcript_lines(messages: &Value, user: &Value, platform: Platform) -> Vec<S
         .collect()
 }
 
-fn transcript(args: &Args, hash: &Hash, platform: Platform) -> Result<Value, String> {
+fn transcript(args: &Args, hash: &Hash, rules: TextRules) -> Result<Value, String> {
     let user = hash.get("user").copied().unwrap_or(&Value::Null);
-    Ok(json!(transcript_lines(arg(args, 0), user, platform).concat().trim_end()))
+    Ok(json!(transcript_lines(arg(args, 0), user, rules).concat().trim_end()))
 }
 
-fn cost_fn(platform: Platform) -> fn(char) -> usize {
-    match platform {
-        Platform::Slack => slack::escaped_len,
-        Platform::Discord => |_| 1,
-    }
-}
-
-fn transcript_chunks(args: &Args, hash: &Hash, platform: Platform) -> Result<Value, String> {
+fn transcript_chunks(args: &Args, hash: &Hash, rules: TextRules) -> Result<Value, String> {
     let max = count(args, 1)?;
     let user = hash.get("user").copied().unwrap_or(&Value::Null);
-    let cost = cost_fn(platform);
+    let cost = rules.escaped_len;
     let mut pieces: Vec<String> = Vec::new();
     let mut current = String::new();
-    for line in transcript_lines(arg(args, 0), user, platform) {
+    for line in transcript_lines(arg(args, 0), user, rules) {
         let fits = |s: &str| s.chars().map(cost).sum::<usize>() <= max;
         if fits(&format!("{current}{line}")) {
             current.push_str(&line);
@@ -283,12 +275,12 @@ fn transcript_chunks(args: &Args, hash: &Hash, platform: Platform) -> Result<Val
     Ok(json!(pieces.iter().map(|p| p.trim_end().to_owned()).filter(|p| !p.is_empty()).collect::<Vec<_>>()))
 }
 
-fn chunks(args: &Args, _: &Hash, platform: Platform) -> Result<Value, String> {
+fn chunks(args: &Args, _: &Hash, rules: TextRules) -> Result<Value, String> {
     let max = count(args, 1)?;
-    Ok(json!(text::chunks(&as_text(arg(args, 0)), max, cost_fn(platform))))
+    Ok(json!(text::chunks(&as_text(arg(args, 0)), max, rules.escaped_len)))
 }
 
 /// Escapes a value printed with `{{…}}` for a JSON string (and for Slack, by Slack's rules first).
-pub fn escape(platform: Platform) -> impl Fn(&str) -> String + Send + Sync + 'static {
-    move |s: &str| escape_for(platform, s)
+pub fn escape(rules: TextRules) -> impl Fn(&str) -> String + Send + Sync + 'static {
+    move |s: &str| escape_for(rules, s)
 }

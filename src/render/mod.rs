@@ -17,18 +17,17 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 use serde_json::Value;
 
-pub use builtin::BUILTIN_TEMPLATES;
 pub use helpers::HELPERS;
 
 use crate::config::{Channel, Platform, Problem, TemplateOverrides};
 use crate::event::EventType;
-use crate::sinks::{self, discord, slack, Fitted};
+use crate::platforms::{self, rules, Fitted, TextRules, ThreadStyle};
 
 /// Compiled templates for every channel and event type.
 #[derive(Clone)]
 pub struct Renderer {
-    slack: Handlebars<'static>,
-    discord: Handlebars<'static>,
+    /// One registry per platform (its escaping and helpers), by platform.
+    registries: BTreeMap<Platform, Handlebars<'static>>,
     /// The template each channel uses for each kind (an event type's name, or one of
     /// [`EXTRA_KINDS`]).
     chosen: BTreeMap<String, BTreeMap<&'static str, String>>,
@@ -67,12 +66,9 @@ pub struct RenderError {
     pub message: String,
 }
 
-/// Escapes `s` for a JSON string on `platform`.
-pub fn escape_for(platform: Platform, s: &str) -> String {
-    let s = match platform {
-        Platform::Slack => slack::escape(s),
-        Platform::Discord => s.to_owned(),
-    };
+/// Escapes `s` for a JSON string, after the platform's own escaping.
+pub fn escape_for(text: TextRules, s: &str) -> String {
+    let s = (text.escape)(s);
     let quoted = serde_json::to_string(&s).expect("a string always serialises");
     quoted[1..quoted.len() - 1].to_owned()
 }
@@ -85,18 +81,23 @@ impl Renderer {
         dir: &Path,
         channels: &BTreeMap<String, (Platform, TemplateOverrides)>,
     ) -> Result<Renderer, Vec<Problem>> {
-        let mut slack = registry(Platform::Slack);
-        let mut discord = registry(Platform::Discord);
+        let mut registries = BTreeMap::new();
         let mut chosen = BTreeMap::new();
         let mut problems = Vec::new();
         let mut sources = BTreeMap::new();
         let mut registered: HashSet<(Platform, String)> = HashSet::new();
         for (channel, (platform, overrides)) in channels {
-            let extra = EXTRA_KINDS.iter().filter(|(p, _)| p == platform).map(|(_, k)| *k);
+            let extra = rules(*platform).extra_kinds().iter().copied();
             for kind in EventType::ALL.iter().map(|t| t.as_str()).chain(extra) {
                 let (relative, is_override) = match overrides.get(kind) {
                     Some(path) => (path.to_owned(), true),
                     None => (default_template(*platform, kind), false),
+                };
+                // Before `thread_parent` had its name, the Slack parent's file was
+                // `call_started.json.hbs`: a customised one is still used, with a warning.
+                let (relative, is_override) = match renamed(dir, *platform, kind, &relative, is_override) {
+                    Some(old) => (old, true),
+                    None => (relative, is_override),
                 };
                 let path: PathBuf = dir.join(&relative);
                 let (name, source) = if path.is_file() {
@@ -123,7 +124,7 @@ impl Renderer {
                     ));
                     continue;
                 };
-                let hb = if *platform == Platform::Slack { &mut slack } else { &mut discord };
+                let hb = registries.entry(*platform).or_insert_with(|| registry(*platform));
                 if registered.insert((*platform, name.clone())) {
                     sources.insert(name.clone(), source.clone());
                     if let Err(e) = hb.register_template_string(&name, source) {
@@ -137,14 +138,14 @@ impl Renderer {
             }
         }
         if problems.is_empty() {
-            Ok(Renderer { slack, discord, chosen, sources })
+            Ok(Renderer { registries, chosen, sources })
         } else {
             Err(problems)
         }
     }
 
-    /// The template a channel uses for a kind (an event type's name, `call_started`,
-    /// `thread_name`).
+    /// The template a channel uses for a kind (an event type's name, `thread_parent`,
+    /// `thread_name`, `transcript`).
     pub fn template_for(&self, channel: &str, kind: &str) -> Option<&str> {
         self.chosen.get(channel)?.get(kind).map(String::as_str)
     }
@@ -155,22 +156,23 @@ impl Renderer {
         self.render_kind(channel, event_type.as_str(), context)
     }
 
-    /// A call thread's name on a Discord channel: its `thread_name` template renders a JSON
-    /// string, cut to Discord's 100 characters.
+    /// A call thread's name on a platform that names threads: its `thread_name` template renders
+    /// a JSON string, cut to the platform's longest name.
     pub fn thread_name(&self, channel: &Channel, context: &Value) -> Result<String, RenderError> {
         let (value, at) = self.render_value(channel, "thread_name", context)?;
         let name = value.as_str().ok_or_else(|| at.fail(None, "the output must be a JSON string".into()))?;
-        let name = crate::text::truncate(name.trim(), discord::MAX_THREAD_NAME_CHARS);
-        Ok(if name.is_empty() { sinks::NO_TEXT.to_owned() } else { name })
+        let max = match rules(channel.platform).threads() {
+            ThreadStyle::Named { max_name_chars } => max_name_chars,
+            ThreadStyle::Parent => usize::MAX,
+        };
+        let name = crate::text::truncate(name.trim(), max);
+        Ok(if name.is_empty() { platforms::NO_TEXT.to_owned() } else { name })
     }
 
     /// Renders `context` with a channel's template of `kind`, then makes it safe and fits it.
     pub fn render_kind(&self, channel: &Channel, kind: &str, context: &Value) -> Result<Rendered, RenderError> {
-        let (mut body, at) = self.render_value(channel, kind, context)?;
-        if channel.platform == Platform::Discord {
-            discord::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
-        }
-        let fitted: Fitted = sinks::fit(channel.platform, body).map_err(|refused| {
+        let (body, at) = self.render_value(channel, kind, context)?;
+        let fitted: Fitted = rules(channel.platform).fit(channel, body).map_err(|refused| {
             let line = refused.key.and_then(|key| self.line_writing(&at.template, key));
             at.fail(line, refused.message)
         })?;
@@ -185,10 +187,7 @@ impl Renderer {
             channel: channel.name.clone(),
             call_id: context.get("call_id").and_then(Value::as_str).unwrap_or("").to_owned(),
         };
-        let hb = match channel.platform {
-            Platform::Slack => &self.slack,
-            Platform::Discord => &self.discord,
-        };
+        let hb = &self.registries[&channel.platform];
         let output = hb.render(&at.template, context).map_err(|e| at.fail(e.line_no, e.reason().to_string()))?;
         let value = serde_json::from_str(&output).map_err(|e| {
             at.fail(
@@ -232,16 +231,14 @@ impl Renderer {
             channel: channel.name.clone(),
             call_id: String::new(),
         };
-        let known = EventType::ALL.iter().map(|t| t.as_str()).chain(EXTRA_KINDS.iter().map(|(_, k)| *k));
+        let known =
+            EventType::ALL.iter().map(|t| t.as_str()).chain(rules(channel.platform).extra_kinds().iter().copied());
         let kind: &'static str = known
             .into_iter()
             .find(|k| *k == kind)
             .ok_or_else(|| at.fail(None, format!("no template kind `{kind}`")))?;
         let mut copy = self.clone();
-        let hb = match channel.platform {
-            Platform::Slack => &mut copy.slack,
-            Platform::Discord => &mut copy.discord,
-        };
+        let hb = copy.registries.entry(channel.platform).or_insert_with(|| registry(channel.platform));
         hb.register_template_string(&at.template, source)
             .map_err(|e| at.fail(e.pos().map(|(line, _)| line), e.reason().to_string()))?;
         copy.sources.insert(at.template.clone(), source.to_owned());
@@ -262,26 +259,36 @@ impl Renderer {
 }
 
 fn registry(platform: Platform) -> Handlebars<'static> {
+    let text = rules(platform).text();
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
-    hb.register_escape_fn(helpers::escape(platform));
-    helpers::register(&mut hb, platform);
+    hb.register_escape_fn(helpers::escape(text));
+    helpers::register(&mut hb, text);
     hb
+}
+
+/// The file name a kind had before it was renamed, when only the old file is in `dir` (a
+/// customised template from before the rename): logged as deprecated, and used.
+fn renamed(dir: &Path, platform: Platform, kind: &str, relative: &str, is_override: bool) -> Option<String> {
+    let old = match kind {
+        "thread_parent" => default_template(platform, "call_started"),
+        _ => return None,
+    };
+    if is_override || dir.join(relative).is_file() || !dir.join(&old).is_file() {
+        return None;
+    }
+    tracing::warn!(
+        old = %old,
+        new = %relative,
+        "The thread parent's template is now named `thread_parent`; rename the file (the old name is read for now)."
+    );
+    Some(old)
 }
 
 /// `slack/message.json.hbs` and the like.
 pub fn default_template(platform: Platform, kind: &str) -> String {
     format!("{}/{kind}.json.hbs", platform.as_str())
 }
-
-/// The templates beyond one per event type: Slack's thread parent and Discord's thread name
-/// (`threads = "per_call"`), and each platform's live transcript (`live_transcript = true`).
-pub const EXTRA_KINDS: [(Platform, &str); 4] = [
-    (Platform::Slack, "call_started"),
-    (Platform::Discord, "thread_name"),
-    (Platform::Slack, "transcript"),
-    (Platform::Discord, "transcript"),
-];
 
 fn problem(file: &str, line: Option<usize>, channel: &str, message: String) -> Problem {
     Problem { file: file.to_owned(), line, subject: format!("template for channel `{channel}`"), message }

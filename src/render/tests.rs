@@ -52,14 +52,10 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
             for post in &out.posts {
                 let v: Value = serde_json::from_str(post).unwrap();
                 // already within limits: fitting again changes nothing
-                let again = match platform {
-                    Platform::Slack => slack::fit(v.clone()),
-                    Platform::Discord => discord::fit(v.clone()),
-                }
-                .unwrap();
+                let again = rules(platform).fit(&channel("x", platform), v.clone()).unwrap();
                 assert_eq!(again.posts, vec![v.clone()], "{}: {platform:?} post not within limits", sample.name);
                 assert!(again.notes.is_empty(), "{}: {:?}", sample.name, again.notes);
-                let all = crate::validate::strings(&v);
+                let all = crate::text::strings(&v);
                 for s in &all {
                     if platform == Platform::Slack {
                         for token in
@@ -94,7 +90,7 @@ fn a_long_transcript_is_split_across_posts_in_order_not_dropped() {
         let mut texts: Vec<String> = Vec::new();
         for post in &out.posts {
             let v: Value = serde_json::from_str(post).unwrap();
-            texts.extend(crate::validate::strings(&v).into_iter().map(str::to_owned));
+            texts.extend(crate::text::strings(&v).into_iter().map(str::to_owned));
         }
         let joined = texts.join("\n");
         let stamps: Vec<usize> = (0..300)
@@ -202,4 +198,24 @@ fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn a_thread_parent_customised_under_its_old_name_is_still_used() {
+    let ctx = json!({"call_id": "c1", "user_name": "Ann", "event_type": "message"});
+    // A templates directory from before the rename: `slack/call_started.json.hbs`, customised.
+    let dir = tempdir("old-parent-name");
+    std::fs::create_dir_all(dir.join("slack")).unwrap();
+    std::fs::write(dir.join("slack/call_started.json.hbs"), r#"{"text": "OLD NAME {{user_name}}"}"#).unwrap();
+    let r = renderer(&dir, TemplateOverrides::default()).unwrap();
+    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/call_started.json.hbs"));
+    let out = r.render_kind(&channel("s", Platform::Slack), "thread_parent", &ctx).unwrap();
+    assert!(out.posts[0].contains("OLD NAME Ann"), "{:?}", out.posts);
+    // The old key in `[channels.NAME.templates]` names it too; the new file wins over the old.
+    std::fs::write(dir.join("slack/thread_parent.json.hbs"), r#"{"text": "NEW NAME"}"#).unwrap();
+    let r = renderer(&dir, TemplateOverrides::default()).unwrap();
+    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/thread_parent.json.hbs"));
+    let old_key = TemplateOverrides { call_started: Some("slack/call_started.json.hbs".into()), ..Default::default() };
+    let r = renderer(&dir, old_key).unwrap();
+    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/call_started.json.hbs"));
 }

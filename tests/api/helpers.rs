@@ -234,7 +234,7 @@ pub fn call_ended(call_id: &str, sentiment: &str) -> Value {
 
 /// Every string inside a JSON value.
 pub fn strings(v: &Value) -> Vec<String> {
-    callrelay::validate::strings(v).into_iter().map(str::to_owned).collect()
+    callrelay::text::strings(v).into_iter().map(str::to_owned).collect()
 }
 
 /// Validates a body against Discord's official execute-webhook schema, plus the rules the schema
@@ -249,7 +249,7 @@ pub fn assert_valid_discord_body(body: &Value) {
     let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path)).collect();
     assert!(errors.is_empty(), "Discord would refuse this body: {errors:?}\n{body}");
     let embeds = body["embeds"].as_array().cloned().unwrap_or_default();
-    let total: usize = embeds.iter().map(callrelay::sinks::discord::embed_chars).sum();
+    let total: usize = embeds.iter().map(callrelay::platforms::discord::embed_chars).sum();
     assert!(total <= 6000, "{total} characters across embeds");
     let content = body["content"].as_str().unwrap_or("");
     assert!(!content.is_empty() || !embeds.is_empty(), "a body needs content or embeds");

@@ -113,8 +113,11 @@ async fn empty_and_blank_utterances_are_delivered_on_both_platforms_never_dead_l
         assert_eq!(discord_refusal(b), None, "{b}");
         assert_valid_discord_body(b);
     }
-    assert!(slack_messages(&slack[..3]).iter().all(|m| m == callrelay::sinks::NO_TEXT), "a visible mark, not a gap");
-    assert_eq!(discord[0]["embeds"][0]["description"], callrelay::sinks::NO_TEXT);
+    assert!(
+        slack_messages(&slack[..3]).iter().all(|m| m == callrelay::platforms::NO_TEXT),
+        "a visible mark, not a gap"
+    );
+    assert_eq!(discord[0]["embeds"][0]["description"], callrelay::platforms::NO_TEXT);
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn bare_names(text: &str) -> Vec<String> {
 /// and attachment text when the body sets `link_names` or `parse: "full"`.
 pub fn slack_notifications(body: &Value) -> Vec<String> {
     let mut found = Vec::new();
-    for s in callrelay::validate::strings(body) {
+    for s in callrelay::text::strings(body) {
         for t in ["<!channel", "<!here", "<!everyone", "<@", "<!subteam^", "<#"] {
             if s.contains(t) {
                 found.push(format!("{t} in {s:.60}"));

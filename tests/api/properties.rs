@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use callrelay::config::{self, ConfigSource};
 use callrelay::event::{self, Incoming};
 use callrelay::pipeline;
+use callrelay::platforms::{discord, slack};
 use callrelay::setup::{self, Config};
-use callrelay::sinks::{discord, slack};
 use proptest::prelude::*;
 
 use crate::platform_rules::{discord_notifications, slack_notifications};
@@ -132,11 +132,11 @@ proptest! {
             for post in &rendered.posts {
                 let v: Value = serde_json::from_str(post).map_err(|err| TestCaseError::fail(format!("not JSON: {err}")))?;
                 let refit = match channel.platform {
-                    config::Platform::Slack => slack::fit(v.clone()),
-                    config::Platform::Discord => discord::fit(v.clone()),
+                    config::Platform::Slack => slack::fit::fit(v.clone()),
+                    config::Platform::Discord => discord::fit::fit(v.clone()),
                 }.map_err(|r| TestCaseError::fail(r.message))?;
                 prop_assert_eq!(&refit.posts, &vec![v.clone()], "over a limit");
-                let all = callrelay::validate::strings(&v);
+                let all = callrelay::text::strings(&v);
                 // No text the platform requires to be non-empty is blank.
                 prop_assert!(all.iter().all(|s| !s.trim().is_empty()), "a blank text in {}", v);
                 let notifies = match channel.platform {

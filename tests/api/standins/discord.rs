@@ -193,7 +193,7 @@ fn refusal(body: &Value) -> Option<Reply> {
     }
     let content = body.get("content").and_then(Value::as_str).unwrap_or("");
     let embeds = body.get("embeds").and_then(Value::as_array).cloned().unwrap_or_default();
-    let total: usize = embeds.iter().map(callrelay::sinks::discord::embed_chars).sum();
+    let total: usize = embeds.iter().map(callrelay::platforms::discord::embed_chars).sum();
     if content.chars().count() > 2000 || embeds.len() > 10 || total > 6000 {
         return Some(error(400, 50035, "Invalid Form Body"));
     }

@@ -2,8 +2,13 @@
 
 use serde_json::json;
 
-use super::*;
-use crate::sinks::Misplaced;
+use std::time::Duration;
+
+use super::fit::*;
+use super::webhook::*;
+use crate::config::WebhookUrl;
+use crate::platforms::{Answer, Misplaced, Outcome, NO_TEXT};
+use crate::text;
 
 fn rewrite(raw: &str) -> Result<String, String> {
     execute_url(&WebhookUrl::parse(raw).unwrap()).map(|u| u.expose().to_string())

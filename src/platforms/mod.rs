@@ -1,19 +1,24 @@
-//! Sinks post a rendered body to one platform and say what happened. One module per platform
-//! holds all that platform's knowledge (URL rules, limits, escaping, answers). Sinks never loop or
+//! The platforms the relay posts to. Each is a folder holding all it knows of one platform (its
+//! message rules, how it posts, how it reads the platform's answers into typed outcomes, its
+//! pacing defaults, the console's look-alike preview), behind the [`Rules`] trait; this file has
+//! what they share and the registry, [`rules`], the one place listing them. Sinks never loop or
 //! sleep; whoever drives them decides about retries.
 
 pub mod discord;
+mod preview;
 pub mod slack;
-pub mod slack_api;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::config::{Channel, Platform, Target, WebhookUrl};
+use crate::config::{Channel, Target};
+
+mod rules;
+pub use rules::{all, build, rules, Built, Rules, TextRules, ThreadStyle};
 
 /// What became of one post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +124,7 @@ pub enum Place {
 
 impl Posted {
     /// A post that got no usable answer.
-    fn failed(outcome: Outcome) -> Self {
+    pub(crate) fn failed(outcome: Outcome) -> Self {
         let answer = match &outcome {
             Outcome::Retry { reason, .. } | Outcome::Permanent { reason, .. } => reason.clone(),
             _ => String::new(),
@@ -157,7 +162,7 @@ impl Answer {
     }
 
     /// Reads a response whole (up to [`MAX_ANSWER_BYTES`]), or passes on the transport error.
-    async fn read(response: Result<reqwest::Response, String>) -> Result<Answer, String> {
+    pub(crate) async fn read(response: Result<reqwest::Response, String>) -> Result<Answer, String> {
         let mut response = response?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -229,21 +234,13 @@ impl From<&str> for Refused {
     }
 }
 
-/// Makes a body safe and within `platform`'s limits (see [`slack::fit`] and [`discord::fit`]).
-pub fn fit(platform: Platform, body: Value) -> Result<Fitted, Refused> {
-    match platform {
-        Platform::Slack => slack::fit(body),
-        Platform::Discord => discord::fit(body),
-    }
-}
-
 /// `true` for text a platform would refuse as empty.
-fn blank(t: &str) -> bool {
+pub(crate) fn blank(t: &str) -> bool {
     t.trim().is_empty()
 }
 
 /// Cuts `t` to `max` characters (with `…`), noting what was cut, for the platforms' `fit`.
-fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
+pub(crate) fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
     let n = crate::text::chars(t);
     if n > max {
         *t = crate::text::truncate(t, max);
@@ -256,61 +253,6 @@ fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
 pub trait Sink: Send + Sync {
     /// Posts `body` (a JSON document) once, at `place`, and classifies the answer.
     async fn post(&self, body: &str, place: &Place) -> Posted;
-}
-
-/// A sink posting to a webhook URL with a shared client.
-pub struct HttpSink {
-    platform: Platform,
-    url: WebhookUrl,
-    client: reqwest::Client,
-}
-
-impl HttpSink {
-    /// A sink for `url` on `platform`.
-    pub fn new(platform: Platform, url: WebhookUrl, client: reqwest::Client) -> Self {
-        Self { platform, url, client }
-    }
-}
-
-#[async_trait]
-impl Sink for HttpSink {
-    async fn post(&self, body: &str, place: &Place) -> Posted {
-        let (method, url, body) = match (self.platform, place) {
-            (Platform::Slack, Place::Edit { .. }) => {
-                let reason = "a Slack incoming webhook's post cannot be edited".to_owned();
-                return Posted::failed(Outcome::Permanent { reason, broken: false });
-            }
-            (Platform::Discord, Place::Edit { id, thread }) => {
-                (reqwest::Method::PATCH, discord::edit_url(&self.url, id, thread.as_deref()), body.to_owned())
-            }
-            (Platform::Discord, Place::Thread(_) | Place::NewThread(_)) => {
-                let (url, body) = discord::into_thread(&self.url, body, place);
-                (reqwest::Method::POST, url, body)
-            }
-            _ => (reqwest::Method::POST, self.url.expose().clone(), body.to_owned()),
-        };
-        let response =
-            self.client.request(method, url).header(CONTENT_TYPE, "application/json").body(body).send().await;
-        let answer = match Answer::read(response.map_err(transport_error)).await {
-            Ok(a) => a,
-            Err(reason) => return Posted::failed(Outcome::Retry { after: None, reason }),
-        };
-        let (outcome, pause, id, thread) = match self.platform {
-            Platform::Slack => (slack::classify(&answer), None, None, None),
-            Platform::Discord => {
-                let saved = answer.json();
-                let field = |f: &str| saved.as_ref()?.get(f)?.as_str().map(str::to_owned);
-                let thread = match place {
-                    Place::NewThread(_) => field("channel_id"),
-                    Place::Thread(t) => Some(t.clone()),
-                    Place::Edit { thread, .. } => thread.clone(),
-                    Place::Channel => None,
-                };
-                (discord::classify(&answer), discord::pause(&answer), field("id"), thread)
-            }
-        };
-        Posted { outcome, pause, answer: answer.summary(), id, thread }
-    }
 }
 
 // reqwest errors carry the request URL, which holds the webhook's token: `without_url` drops it.
@@ -345,11 +287,11 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 }
 
 /// A sink for a channel, or `None` when the channel is disabled.
-pub fn for_channel(channel: &Channel, client: &reqwest::Client) -> Option<Arc<dyn Sink>> {
+pub fn sink_for(channel: &Channel, client: &reqwest::Client) -> Option<Arc<dyn Sink>> {
     Some(match channel.target.as_ref().ok()? {
-        Target::Webhook(url) => Arc::new(HttpSink::new(channel.platform, url.clone(), client.clone())),
+        Target::Webhook(url) => rules(channel.platform).sink(url.clone(), client.clone()),
         Target::SlackApp { api_url, token, channel: id } => {
-            Arc::new(slack_api::SlackApiSink::new(api_url, token.clone(), id.clone(), client.clone()))
+            Arc::new(slack::app::AppSink::new(api_url, token.clone(), id.clone(), client.clone()))
         }
     })
 }
@@ -407,8 +349,16 @@ mod tests {
             (504, "", "", Class::Retry, Class::Retry),
         ];
         for (status, slack_body, discord_body, slack_class, discord_class) in table {
-            assert_eq!(class(slack::classify(&answer(status, slack_body))), slack_class, "Slack {status} {slack_body}");
-            assert_eq!(class(discord::classify(&answer(status, discord_body))), discord_class, "Discord {status}");
+            assert_eq!(
+                class(slack::webhook::classify(&answer(status, slack_body))),
+                slack_class,
+                "Slack {status} {slack_body}"
+            );
+            assert_eq!(
+                class(discord::webhook::classify(&answer(status, discord_body))),
+                discord_class,
+                "Discord {status}"
+            );
         }
     }
 
@@ -418,7 +368,7 @@ mod tests {
         headers.insert(RETRY_AFTER, "2".parse().unwrap());
         let a = Answer::new(429, headers, "");
         assert_eq!(
-            slack::classify(&a),
+            slack::webhook::classify(&a),
             Outcome::RateLimited { after: Some(Duration::from_secs(2)), reason: "429 ".into() }
         );
     }
@@ -436,7 +386,7 @@ mod answers {
         let answer = Answer::read(Ok(reqwest::Response::from(response))).await.unwrap();
         assert_eq!(answer.body, body);
         assert!(!answer.cut);
-        assert_eq!(slack_api::classify(&answer), Outcome::Delivered);
+        assert_eq!(slack::app::classify(&answer), Outcome::Delivered);
         assert!(answer.summary().chars().count() <= ANSWER_SHOWN_CHARS + 4, "logs get a cut copy");
     }
 }

@@ -11,8 +11,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use url::Url;
 
-use super::{transport_error, Answer, Misplaced, Outcome, Place, Posted, Sink};
 use crate::config::Secret;
+use crate::platforms::{transport_error, Answer, Misplaced, Outcome, Place, Posted, Sink};
 
 /// The Web API's base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
@@ -20,6 +20,11 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// `chat.update` is Tier 3: about 50 a minute per workspace and app, so shared by every channel
 /// posting with the same token. <https://docs.slack.dev/apis/web-api/rate-limits>
 pub const EDIT_RATE_LIMIT: [(u32, std::time::Duration); 1] = [(50, std::time::Duration::from_secs(60))];
+
+/// Characters of transcript text one live-transcript message holds before a new one continues
+/// it: `chat.update` cuts text over 4,000 characters.
+/// <https://docs.slack.dev/reference/methods/chat.update>
+pub const TRANSCRIPT_CHARS: usize = 4_000;
 
 /// Errors meaning the token no longer works (revoked, expired, wrong kind, missing a scope):
 /// nothing will get through until it is replaced, so the channel is marked broken.
@@ -131,14 +136,14 @@ pub fn classify(answer: &Answer) -> Outcome {
 }
 
 /// Posts with `chat.postMessage` (and edits with `chat.update`) in one channel.
-pub struct SlackApiSink {
+pub struct AppSink {
     url: Url,
     token: Secret,
     channel: String,
     client: reqwest::Client,
 }
 
-impl SlackApiSink {
+impl AppSink {
     /// A sink posting into `channel` through the Web API at `api_url`.
     pub fn new(api_url: &Url, token: Secret, channel: String, client: reqwest::Client) -> Self {
         Self { url: api_url.clone(), token, channel, client }
@@ -146,7 +151,7 @@ impl SlackApiSink {
 }
 
 #[async_trait]
-impl Sink for SlackApiSink {
+impl Sink for AppSink {
     async fn post(&self, body: &str, place: &Place) -> Posted {
         let mut message: Value = match serde_json::from_str(body) {
             Ok(v) => v,

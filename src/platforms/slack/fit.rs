@@ -1,19 +1,13 @@
-//! Slack incoming webhooks: escaping, message limits, and how to read Slack's answers.
+//! Slack's message rules, for webhooks and the app alike: escaping, Block Kit limits, mention
+//! safety and blank text whatever a template wrote; splitting and merging posts within them.
 //!
-//! References: <https://api.slack.com/messaging/webhooks>,
-//! <https://api.slack.com/reference/surfaces/formatting#escaping>,
+//! References: <https://api.slack.com/reference/surfaces/formatting#escaping>,
 //! <https://api.slack.com/reference/block-kit/blocks>.
-
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{blank, cut, Answer, Fitted, Outcome, Refused, NO_TEXT};
+use crate::platforms::{blank, cut, Fitted, Refused, NO_TEXT};
 use crate::text;
-
-/// Posting budget: about one message per second per webhook.
-/// <https://api.slack.com/apis/rate-limits#incoming-webhooks>
-pub const DEFAULT_RATE_LIMIT: [(u32, Duration); 1] = [(1, Duration::from_secs(1))];
 
 /// `text` of a message. <https://api.slack.com/methods/chat.postMessage#truncating>
 pub const MAX_TEXT_CHARS: usize = 40_000;
@@ -209,27 +203,6 @@ fn fit_block(block: &mut Value, i: usize, notes: &mut Vec<String>) {
         _ => {}
     }
 }
-
-/// Reads Slack's answer. Success is 200 with body `ok`; errors are plain strings such as
-/// `invalid_payload` or `channel_not_found`. A webhook that is gone (404/410: `no_service`,
-/// `channel_not_found`, `channel_is_archived`; 401/403 `invalid_token`) marks the channel broken.
-/// <https://api.slack.com/messaging/webhooks#handling_errors>
-pub fn classify(answer: &Answer) -> Outcome {
-    let body = answer.body.trim();
-    let reason = answer.summary();
-    match answer.status {
-        200..=299 => Outcome::Delivered,
-        429 => Outcome::RateLimited { after: answer.retry_after_header(), reason },
-        500..=599 => Outcome::Retry { after: answer.retry_after_header(), reason },
-        404 | 410 => Outcome::Permanent { reason, broken: true },
-        _ if BROKEN_ANSWERS.contains(&body) => Outcome::Permanent { reason, broken: true },
-        _ => Outcome::Permanent { reason, broken: false },
-    }
-}
-
-/// Slack error strings meaning the webhook itself no longer works.
-const BROKEN_ANSWERS: [&str; 5] =
-    ["no_service", "channel_not_found", "channel_is_archived", "invalid_token", "no_team"];
 
 /// Merges the next coalescible post into `into` when the result stays within Slack's limits:
 /// blocks are appended, `text` fallbacks joined by a newline. Both must agree on every other key.

@@ -1,0 +1,85 @@
+//! Discord webhooks: message rules (`fit.rs`), posting, threads, edits and Discord's answers
+//! (`webhook.rs`), and the console's look-alike (`preview.rs`).
+
+pub mod channel;
+pub mod fit;
+pub mod preview;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maud::Markup;
+use serde_json::Value;
+
+pub use fit::{check_username, embed_chars, merge, MAX_THREAD_NAME_CHARS};
+
+use crate::config::{Channel, WebhookUrl};
+use crate::platforms::{Fitted, Refused, Rules, Sink, TextRules, ThreadStyle};
+
+/// Discord, as the rest of the relay sees it.
+pub struct Discord;
+
+impl Rules for Discord {
+    fn text(&self) -> TextRules {
+        TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "**" }
+    }
+
+    fn extra_kinds(&self) -> &'static [&'static str] {
+        &["thread_name", "transcript"]
+    }
+
+    fn fit(&self, channel: &Channel, mut body: Value) -> Result<Fitted, Refused> {
+        fit::apply_defaults(&mut body, channel.username.as_deref(), channel.avatar_url.as_deref());
+        fit::fit(body)
+    }
+
+    fn merge(&self, into: &mut Value, next: &Value) -> bool {
+        merge(into, next)
+    }
+
+    fn threads(&self) -> ThreadStyle {
+        ThreadStyle::Named { max_name_chars: MAX_THREAD_NAME_CHARS }
+    }
+
+    fn transcript_fits(&self, _: &Value) -> bool {
+        true
+    }
+
+    /// `fit` gives every body `allowed_mentions` with `parse: []` or refuses it.
+    fn unsafe_text(&self, _: &Value) -> Option<String> {
+        None
+    }
+
+    fn default_rate_limit(&self) -> Vec<(u32, Duration)> {
+        webhook::DEFAULT_RATE_LIMIT.to_vec()
+    }
+
+    fn webhook_url(&self, url: WebhookUrl) -> Result<WebhookUrl, String> {
+        webhook::execute_url(&url)
+    }
+
+    fn sink(&self, url: WebhookUrl, client: reqwest::Client) -> Arc<dyn Sink> {
+        Arc::new(webhook::WebhookSink::new(url, client))
+    }
+
+    fn preview(&self, body: &Value) -> Markup {
+        preview::discord(body)
+    }
+
+    fn builtin_templates(&self) -> &'static [(&'static str, &'static str)] {
+        TEMPLATES
+    }
+}
+
+/// The shipped Discord templates.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("discord/message.json.hbs", include_str!("../../../templates/discord/message.json.hbs")),
+    ("discord/call_ended.json.hbs", include_str!("../../../templates/discord/call_ended.json.hbs")),
+    ("discord/test.json.hbs", include_str!("../../../templates/discord/test.json.hbs")),
+    ("discord/thread_name.json.hbs", include_str!("../../../templates/discord/thread_name.json.hbs")),
+    ("discord/transcript.json.hbs", include_str!("../../../templates/discord/transcript.json.hbs")),
+];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Slack: incoming webhooks (`webhook.rs`) and a Slack app posting with the Web API (`app.rs`),
+//! sharing Block Kit's rules (`fit.rs`) and the console's look-alike (`preview.rs`).
+
+pub mod app;
+pub mod channel;
+pub mod fit;
+pub mod preview;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maud::Markup;
+use serde_json::Value;
+
+pub use fit::{escape, escaped_len, merge};
+
+use crate::config::{Channel, Target, WebhookUrl};
+use crate::platforms::{Fitted, Refused, Rules, Sink, TextRules, ThreadStyle};
+
+/// Slack, as the rest of the relay sees it.
+pub struct Slack;
+
+/// Mention and link syntax in the built-in samples' hostile text: found in a rendered body, it
+/// reached Slack unescaped (a template used `{{{value}}}`).
+const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
+
+impl Rules for Slack {
+    fn text(&self) -> TextRules {
+        TextRules { escape, escaped_len, bold: "*" }
+    }
+
+    fn extra_kinds(&self) -> &'static [&'static str] {
+        &["thread_parent", "transcript"]
+    }
+
+    fn fit(&self, _: &Channel, body: Value) -> Result<Fitted, Refused> {
+        fit::fit(body)
+    }
+
+    fn merge(&self, into: &mut Value, next: &Value) -> bool {
+        merge(into, next)
+    }
+
+    fn threads(&self) -> ThreadStyle {
+        ThreadStyle::Parent
+    }
+
+    /// The transcript's text stays within what `chat.update` shows whole.
+    fn transcript_fits(&self, body: &Value) -> bool {
+        let blocks = body.get("blocks").cloned().unwrap_or(Value::Null);
+        crate::text::strings(&blocks).iter().map(|s| crate::text::chars(s)).sum::<usize>() <= app::TRANSCRIPT_CHARS
+    }
+
+    fn unsafe_text(&self, body: &Value) -> Option<String> {
+        let strings = crate::text::strings(body);
+        HOSTILE_TOKENS
+            .iter()
+            .find(|t| strings.iter().any(|s| s.contains(*t)))
+            .map(|t| format!("user text reached Slack unescaped (`{t}`); use {{{{value}}}}, not {{{{{{value}}}}}}"))
+    }
+
+    fn default_rate_limit(&self) -> Vec<(u32, Duration)> {
+        webhook::DEFAULT_RATE_LIMIT.to_vec()
+    }
+
+    fn webhook_url(&self, url: WebhookUrl) -> Result<WebhookUrl, String> {
+        Ok(url)
+    }
+
+    fn sink(&self, url: WebhookUrl, client: reqwest::Client) -> Arc<dyn Sink> {
+        Arc::new(webhook::WebhookSink::new(url, client))
+    }
+
+    fn preview(&self, body: &Value) -> Markup {
+        preview::slack(body)
+    }
+
+    fn builtin_templates(&self) -> &'static [(&'static str, &'static str)] {
+        TEMPLATES
+    }
+
+    /// `chat.update` is Tier 3 per workspace and app: every channel posting with one token
+    /// shares its budget.
+    fn shared_edit_budget(&self, target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {
+        match target {
+            Target::SlackApp { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
+            Target::Webhook(_) => None,
+        }
+    }
+}
+
+/// The shipped Slack templates.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("slack/message.json.hbs", include_str!("../../../templates/slack/message.json.hbs")),
+    ("slack/call_ended.json.hbs", include_str!("../../../templates/slack/call_ended.json.hbs")),
+    ("slack/test.json.hbs", include_str!("../../../templates/slack/test.json.hbs")),
+    ("slack/thread_parent.json.hbs", include_str!("../../../templates/slack/thread_parent.json.hbs")),
+    ("slack/transcript.json.hbs", include_str!("../../../templates/slack/transcript.json.hbs")),
+];
