@@ -6,7 +6,7 @@ use std::path::Path;
 
 use callrelay::config::ConfigSource;
 use callrelay::event::{self, Incoming};
-use callrelay::{pipeline, samples};
+use callrelay::{intake, samples};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::Value;
 
@@ -25,11 +25,11 @@ fn intake_and_render(c: &mut Criterion) {
         c.bench_function(&format!("intake (parse+route+serialise): {name}"), |b| {
             b.iter(|| {
                 let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
-                pipeline::plan(&config, &e)
+                intake::route(&config, &e)
             })
         });
         let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
-        let stored = pipeline::plan(&config, &e);
+        let stored = intake::route(&config, &e);
         c.bench_function(&format!("lane (render a stored event): {name}"), |b| {
             b.iter(|| {
                 let ctx: Value = serde_json::from_str(&stored.event).unwrap();
@@ -49,7 +49,7 @@ fn coalesce(c: &mut Criterion) {
         let body = serde_json::json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":format!("message #n{i}"),"sent_at":"2024-01-15T10:30:00Z"}});
         let Ok(Incoming::Event(e)) = event::from_value(&body, chrono::Utc::now()) else { panic!() };
         let posts =
-            config.renderer.render(&config.channels[channel], e.event_type, &pipeline::context(&e)).unwrap().posts;
+            config.renderer.render(&config.channels[channel], e.event_type, &intake::context(&e)).unwrap().posts;
         serde_json::from_str(&posts[0]).unwrap()
     };
     let slack: Vec<Value> = (0..64).map(|i| render("live", i)).collect();

@@ -7,12 +7,14 @@
 //! [`console`] is the web console on its own listener: it reads the same snapshot and store, and
 //! previews through the same render path.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod event;
-pub mod pipeline;
+pub mod intake;
 pub mod platforms;
 pub mod render;
 pub mod routing;
@@ -22,4 +24,3 @@ pub mod setup;
 pub mod store;
 pub mod telemetry;
 pub mod text;
-pub mod validate;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::config::{ConfigError, ConfigSource};
+use crate::samples;
 use crate::setup::Config;
-use crate::validate;
 
 pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) -> ExitCode {
     let config = match loaded {
@@ -49,7 +49,7 @@ pub(super) fn run(source: &ConfigSource, loaded: Result<Config, ConfigError>) ->
     print!("{}", table(&["ROUTE", "EVENTS", "CHANNELS", "MATCH", "STOP"], route_rows));
     println!();
 
-    let report = validate::samples(&config);
+    let report = samples::check(&config);
     problems.extend(report.problems);
     println!(
         "Rendered {} samples for {} channel/event pairs into {} posts.",

@@ -128,7 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn serve(config: Config) -> ExitCode {
     // The same validation as `check` and live reload (unset webhook variables only disable their
     // channels, so a first run still starts).
-    let report = crate::validate::samples(&config);
+    let report = crate::samples::check(&config);
     if !report.problems.is_empty() {
         return fail(&format!(
             "the templates fail on built-in samples (run `callrelay check`):\n  - {}",
@@ -140,7 +140,7 @@ fn serve(config: Config) -> ExitCode {
         let source = config.source.display_name();
         let path = config.server.shown_path.clone();
         let app = Application::build(config).await?;
-        crate::console::start(&app);
+        crate::console::start(app.state());
         tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
         app.run_until_stopped().await?;
         Ok(())

@@ -8,7 +8,7 @@ use crate::config::Threads;
 use crate::event::{self, EventType, Incoming};
 use crate::platforms::{rules, ThreadStyle};
 use crate::setup::Config;
-use crate::{pipeline, samples};
+use crate::{intake, samples};
 
 pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>, pretty: bool) -> ExitCode {
     if let Some(name) = only {
@@ -41,7 +41,7 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
                 continue;
             }
         };
-        let ctx = pipeline::context(&event);
+        let ctx = intake::context(&event);
         let routed = config.router.route(event.event_type, &ctx);
         let channels: Vec<String> = match only {
             Some(name) => vec![name.to_owned()],

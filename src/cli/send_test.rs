@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::event::{self, Incoming};
 use crate::platforms::{self, Outcome};
 use crate::setup::Config;
-use crate::{pipeline, samples};
+use crate::{intake, samples};
 
 pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> ExitCode {
     let Some(ch) = config.channels.get(channel) else {
@@ -39,7 +39,7 @@ pub(super) fn run(config: &Config, channel: &str, event_file: Option<&Path>) -> 
         Ok(Incoming::Unknown(t)) => return fail(&format!("event type `{t}` has no template")),
         Err(e) => return fail(&e),
     };
-    let rendered = match config.renderer.render(ch, event.event_type, &pipeline::context(&event)) {
+    let rendered = match config.renderer.render(ch, event.event_type, &intake::context(&event)) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };

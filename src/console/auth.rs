@@ -14,8 +14,8 @@ use maud::html;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::page::layout;
-use crate::server::State;
+use super::frame::layout;
+use crate::app::State;
 
 const COOKIE: &str = "callrelay_console";
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);

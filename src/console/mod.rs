@@ -5,7 +5,7 @@
 //! strict Content-Security-Policy, a login form off loopback and a CSRF token on every form.
 
 mod auth;
-mod page;
+mod frame;
 mod pages;
 mod playground;
 
@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::server::State;
+use crate::app::State;
 pub use auth::Sessions;
 
 /// Every console response's security headers: nothing runs or loads but the console's own
@@ -28,11 +28,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const STYLE: &str = include_str!("console.css");
 const SCRIPT: &str = include_str!("console.js");
 
-/// Binds `[admin] listen` and starts serving the console for `app` (the same configuration,
-/// store and lanes); the port bound. An address that cannot be bound is logged and the relay goes
-/// on without a console (taking events matters more).
-pub fn start(app: &crate::server::Application) -> Option<u16> {
-    let state: web::Data<State> = app.state();
+/// Binds `[admin] listen` and starts serving the console for the running application (the
+/// same configuration, store and lanes as the receiver's); the port bound. An address that cannot
+/// be bound is logged and the relay goes on without a console (taking events matters more).
+pub fn start(state: web::Data<State>) -> Option<u16> {
     let admin = state.snapshot.load().config.admin.clone();
     if !admin.enabled {
         return None;

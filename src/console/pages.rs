@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 
-use super::page::{html_page, layout};
+use super::frame::{html_page, layout};
 
 use super::auth::{self, Sessions};
-use crate::server::State;
+use crate::app::State;
 use crate::store::{now_ms, Activity, RecentEvent};
 
 /// The time left until `until_ms`, in words.

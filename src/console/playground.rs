@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::{self, Sessions};
-use super::page::{html_page, layout};
+use super::frame::{html_page, layout};
 
+use crate::app::State;
 use crate::event::{self, Incoming};
 use crate::render::Rendered;
-use crate::server::State;
 
 /// What the form carries.
 #[derive(Debug, Default, Deserialize)]
@@ -62,7 +62,7 @@ fn rendered(state: &State, form: &Form) -> Result<(std::sync::Arc<crate::setup::
         Some(source) => config.renderer.with_template(channel, kind, source).map_err(|e| error(&e))?,
         None => config.renderer.clone(),
     };
-    let posts = renderer.render_kind(channel, kind, &crate::pipeline::context(&event)).map_err(|e| error(&e))?;
+    let posts = renderer.render_kind(channel, kind, &crate::intake::context(&event)).map_err(|e| error(&e))?;
     let name = channel.name.clone();
     Ok((config, name, posts))
 }

@@ -5,10 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 
 use super::auth::{self, Sessions};
-use super::page::{html_page, layout};
+use super::frame::{html_page, layout};
 use super::playground::{event_text, Form};
+use crate::app::State;
 use crate::event::{self, Incoming};
-use crate::server::State;
 
 fn page_with(state: &State, sessions: &Sessions, session: &str, form: &Form) -> HttpResponse {
     let config = state.snapshot.load().config.clone();
@@ -39,7 +39,7 @@ fn page_with(state: &State, sessions: &Sessions, session: &str, form: &Form) -> 
             @match parsed {
                 Err(why) => p.error { (why) },
                 Ok(event) => {
-                    @let context = crate::pipeline::context(&event);
+                    @let context = crate::intake::context(&event);
                     @let reached = config.router.route(event.event_type, &context);
                     p.verdict {
                         @if reached.is_empty() { "This event reaches no channel." }

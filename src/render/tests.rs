@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::config::{Channel, Target, TemplateOverrides, WebhookUrl};
 use crate::event::{self, Incoming};
-use crate::{pipeline, samples, text};
+use crate::{intake, samples, text};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
@@ -39,7 +39,7 @@ fn renderer(dir: &Path, overrides: TemplateOverrides) -> Result<Renderer, Vec<Pr
 fn render(r: &Renderer, platform: Platform, body: &Value) -> Result<Rendered, RenderError> {
     let Incoming::Event(e) = event::from_value(body, chrono::Utc::now()).unwrap() else { panic!() };
     let name = if platform == Platform::Slack { "s" } else { "d" };
-    r.render(&channel(name, platform), e.event_type, &pipeline::context(&e))
+    r.render(&channel(name, platform), e.event_type, &intake::context(&e))
 }
 
 #[test]

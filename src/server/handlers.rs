@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 use tracing::Instrument as _;
 
-use super::auth::{Denied, SignatureHeaders};
-use super::{State, ALLOWED_HEADERS};
+use super::ALLOWED_HEADERS;
+use crate::app::State;
+use crate::auth::{Denied, SignatureHeaders};
 use crate::event::{self, Incoming};
 use crate::store::{now_ms, Accepted, OnceKey, StoreError};
-use crate::{pipeline, telemetry};
+use crate::{intake, telemetry};
 
 /// Errors answered to the sender: a status and `{"error": "…"}`.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +120,7 @@ async fn accept(
     if let Some(key) = (!window.is_zero()).then(|| event::dedup_key(event, body)).flatten() {
         once.push(OnceKey { key, expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
-    let planned = pipeline::plan(config, event);
+    let planned = intake::route(config, event);
     let channels = planned.channels.clone();
     let kept = config.admin.enabled.then(|| planned.event.clone());
     if !channels.is_empty() || !once.is_empty() {

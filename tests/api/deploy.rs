@@ -173,7 +173,7 @@ fn kubernetes_manifests_agree_with_each_other_and_the_relay() {
     assert_eq!(config.store.path, Path::new("/data/callrelay.db"));
     assert_eq!(config.server.listen, "0.0.0.0:8080");
     assert!(config.disabled_channels().next().is_none(), "every URL comes from the Secret");
-    assert!(callrelay::validate::samples(&config).problems.is_empty());
+    assert!(callrelay::samples::check(&config).problems.is_empty());
 }
 
 #[test]

@@ -148,7 +148,7 @@ pub async fn spawn_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> TestApp 
     let path = config.server.path.clone();
     let app = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
-    let console = callrelay::console::start(&app).map(|p| format!("http://127.0.0.1:{p}"));
+    let console = callrelay::console::start(app.state()).map(|p| format!("http://127.0.0.1:{p}"));
     let dispatcher = app.dispatcher();
     tokio::spawn(app.run_until_stopped());
     TestApp {

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use callrelay::config::{self, ConfigSource};
 use callrelay::event::{self, Incoming};
-use callrelay::pipeline;
+use callrelay::intake;
 use callrelay::platforms::{discord, slack};
 use callrelay::setup::{self, Config};
 use proptest::prelude::*;
@@ -114,7 +114,7 @@ proptest! {
     #[test]
     fn routing_any_event_never_panics_and_names_each_channel_once(body in event()) {
         if let Ok(Incoming::Event(e)) = event::from_value(&body, chrono::Utc::now()) {
-            let channels = shipped().router.route(e.event_type, &pipeline::context(&e));
+            let channels = shipped().router.route(e.event_type, &intake::context(&e));
             let unique: std::collections::BTreeSet<&String> = channels.iter().collect();
             prop_assert_eq!(unique.len(), channels.len(), "a channel named twice: {:?}", channels);
             prop_assert!(channels.iter().all(|c| shipped().channels.contains_key(c)));
@@ -124,7 +124,7 @@ proptest! {
     #[test]
     fn every_shipped_template_stays_valid_within_limits_and_mention_free(body in event()) {
         let Ok(Incoming::Event(e)) = event::from_value(&body, chrono::Utc::now()) else { return Ok(()) };
-        let ctx = pipeline::context(&e);
+        let ctx = intake::context(&e);
         for channel in shipped().channels.values() {
             let rendered = shipped().renderer.render(channel, e.event_type, &ctx);
             let rendered = rendered.map_err(|err| TestCaseError::fail(err.to_string()))?;

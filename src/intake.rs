@@ -1,4 +1,5 @@
-//! The middle of the pipeline for one accepted event: route it, giving what to commit to the store.
+//! Intake, between the receiver and the store: an accepted event routed into what to commit (the
+//! event and one queue entry per channel).
 //! Pure apart from logging; no I/O, and no rendering (each channel's lane renders at delivery).
 
 use serde_json::Value;
@@ -15,7 +16,7 @@ pub fn context(event: &Event) -> Value {
 
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
 /// matched; disabled channels are skipped and counted).
-pub fn plan(config: &Config, event: &Event) -> NewEvent {
+pub fn route(config: &Config, event: &Event) -> NewEvent {
     let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
     let (routes, routed) = config.router.route_named(event.event_type, &ctx);
     if routed.is_empty() {

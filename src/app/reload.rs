@@ -14,18 +14,17 @@ use notify::event::ModifyKind;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-use super::auth::Authenticator;
-use super::tls::CertStore;
 use super::{Snapshot, State};
+use crate::auth::Authenticator;
 use crate::config::ConfigSource;
-use crate::{setup, telemetry, validate};
+use crate::{samples, setup, telemetry};
 
 /// How long file changes are gathered before one reload.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Reload counters, for `/readyz` and tests.
 #[derive(Debug, Default)]
-pub(crate) struct Status {
+pub struct Status {
     /// Successful reloads.
     pub succeeded: AtomicU64,
     /// Refused reloads.
@@ -34,12 +33,13 @@ pub(crate) struct Status {
     pub loaded_at_ms: AtomicI64,
 }
 
-/// Starts watching: SIGHUP (which also re-reads the TLS certificate) and file changes.
-pub(super) fn spawn(
+/// Starts watching: SIGHUP (which also calls `on_hangup`, such as re-reading the TLS
+/// certificate) and file changes.
+pub fn spawn(
     source: ConfigSource,
     templates_dir: PathBuf,
     state: web::Data<State>,
-    certs: Option<Arc<CertStore>>,
+    on_hangup: Option<Box<dyn Fn() + Send + Sync>>,
 ) {
     state.reloads.loaded_at_ms.store(crate::store::now_ms(), Ordering::Relaxed);
     telemetry::config_loaded(true);
@@ -51,13 +51,8 @@ pub(super) fn spawn(
             use tokio::signal::unix::{signal, SignalKind};
             let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                if let Some(certs) = &certs {
-                    match certs.reload() {
-                        Ok(()) => tracing::info!("Reloaded the TLS certificate."),
-                        Err(e) => {
-                            tracing::error!(error = %format!("{e:#}"), "Could not reload the TLS certificate; still serving the previous one.")
-                        }
-                    }
+                if let Some(on_hangup) = &on_hangup {
+                    on_hangup();
                 }
                 let _ = tx.send("SIGHUP").await;
             }
@@ -78,7 +73,7 @@ pub(super) fn spawn(
 /// Loads, validates and swaps in the configuration; logs and counts the outcome.
 async fn reload(source: &ConfigSource, state: &web::Data<State>, why: &str) {
     let loaded = setup::load(source).map_err(|e| e.to_string()).and_then(|c| {
-        let report = validate::samples(&c);
+        let report = samples::check(&c);
         if report.problems.is_empty() {
             Ok(c)
         } else {

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use crate::config::{Channel, Threads};
 use crate::event::{self, Event, EventType, Incoming};
+use crate::intake;
 use crate::platforms::{rules, ThreadStyle};
 use crate::setup::Config;
-use crate::{pipeline, samples};
 
 /// The result of rendering the samples.
 #[derive(Debug, Default)]
@@ -25,8 +25,8 @@ pub struct Report {
 }
 
 /// Renders every sample through every channel/event pair the routes use.
-pub fn samples(config: &Config) -> Report {
-    let events: Vec<(&str, Event)> = samples::all()
+pub fn check(config: &Config) -> Report {
+    let events: Vec<(&str, Event)> = super::all()
         .into_iter()
         .filter_map(|s| match event::from_value(&s.body, chrono::Utc::now()) {
             Ok(Incoming::Event(e)) => Some((s.name, *e)),
@@ -47,7 +47,7 @@ pub fn samples(config: &Config) -> Report {
         let channel = &config.channels[ch];
         for (name, ev) in events.iter().filter(|(_, e)| e.event_type == EventType::Message) {
             report.rendered += 1;
-            let mut ctx = pipeline::context(ev);
+            let mut ctx = intake::context(ev);
             ctx["messages"] = Value::Array(vec![ctx["message"].clone()]);
             ctx["part"] = Value::from(1);
             if let Err(e) = config.renderer.render_kind(channel, "transcript", &ctx) {
@@ -62,7 +62,7 @@ pub fn samples(config: &Config) -> Report {
         let channel = &config.channels[ch];
         for (name, ev) in events.iter().filter(|(_, e)| pairs.contains(&(ch.clone(), e.event_type))) {
             report.rendered += 1;
-            let ctx = pipeline::context(ev);
+            let ctx = intake::context(ev);
             let outcome = match rules(channel.platform).threads() {
                 ThreadStyle::Parent => config.renderer.render_kind(channel, "thread_parent", &ctx).map(|_| ()),
                 ThreadStyle::Named { .. } => config.renderer.thread_name(channel, &ctx).map(|_| ()),
@@ -76,7 +76,7 @@ pub fn samples(config: &Config) -> Report {
         let channel = &config.channels[ch];
         for (name, ev) in events.iter().filter(|(_, e)| e.event_type == *et) {
             report.rendered += 1;
-            match config.renderer.render(channel, *et, &pipeline::context(ev)) {
+            match config.renderer.render(channel, *et, &intake::context(ev)) {
                 Ok(r) => {
                     report.posts += r.posts.len();
                     for body in &r.posts {

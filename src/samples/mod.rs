@@ -1,7 +1,11 @@
 //! Built-in sample events, as Beyond Presence sends them: what `check` renders every template
 //! against, what `render` shows without `--event`, and what `simulate` plays.
 
+mod check;
+
 use serde_json::{json, Value};
+
+pub use check::{check, Report};
 
 /// A named sample request body.
 #[derive(Debug, Clone)]
