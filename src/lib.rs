@@ -15,6 +15,7 @@ pub mod console;
 pub mod dispatch;
 pub mod event;
 pub mod intake;
+pub mod plan;
 pub mod platforms;
 pub mod render;
 pub mod routing;

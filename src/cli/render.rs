@@ -4,9 +4,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::Threads;
-use crate::event::{self, EventType, Incoming};
-use crate::platforms::{rules, ThreadStyle};
+use crate::event::{self, Incoming};
+use crate::plan::{plan, usual_call, Start, Where};
 use crate::setup::Config;
 use crate::{intake, samples};
 
@@ -53,78 +52,67 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
         for name in channels {
             let channel = &config.channels[&name];
             let note = if routed.contains(&name) { "" } else { " (no route sends this event here)" };
-            if channel.threads == Threads::PerCall {
-                // What starts the call's thread when this is its first event on the channel.
-                let started = match rules(channel.platform).threads() {
-                    ThreadStyle::Parent => config.renderer.render_kind(channel, "thread_parent", &ctx).map(|r| {
-                        format!("parent post (thread_parent), the posts below reply to it:\n{}", r.posts.join("\n"))
-                    }),
-                    ThreadStyle::Named { .. } => config
-                        .renderer
-                        .thread_name(channel, &ctx)
-                        .map(|t| format!("the first post creates the thread {t:?}; the rest go into it")),
-                };
-                match started {
-                    Ok(text) => println!("# {label} → channel `{name}`, thread per call: {text}"),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            let transcribed = channel.live_transcript && event.event_type == EventType::Message;
-            let rendered = if transcribed {
-                // The utterance joins the call's transcript message (shown here as the first).
-                println!("# {label} → channel `{name}`: joins the call's live transcript message, shown with this utterance alone");
-                let mut transcript = ctx.clone();
-                transcript["messages"] = serde_json::Value::Array(vec![ctx["message"].clone()]);
-                transcript["part"] = serde_json::Value::from(1);
-                config.renderer.render_kind(channel, "transcript", &transcript)
-            } else {
-                config.renderer.render(channel, event.event_type, &ctx)
-            };
-            match rendered {
-                Ok(r) => {
-                    let n = r.posts.len();
-                    for (i, post) in r.posts.iter().enumerate() {
-                        let kind = if transcribed { "transcript" } else { event.event_type.as_str() };
-                        let template = config.renderer.template_for(&name, kind).unwrap_or("?");
-                        println!(
-                            "# {label} → channel `{name}` ({}, {template}), post {}/{n}{note}",
-                            channel.platform.as_str(),
-                            i + 1
-                        );
-                        if pretty {
-                            let v: serde_json::Value = serde_json::from_str(post).expect("rendered posts are JSON");
-                            println!("{}", serde_json::to_string_pretty(&v).expect("JSON serialises"));
-                        } else {
-                            println!("{post}");
-                        }
-                    }
-                    for n in r.notes {
-                        println!("# note: {n}");
-                    }
-                    let edits_parent = channel.threads == Threads::PerCall
-                        && rules(channel.platform).threads() == ThreadStyle::Parent
-                        && event.event_type == EventType::CallEnded;
-                    if edits_parent {
-                        // After the summary, the thread's parent is edited to show the outcome.
-                        match config.renderer.render_kind(channel, "thread_parent", &ctx) {
-                            Ok(r) => println!(
-                                "# {label} → channel `{name}`: then the thread's parent is edited to:\n{}",
-                                r.posts.join("\n")
-                            ),
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                failed = true;
-                            }
-                        }
-                    }
-                }
+            // What the event becomes on the channel, as the lane plans it for the call as the event
+            // usually finds it (see `usual_call`).
+            let call = usual_call(config, &name, event.event_type);
+            let planned = match plan(&config.renderer, channel, event.event_type, &ctx, &call) {
+                Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
                     failed = true;
+                    continue;
                 }
+            };
+            let started = match &planned.start {
+                Some(Ok(Start::Parent(parent))) => {
+                    Some(format!("parent post (thread_parent), the posts below reply to it:\n{parent}"))
+                }
+                Some(Ok(Start::Named(name))) => {
+                    Some(format!("the first post creates the thread {name:?}; the rest go into it"))
+                }
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    failed = true;
+                    None
+                }
+                None if planned.place == Where::FirstPostIsParent => {
+                    Some("the summary is the thread's parent, its transcript replies to it".to_owned())
+                }
+                None => None,
+            };
+            if let Some(text) = started {
+                println!("# {label} → channel `{name}`, thread per call: {text}");
+            }
+            if planned.transcript {
+                println!("# {label} → channel `{name}`: joins the call's live transcript message, shown with this utterance alone");
+            }
+            let n = planned.posts.len();
+            for (i, post) in planned.posts.iter().enumerate() {
+                let template = config.renderer.template_for(&name, planned.kind).unwrap_or("?");
+                println!(
+                    "# {label} → channel `{name}` ({}, {template}), post {}/{n}{note}",
+                    channel.platform.as_str(),
+                    i + 1
+                );
+                if pretty {
+                    let v: serde_json::Value = serde_json::from_str(post).expect("rendered posts are JSON");
+                    println!("{}", serde_json::to_string_pretty(&v).expect("JSON serialises"));
+                } else {
+                    println!("{post}");
+                }
+            }
+            for n in &planned.notes {
+                println!("# note: {n}");
+            }
+            match &planned.edit_parent {
+                Some(Ok(body)) => {
+                    println!("# {label} → channel `{name}`: then the thread's parent is edited to:\n{body}")
+                }
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    failed = true;
+                }
+                None => {}
             }
         }
     }

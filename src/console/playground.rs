@@ -1,8 +1,9 @@
 //! The template playground: pick a channel and an event (a built-in sample, or pasted JSON), edit
-//! the channel's template for that event type, and see what would be posted: the exact bodies
-//! (after escaping, `allowed_mentions`, limits and splitting, by the same render path as real
-//! posts), what the limits changed, errors with the template's line, and each post drawn as the
-//! platform would. The script previews as you type; without it, "Preview" does the same.
+//! the template the channel draws it with, and see what would be posted, step by step from the
+//! delivery plan the lane follows ([`crate::plan`]): a thread's parent or name, the exact bodies
+//! (after escaping, `allowed_mentions`, limits and splitting), the parent's edit; what the limits
+//! changed, errors with the template's line, and each post drawn as the platform would. The
+//! script previews as you type; without it, "Preview" does the same.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
@@ -14,7 +15,7 @@ use super::frame::{html_page, layout};
 
 use crate::app::State;
 use crate::event::{self, Incoming};
-use crate::render::Rendered;
+use crate::plan::{plan, usual_call, Plan, Start, Where};
 
 /// What the form carries.
 #[derive(Debug, Default, Deserialize)]
@@ -43,49 +44,99 @@ pub fn event_text(form: &Form) -> String {
     serde_json::to_string_pretty(&samples[i].body).expect("JSON values serialise")
 }
 
-/// What `form` would post: the configuration, the channel's name and the rendered posts (by the
-/// real render path, with the edited template); or the error to show instead.
-fn rendered(state: &State, form: &Form) -> Result<(std::sync::Arc<crate::setup::Config>, String, Rendered), Markup> {
+/// The event of a form, as the relay would take it; or the error to show instead.
+fn event_of(form: &Form) -> Result<crate::event::Event, Markup> {
+    let value: Value = serde_json::from_str(&event_text(form))
+        .map_err(|e| html! { p.error { "The event is not JSON: " (e.to_string()) } })?;
+    match event::from_value(&value, chrono::Utc::now()) {
+        Ok(Incoming::Event(e)) => Ok(*e),
+        Ok(_) => Err(html! { p.error { "The relay ignores this event (an unknown event type)." } }),
+        Err(e) => Err(html! { p.error { "The relay would refuse this event: " (e.to_string()) } }),
+    }
+}
+
+/// The template the playground edits for a channel and event: the one the plan draws the
+/// posts with (a live-transcript channel's `transcript` for a `message`).
+fn kind_of(config: &crate::setup::Config, channel: &str, event: &crate::event::Event) -> &'static str {
+    let Some(c) = config.channels.get(channel) else { return event.event_type.as_str() };
+    let call = usual_call(config, channel, event.event_type);
+    plan(&config.renderer, c, event.event_type, &crate::intake::context(event), &call)
+        .map_or(event.event_type.as_str(), |p| p.kind)
+}
+
+/// What `form` would post, by the delivery plan the lane follows (with the edited template): the
+/// configuration, the channel's name and the plan; or the error to show instead.
+fn rendered(state: &State, form: &Form) -> Result<(std::sync::Arc<crate::setup::Config>, String, Plan), Markup> {
     let config = state.snapshot.load().config.clone();
     let Some(channel) = config.channels.get(&form.channel) else {
         return Err(html! { p.error { "No channel named “" (form.channel) "”." } });
     };
-    let value: Value = serde_json::from_str(&event_text(form))
-        .map_err(|e| html! { p.error { "The event is not JSON: " (e.to_string()) } })?;
-    let event = match event::from_value(&value, chrono::Utc::now()) {
-        Ok(Incoming::Event(e)) => e,
-        Ok(_) => return Err(html! { p.error { "The relay ignores this event (an unknown event type)." } }),
-        Err(e) => return Err(html! { p.error { "The relay would refuse this event: " (e.to_string()) } }),
-    };
-    let kind = event.event_type.as_str();
+    let event = event_of(form)?;
+    let kind = kind_of(&config, &channel.name, &event);
     let renderer = match &form.template {
         Some(source) => config.renderer.with_template(channel, kind, source).map_err(|e| error(&e))?,
         None => config.renderer.clone(),
     };
-    let posts = renderer.render_kind(channel, kind, &crate::intake::context(&event)).map_err(|e| error(&e))?;
+    let call = usual_call(&config, &channel.name, event.event_type);
+    let context = crate::intake::context(&event);
+    let planned = plan(&renderer, channel, event.event_type, &context, &call).map_err(|e| error(&e))?;
     let name = channel.name.clone();
-    Ok((config, name, posts))
+    Ok((config, name, planned))
 }
 
-/// The preview of `form`: bodies, notes, errors, look-alikes.
+/// The preview of `form`, step by step as the lane would send it: the thread's start, the posts
+/// (bodies, notes, look-alikes), the parent's edit; errors with the template's line.
 fn render(state: &State, form: &Form) -> Markup {
-    let (config, name, rendered) = match rendered(state, form) {
+    let (config, name, planned) = match rendered(state, form) {
         Ok(r) => r,
         Err(shown) => return shown,
     };
     let channel = &config.channels[&name];
-    let total = rendered.posts.len();
-    html! {
-        @if !rendered.notes.is_empty() {
-            ul.notes { @for n in &rendered.notes { li { (n) } } }
+    let look = |body: &str| {
+        let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        html! {
+            (crate::platforms::rules(channel.platform).preview(&value))
+            details { summary { "Exact body (" (body.len()) " bytes)" } pre { (serde_json::to_string_pretty(&value).unwrap_or_default()) } }
         }
-        @for (i, body) in rendered.posts.iter().enumerate() {
-            @let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    };
+    let total = planned.posts.len();
+    let into = match (&planned.start, &planned.place) {
+        (_, Where::Thread(_)) => " in the call's thread",
+        (Some(Ok(_)), _) => " in the call's new thread",
+        (_, Where::FirstPostIsParent) => " (the first is the thread's parent; the rest reply to it)",
+        _ => "",
+    };
+    html! {
+        @match &planned.start {
+            Some(Ok(Start::Parent(parent))) => section.post.step {
+                h3 { "First, the call's thread parent (" code { "thread_parent" } ")" }
+                (look(parent))
+            },
+            Some(Ok(Start::Named(thread))) => section.post.step {
+                h3 { "The first post starts the call's thread “" (thread) "”" }
+            },
+            Some(Err(e)) => (error(e)),
+            None => {},
+        }
+        @if planned.transcript {
+            p.hint { "This utterance joins the call's live transcript message (part " (planned.part) "), edited as utterances arrive." }
+        }
+        @if !planned.notes.is_empty() {
+            ul.notes { @for n in &planned.notes { li { (n) } } }
+        }
+        @for (i, body) in planned.posts.iter().enumerate() {
             section.post {
-                h3 { "Post " (i + 1) " of " (total) " to " (channel.name) }
-                (crate::platforms::rules(channel.platform).preview(&value))
-                details { summary { "Exact body (" (body.len()) " bytes)" } pre { (serde_json::to_string_pretty(&value).unwrap_or_default()) } }
+                h3 { "Post " (i + 1) " of " (total) " to " (channel.name) (into) }
+                (look(body))
             }
+        }
+        @match &planned.edit_parent {
+            Some(Ok(parent)) => section.post.step {
+                h3 { "Then the thread's parent is edited to show the outcome" }
+                (look(parent))
+            },
+            Some(Err(e)) => (error(e)),
+            None => {},
         }
     }
 }
@@ -101,7 +152,7 @@ pub async fn send(
 ) -> actix_web::Result<HttpResponse> {
     let session = auth::checked(&req, &state, &sessions, &form.csrf)?;
     let fragment = req.query_string().contains("fragment=1");
-    let (config, name, rendered) = match rendered(&state, &form) {
+    let (config, name, planned) = match rendered(&state, &form) {
         Ok(r) => r,
         Err(shown) => return Ok(html_page(shown)),
     };
@@ -112,8 +163,14 @@ pub async fn send(
             html! { p.error { "Channel “" (name) "” is disabled: its webhook URL variable is unset." } },
         ));
     };
+    // The parent (if the plan starts with one) and the posts, each straight into the channel:
+    // a test send starts no thread.
+    let parent = match &planned.start {
+        Some(Ok(Start::Parent(parent))) => Some(parent),
+        _ => None,
+    };
     let mut answers = Vec::new();
-    for post in &rendered.posts {
+    for post in parent.into_iter().chain(&planned.posts) {
         let posted = sink.post(post, &crate::platforms::Place::Channel).await;
         tracing::info!(channel = %name, answer = %posted.answer, "Console test send.");
         answers.push((posted.outcome == crate::platforms::Outcome::Delivered, posted.answer));
@@ -162,10 +219,10 @@ async fn page_with(state: &State, sessions: &Sessions, session: &str, form: Form
         form.channel = config.channels.keys().next().cloned().unwrap_or_default();
     }
     let event = event_text(&form);
-    let kind = serde_json::from_str::<Value>(&event)
-        .ok()
-        .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "message".into());
+    let kind = match event_of(&form) {
+        Ok(e) => kind_of(&config, &form.channel, &e).to_owned(),
+        Err(_) => "message".into(),
+    };
     let template = form
         .template
         .clone()
@@ -292,12 +349,11 @@ pub async fn save(
     let Some(source) = form.template.clone() else {
         return Ok(HttpResponse::BadRequest().body("no template in the form"));
     };
-    let kind = serde_json::from_str::<Value>(&event_text(&form))
-        .ok()
-        .and_then(|v| v.get("event_type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
+    let event = event_of(&form).map_err(|_| actix_web::error::ErrorBadRequest("the event is not valid"))?;
+    let kind = kind_of(&config, &name, &event);
     // Every built-in sample of this event type must render too, as `check` would insist.
-    for sample in crate::samples::all().into_iter().filter(|s| s.body["event_type"] == kind.as_str()) {
+    let event_type = event.event_type.as_str();
+    for sample in crate::samples::all().into_iter().filter(|s| s.body["event_type"] == event_type) {
         let trial = Form { event: Some(sample.body.to_string()), ..form_copy(&form) };
         if let Err(shown) = rendered(&state, &trial) {
             return Ok(saved_page(
@@ -308,7 +364,7 @@ pub async fn save(
             ));
         }
     }
-    let relative = config.renderer.template_for(&name, &kind).unwrap_or("?").trim_start_matches("built-in:").to_owned();
+    let relative = config.renderer.template_for(&name, kind).unwrap_or("?").trim_start_matches("built-in:").to_owned();
     if !config.admin.allow_template_edits {
         let file = relative.rsplit('/').next().unwrap_or("template.json.hbs").to_owned();
         return Ok(HttpResponse::Ok()

@@ -17,6 +17,7 @@ use super::pacing::Pacer;
 use super::{Broken, Paused};
 use crate::config::{Channel, Threads};
 use crate::event::EventType;
+use crate::plan::{plan, Call, Plan, Thread, Where};
 use crate::platforms::{rules, Misplaced, Outcome, Place, Posted, Sink};
 use crate::render::RenderError;
 use crate::setup::Config;
@@ -155,10 +156,9 @@ impl Lane {
         if self.transcribed(head) && self.transcribe(batch).await {
             return;
         }
-        let summary_mode = self.summary_mode(head).await;
-        let posts = if summary_mode { self.summary_posts(head) } else { self.posts_of(head, true) };
-        let posts = match posts {
-            Ok(posts) => posts,
+        let Some(call) = self.call(head).await else { return };
+        let plan = match self.plan_of(head, &call) {
+            Ok(plan) => plan,
             Err(e) => {
                 telemetry::render_failed(&e);
                 self.record(self.store.dead_letter(&self.fence, vec![head.id], e.to_string()).await);
@@ -166,10 +166,18 @@ impl Lane {
                 return;
             }
         };
-        // With threads, the call's thread first (a Slack parent is a post of its own, paced).
-        let Some(place) = self.place_for(head).await else { return };
-        // A Slack thread's parent is edited to show the outcome, as the summary's last part.
-        let edit = self.parent_to_edit(head, &place, summary_mode);
+        // With threads, the call's thread first (a parent is a post of its own, paced).
+        let Some(place) = self.place(head, &plan).await else { return };
+        let posts = &plan.posts;
+        // A thread's parent is edited to show the outcome, as the summary's last part.
+        let edit = match (&plan.edit_parent, &place) {
+            (Some(Ok(body)), Place::Thread(id)) => Some((id.clone(), body.clone())),
+            (Some(Err(e)), _) if head.sent_parts as usize + 1 >= posts.len() => {
+                telemetry::render_failed(e);
+                None
+            }
+            _ => None,
+        };
         let total = posts.len() + usize::from(edit.is_some());
         let sent = (head.sent_parts as usize).min(total);
         if sent == total {
@@ -178,6 +186,9 @@ impl Lane {
             self.call_done(head).await;
             return;
         }
+        if sent == 0 && !plan.notes.is_empty() {
+            telemetry::render_adjusted(&self.channel, &head.call_id, &plan.notes);
+        }
         let last_part = sent + 1 == total;
         let (taken, body, place) = match (posts.get(sent), edit) {
             (Some(next), _) if last_part && sent == 0 && self.coalescible(head) => {
@@ -185,17 +196,9 @@ impl Lane {
                 (taken, body, place)
             }
             (Some(next), _) => (1, next.clone(), place),
-            (None, Some(ts)) => match self.edited_parent(head) {
-                Some(body) => (1, body, Place::Edit { id: ts, thread: None }),
-                None => {
-                    self.record(self.store.delivered(&self.fence, vec![head.id]).await);
-                    self.call_done(head).await;
-                    return;
-                }
-            },
+            (None, Some((id, body))) => (1, body, Place::Edit { id, thread: None }),
             (None, None) => unreachable!("sent < total"),
         };
-        let body = if sent == 0 { self.broadcast_summary(head, &place, body) } else { body };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
         if !self.edit_allowed(&place).await {
             return;
@@ -204,7 +207,7 @@ impl Lane {
         match posted.outcome {
             Outcome::Delivered => {
                 if let Place::NewThread(_) = &place {
-                    self.thread_started(head, posted.thread, posted.id).await;
+                    self.thread_started(head, &plan, posted.thread, posted.id).await;
                 }
                 if !last_part {
                     self.record(self.store.parts_delivered(&self.fence, head.id, sent as u32 + 1).await);
@@ -308,11 +311,11 @@ impl Lane {
         &self.config.channels[&self.channel]
     }
 
-    /// The bodies an entry posts, in order: its event rendered now, or a body rendered before the
-    /// store's version 2 as it was (made safe by the platform's `fit`, which leaves a body within
-    /// the limits as it is apart from mention safety). `notes`: log what limit enforcement changed (for the head only,
-    /// so a body looked at for coalescing is not reported twice).
-    fn posts_of(&self, q: &Queued, notes: bool) -> Result<Vec<String>, RenderError> {
+    /// What an entry becomes on this channel: its event planned now with the configuration in
+    /// force (see [`plan`]), or a body rendered before the store's version 2, posted as it was
+    /// (made safe by the platform's `fit`, which leaves a body within the limits as it is apart
+    /// from mention safety), in the call's thread if it has one.
+    fn plan_of(&self, q: &Queued, call: &Call) -> Result<Plan, RenderError> {
         let fail = |message: String| RenderError {
             template: "?".into(),
             line: None,
@@ -321,12 +324,25 @@ impl Lane {
             message,
         };
         let event = match &q.content {
-            // Sent as it was rendered, only made mention-safe like every other body.
             Content::Rendered { body, .. } => {
                 let value =
                     serde_json::from_str(body).map_err(|e| fail(format!("the stored body is not JSON: {e}")))?;
                 let fitted = rules(self.channel().platform).fit(self.channel(), value).map_err(|r| fail(r.message))?;
-                return Ok(fitted.posts.iter().map(Value::to_string).collect());
+                let place = match &call.thread {
+                    Thread::Open(id) | Thread::SummaryParent(id) => Where::Thread(id.clone()),
+                    Thread::None | Thread::Flat => Where::Channel,
+                };
+                return Ok(Plan {
+                    start: None,
+                    place,
+                    posts: fitted.posts.iter().map(Value::to_string).collect(),
+                    notes: Vec::new(),
+                    transcript: false,
+                    transcript_lines: Vec::new(),
+                    part: 1,
+                    edit_parent: None,
+                    kind: "message",
+                });
             }
             Content::Event(event) => event,
         };
@@ -334,11 +350,14 @@ impl Lane {
             .ok_or_else(|| fail(format!("the stored event has an unknown type `{}`", q.event_type)))?;
         let context: Value =
             serde_json::from_str(event).map_err(|e| fail(format!("the stored event is not JSON: {e}")))?;
-        let rendered = self.config.renderer.render(self.channel(), event_type, &context)?;
-        if notes && !rendered.notes.is_empty() {
-            telemetry::render_adjusted(&self.channel, &q.call_id, &rendered.notes);
-        }
-        Ok(rendered.posts)
+        plan(&self.config.renderer, self.channel(), event_type, &context, call)
+    }
+
+    /// The posts of an entry merged into the head's: a `message` on a channel without a live
+    /// transcript is its template's posts whatever the call holds (the plan's posts then), and a
+    /// body from before version 2 is as it was.
+    fn posts_of(&self, q: &Queued) -> Result<Vec<String>, RenderError> {
+        self.plan_of(q, &Call { no_threads: true, ..Call::new_call() }).map(|p| p.posts)
     }
 
     /// Whether an entry may be merged with its neighbours: live messages, when the channel
@@ -362,7 +381,7 @@ impl Lane {
             if !self.coalescible(next) || (threaded && next.call_id != first.call_id) {
                 break;
             }
-            let value = match self.posts_of(next, false).as_deref() {
+            let value = match self.posts_of(next).as_deref() {
                 Ok([one]) => serde_json::from_str::<Value>(one),
                 _ => break,
             };

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::lane::{Lane, STORE_RETRY};
 use crate::event::EventType;
+use crate::plan::{plan, transcript_message};
 use crate::platforms::{rules, Misplaced, Outcome, Place};
 use crate::store::{now_ms, Content, Queued, Transcript};
 use crate::telemetry;
@@ -47,7 +48,13 @@ impl Lane {
             .collect();
         let Some((_, latest)) = waiting.last() else { return false };
         let latest = latest.clone();
-        let Some(place) = self.place_for(head).await else { return true };
+        // Where the transcript goes (starting the call's thread first, as the plan says).
+        let Some(call) = self.call(head).await else { return true };
+        let head_plan = match plan(&self.config.renderer, self.channel(), EventType::Message, &waiting[0].1, &call) {
+            Ok(p) => p,
+            Err(_) => return false, // posted as usual, where the failure becomes a dead letter naming why
+        };
+        let Some(place) = self.place(head, &head_plan).await else { return true };
         let current = match self.store.transcript(&self.channel, &head.call_id).await {
             Ok(t) => t,
             Err(e) => {
@@ -137,10 +144,7 @@ impl Lane {
         let mut best = None;
         for taken in 1..=new.len() {
             let lines: Vec<Value> = shown.iter().chain(&new[..taken]).cloned().collect();
-            let mut context = latest.clone();
-            context["messages"] = Value::Array(lines.clone());
-            context["part"] = Value::from(part);
-            let rendered = match self.config.renderer.render_kind(self.channel(), "transcript", &context) {
+            let rendered = match transcript_message(&self.config.renderer, self.channel(), latest, &lines, part) {
                 Ok(r) => r,
                 Err(e) => {
                     telemetry::render_failed(&e);

@@ -65,6 +65,11 @@ pub trait Rules: Send + Sync {
     /// The shipped templates, as (path under `templates/`, text): built into the binary as
     /// fallbacks for files missing from the templates directory.
     fn builtin_templates(&self) -> &'static [(&'static str, &'static str)];
+    /// A post into a thread, made to show in the channel too (`broadcast_summary`); as it is
+    /// where the platform has no such thing.
+    fn also_in_channel(&self, body: &str) -> String {
+        body.to_owned()
+    }
     /// A budget for edits shared across channels (by a key such as the credential they post
     /// with), when the platform counts edits that way.
     fn shared_edit_budget(&self, _target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {

@@ -1,14 +1,14 @@
-//! What `check` verifies beyond loading, shared with live reload: every route's templates render
-//! every built-in sample into valid, mention-safe bodies within the platform's limits.
+//! What `check` verifies beyond loading, shared with live reload: every channel's plan for every
+//! built-in sample its routes send it (thread parent or name, posts, transcript, parent edit)
+//! renders into valid, mention-safe bodies within the platform's limits.
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use crate::config::{Channel, Threads};
+use crate::config::Channel;
 use crate::event::{self, Event, EventType, Incoming};
 use crate::intake;
-use crate::platforms::{rules, ThreadStyle};
+use crate::plan::{plan, usual_call, Call};
+use crate::platforms::rules;
 use crate::setup::Config;
 
 /// The result of rendering the samples.
@@ -42,50 +42,44 @@ pub fn check(config: &Config) -> Report {
         }
     }
     let mut report = Report { pairs: pairs.len(), ..Report::default() };
-    // A live transcript channel's transcript template, with each message sample as its content.
-    for (ch, _) in pairs.iter().filter(|(ch, et)| *et == EventType::Message && config.channels[ch].live_transcript) {
-        let channel = &config.channels[ch];
-        for (name, ev) in events.iter().filter(|(_, e)| e.event_type == EventType::Message) {
-            report.rendered += 1;
-            let mut ctx = intake::context(ev);
-            ctx["messages"] = Value::Array(vec![ctx["message"].clone()]);
-            ctx["part"] = Value::from(1);
-            if let Err(e) = config.renderer.render_kind(channel, "transcript", &ctx) {
-                report.problems.push(format!("{e} [sample \"{name}\"]"));
-            }
-        }
-    }
-    // A threaded channel's thread template is rendered with every sample its routes send it.
-    let threaded: BTreeSet<&String> =
-        pairs.iter().map(|(ch, _)| ch).filter(|ch| config.channels[*ch].threads == Threads::PerCall).collect();
-    for ch in threaded {
-        let channel = &config.channels[ch];
-        for (name, ev) in events.iter().filter(|(_, e)| pairs.contains(&(ch.clone(), e.event_type))) {
-            report.rendered += 1;
-            let ctx = intake::context(ev);
-            let outcome = match rules(channel.platform).threads() {
-                ThreadStyle::Parent => config.renderer.render_kind(channel, "thread_parent", &ctx).map(|_| ()),
-                ThreadStyle::Named { .. } => config.renderer.thread_name(channel, &ctx).map(|_| ()),
-            };
-            if let Err(e) = outcome {
-                report.problems.push(format!("{e} [sample \"{name}\"]"));
-            }
-        }
-    }
     for (ch, et) in &pairs {
         let channel = &config.channels[ch];
         for (name, ev) in events.iter().filter(|(_, e)| e.event_type == *et) {
-            report.rendered += 1;
-            match config.renderer.render(channel, *et, &intake::context(ev)) {
-                Ok(r) => {
-                    report.posts += r.posts.len();
-                    for body in &r.posts {
-                        if let Some(m) = unsafe_body(channel, body) {
-                            report.problems.push(format!("channel `{ch}`, sample \"{name}\": {m}"));
-                        }
+            let ctx = intake::context(ev);
+            let fail = |e: &dyn std::fmt::Display| format!("{e} [sample \"{name}\"]");
+            // As the call's first event on the channel, and as it usually finds the call (a
+            // summary after the call's messages, in their thread): every step of both plans.
+            let calls = [Call::new_call(), usual_call(config, ch, *et)];
+            let calls = if calls[0] == calls[1] { &calls[..1] } else { &calls[..] };
+            for call in calls {
+                report.rendered += 1;
+                let planned = match plan(&config.renderer, channel, *et, &ctx, call) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        report.problems.push(fail(&e));
+                        continue;
+                    }
+                };
+                if let Some(Err(e)) = &planned.start {
+                    report.problems.push(fail(e));
+                }
+                if let Some(Err(e)) = &planned.edit_parent {
+                    report.problems.push(fail(e));
+                }
+                report.posts += planned.posts.len();
+                for body in &planned.posts {
+                    if let Some(m) = unsafe_body(channel, body) {
+                        report.problems.push(format!("channel `{ch}`, sample \"{name}\": {m}"));
                     }
                 }
-                Err(e) => report.problems.push(format!("{e} [sample \"{name}\"]")),
+            }
+            // An utterance too long for a transcript message of its own is posted with the event
+            // type's own template: it must render too.
+            if channel.live_transcript && *et == EventType::Message {
+                report.rendered += 1;
+                if let Err(e) = config.renderer.render(channel, *et, &ctx) {
+                    report.problems.push(fail(&e));
+                }
             }
         }
     }

@@ -379,3 +379,82 @@ async fn a_channel_held_by_a_429_shows_as_paused_with_the_reason() {
     assert!(overview.contains("<td class=\"num\">1</td>"), "one waiting: {overview}");
     assert!(overview.contains("live: <span class=\"state waiting\">waiting</span>"), "{overview}");
 }
+
+/// Every exact body a preview shows, in order (thread parent, posts, parent edit).
+fn exact_bodies(fragment: &str) -> Vec<serde_json::Value> {
+    fragment.split("<pre>").skip(1).map(|rest| exact_body(&format!("<pre>{rest}"))).collect()
+}
+
+/// What the lane sent in a request to Slack's Web API, without what the sink adds (the channel,
+/// the reply's parent, the edited message).
+fn as_planned(mut body: serde_json::Value) -> serde_json::Value {
+    for key in ["channel", "thread_ts", "ts"] {
+        body.as_object_mut().unwrap().remove(key);
+    }
+    body
+}
+
+const THREADED_AND_TRANSCRIBED: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.thread]
+kind = "slack"
+bot_token = "xoxb-test"
+channel = "C0123ABCD"
+api_url = "{slack_base}/api"
+threads = "per_call"
+rate_limit = ["1000/1s"]
+[channels.calls]
+kind = "discord"
+webhook_url = "{discord}"
+live_transcript = true
+rate_limit = ["1000/1s"]
+[[routes]]
+events = ["message", "call_ended"]
+channels = ["thread", "calls"]
+"#;
+
+#[tokio::test]
+async fn the_playground_previews_threads_and_transcripts_step_by_step_as_the_lane_posts_them() {
+    let app = spawn_with(THREADED_AND_TRANSCRIBED).await;
+    let said = message("call-p", "user", "where is my order?");
+
+    // A threaded Slack app channel: the call's parent, then the utterance replying to it.
+    let fragment = preview(&app, &[("channel", "thread"), ("event", &said.to_string())]).await;
+    assert!(
+        fragment.contains("the call's thread parent") && fragment.contains("in the call's new thread"),
+        "{fragment}"
+    );
+    let shown = exact_bodies(&fragment);
+    assert_eq!(app.post_event(&said).await.status(), 200);
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    let sent: Vec<serde_json::Value> = app.slack_api.requests().into_iter().map(|(_, b)| as_planned(b)).collect();
+    assert_eq!(shown, sent, "parent and reply, exactly as the lane posted them");
+
+    // The summary: a reply in the thread, then the parent edited with the outcome.
+    let ended = call_ended("call-p", "negative");
+    let shown = exact_bodies(&preview(&app, &[("channel", "thread"), ("event", &ended.to_string())]).await);
+    assert_eq!(app.post_event(&ended).await.status(), 200);
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    let requests = app.slack_api.requests();
+    let sent: Vec<serde_json::Value> = requests[2..].iter().map(|(_, b)| as_planned(b.clone())).collect();
+    assert_eq!(requests.last().unwrap().0, "chat.update");
+    assert_eq!(shown, sent, "the summary reply, then the parent's edit");
+
+    // A live-transcript channel: the utterance as the call's transcript message.
+    let fragment = preview(&app, &[("channel", "calls"), ("event", &said.to_string())]).await;
+    assert!(fragment.contains("joins the call's live transcript message"), "{fragment}");
+    let page = browser()
+        .get(format!("{}/playground", console(&app)))
+        .query(&[("channel", "calls"), ("event", &said.to_string())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<code>discord/transcript.json.hbs</code>"), "the transcript template is the one to edit");
+    let shown = exact_bodies(&fragment);
+    let first_post = app.discord_api.requests().into_iter().map(|(_, _, b)| b).next().unwrap();
+    assert_eq!(shown, [first_post], "the transcript message, exactly as the lane posted it");
+}

@@ -80,6 +80,17 @@ impl Rules for Slack {
         TEMPLATES
     }
 
+    /// Slack's `reply_broadcast`: the reply also shows in the channel.
+    fn also_in_channel(&self, body: &str) -> String {
+        match serde_json::from_str::<Value>(body) {
+            Ok(Value::Object(mut m)) => {
+                m.insert("reply_broadcast".into(), Value::Bool(true));
+                Value::Object(m).to_string()
+            }
+            _ => body.to_owned(),
+        }
+    }
+
     /// `chat.update` is Tier 3 per workspace and app: every channel posting with one token
     /// shares its budget.
     fn shared_edit_budget(&self, target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {
