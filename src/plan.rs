@@ -10,9 +10,9 @@
 
 use serde_json::Value;
 
-use crate::config::{Channel, Threads};
+use crate::config::Threads;
 use crate::event::EventType;
-use crate::platforms::{rules, ThreadStyle};
+use crate::platforms::{rules, Channel, ThreadStyle};
 use crate::render::{RenderError, Renderer};
 
 /// What the channel already holds of the call.

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{
-    self, AuthConfig, Channel, ChannelConfig, ConfigError, ConfigSource, DedupConfig, DeliveryConfig, LogConfig,
-    Platform, ServerConfig, StoreConfig, TemplateOverrides,
+    self, AuthConfig, ChannelConfig, ConfigError, ConfigSource, DedupConfig, DeliveryConfig, LogConfig, ServerConfig,
+    StoreConfig, TemplateOverrides,
 };
-use crate::platforms::{self, Built};
+use crate::platforms::{self, Built, Channel, ChannelProblem, Platform};
 use crate::render::Renderer;
 use crate::routing::Router;
 
@@ -58,9 +58,9 @@ impl Config {
 /// Reads, validates and compiles a configuration, reporting every problem at once (each naming
 /// file, line and the key, channel, route or template at fault).
 ///
-/// A channel whose `webhook_url` or `bot_token` names an unset environment variable is loaded as
-/// disabled (its `target` holds the reason) so a first run still starts; `check` reports those as
-/// errors.
+/// A channel with a key (its webhook URL, its token) that names an unset environment variable is
+/// loaded as disabled (its `target` holds the reason) so a first run still starts; `check`
+/// reports those as errors.
 pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     let loaded = config::read(source)?;
     let mut problems = loaded.problems.clone();
@@ -74,8 +74,12 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
                 overrides.insert(name.clone(), (channel.platform, templates));
                 channels.insert(name.clone(), channel);
             }
-            Err(message) => {
+            Err(ChannelProblem { key: None, message }) => {
                 problems.push(loaded.problem_at(&["channels", name], &format!("channel `{name}`"), message))
+            }
+            Err(ChannelProblem { key: Some(key), message }) => {
+                let path: Vec<&str> = ["channels", name.as_str()].into_iter().chain(key.split('.')).collect();
+                problems.push(loaded.problem_at(&path, &format!("key `channels.{name}.{key}`"), message))
             }
         }
     }
@@ -114,9 +118,9 @@ fn build_channel(
     name: &str,
     cfg: &ChannelConfig,
     disabled: Option<&String>,
-) -> Result<(Channel, TemplateOverrides), String> {
+) -> Result<(Channel, TemplateOverrides), ChannelProblem> {
+    let (platform, built) = platforms::build(cfg)?;
     let Built {
-        platform,
         target,
         username,
         avatar_url,
@@ -126,10 +130,14 @@ fn build_channel(
         coalesce,
         rate_limit,
         templates,
-    } = platforms::build(cfg)?;
+    } = built;
     let rate_limit = match rate_limit {
         None => platforms::rules(platform).default_rate_limit(),
-        Some(windows) => windows.iter().map(|w| parse_window(w)).collect::<Result<_, _>>()?,
+        Some(windows) => windows
+            .iter()
+            .map(|w| parse_window(w))
+            .collect::<Result<_, _>>()
+            .map_err(|message| ChannelProblem { key: Some("rate_limit".into()), message })?,
     };
     let target = match (disabled, target) {
         (Some(why), _) => Err(why.clone()),

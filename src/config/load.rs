@@ -62,8 +62,8 @@ pub struct Loaded {
     pub file: FileConfig,
     /// `templates.dir`, resolved.
     pub templates_dir: PathBuf,
-    /// Channels whose `webhook_url` or `bot_token` names an unset variable, with why: they load as
-    /// disabled so a first run still starts (`check` reports them as errors).
+    /// Channels with a key (their webhook URL, their token) that names an unset variable, with
+    /// why: they load as disabled so a first run still starts (`check` reports them as errors).
     pub disabled: BTreeMap<String, String>,
     /// What is wrong in the file itself.
     pub problems: Vec<Problem>,
@@ -110,7 +110,8 @@ pub fn read(source: &ConfigSource) -> Result<Loaded, ConfigError> {
     substitute_env(&mut tree, &mut Vec::new(), &mut |path, var| {
         let key = path.join(".");
         match path.as_slice() {
-            [c, name, secret] if c == "channels" && (secret == "webhook_url" || secret == "bot_token") => {
+            // Any key of a channel (its webhook URL, its token): the channel loads disabled.
+            [c, name, ..] if c == "channels" => {
                 let at = lines.find(path).map(|l| format!(", line {l}")).unwrap_or_default();
                 disabled.insert(name.clone(), format!("environment variable `{var}` is not set (key `{key}`{at})"));
             }

@@ -315,86 +315,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[channels.NAME]`: one destination. `kind` selects the platform.
+/// `[channels.NAME]`: one destination. `kind` names its platform (`"slack"`, `"discord"`); the
+/// platform reads the channel's other keys, each documented in its folder
+/// (`src/platforms/KIND/channel.rs`) and in the README.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum ChannelConfig {
-    /// A Slack incoming webhook.
-    Slack(SlackChannelConfig),
-    /// A Discord webhook.
-    Discord(DiscordChannelConfig),
-}
-
-/// `kind = "slack"`: either an incoming webhook (`webhook_url`) or a Slack app (`bot_token` and
-/// `channel`), not both.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackChannelConfig {
-    /// The incoming-webhook URL (`https://hooks.slack.com/services/…`). A secret: write it as
-    /// `"${SLACK_WEBHOOK_URL}"` and keep the value in the environment.
-    pub webhook_url: Option<String>,
-    /// A Slack app's bot token (`xoxb-…`), to post with the Web API's `chat.postMessage` instead
-    /// of a webhook. A secret: write it as `"${SLACK_BOT_TOKEN}"`. Needs the `chat:write` scope,
-    /// plus `chat:write.public` or the app invited to the channel.
-    pub bot_token: Option<Secret>,
-    /// With `bot_token`: the channel's ID (`C0123ABCD`; in Slack, the channel's details show it),
-    /// not its name.
-    pub channel: Option<String>,
-    /// With `bot_token`: the Web API's base URL. Default `https://slack.com/api`; set it for a
-    /// proxy, GovSlack (`https://slack-gov.com/api`) or a test stand-in.
-    pub api_url: Option<String>,
-    /// `"flat"` (default) or `"per_call"`: one thread per call (needs `bot_token`: an incoming
-    /// webhook never tells the relay where its message went).
-    #[serde(default)]
-    pub threads: Threads,
-    /// With `threads = "per_call"`: also show the `call_ended` summary in the channel, not only in
-    /// the thread (Slack's `reply_broadcast`). Default false.
-    #[serde(default)]
-    pub broadcast_summary: bool,
-    /// One message per call, edited as utterances arrive, instead of one post per utterance
-    /// (needs `bot_token`: a webhook's posts cannot be edited). Default false.
-    #[serde(default)]
-    pub live_transcript: bool,
-    /// Per-event template overrides, relative to `templates.dir`.
-    #[serde(default)]
-    pub templates: TemplateOverrides,
-    /// Merge several waiting live `message` posts into one (within the platform's limits, in
-    /// order). Default true.
-    pub coalesce: Option<bool>,
-    /// Posting budget as `"N/DURATION"` windows, all of which must allow a post, e.g.
-    /// `["5/2s", "30/1m"]`. Default: the platform's (see [`crate::dispatch::pacing`]).
-    pub rate_limit: Option<Vec<String>>,
-}
-
-/// `kind = "discord"`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscordChannelConfig {
-    /// `"flat"` (default) or `"per_call"`: one forum thread per call (forum and media channels
-    /// only; in a text channel the relay posts flat and warns).
-    #[serde(default)]
-    pub threads: Threads,
-    /// One message per call, edited as utterances arrive, instead of one post per utterance.
-    /// Default false.
-    #[serde(default)]
-    pub live_transcript: bool,
-    /// The webhook URL as copied from Discord (`https://discord.com/api/webhooks/ID/TOKEN`). A secret.
-    /// The relay posts to `/api/v10/webhooks/ID/TOKEN?wait=true` on the same host and path prefix.
-    pub webhook_url: String,
-    /// Name shown as the author of the posts (1–80 characters, not containing "discord" or
-    /// "clyde"). Optional; a template that sets `username` wins.
-    pub username: Option<String>,
-    /// Avatar image URL for the posts. Optional; a template that sets `avatar_url` wins.
-    pub avatar_url: Option<String>,
-    /// Per-event template overrides, relative to `templates.dir`.
-    #[serde(default)]
-    pub templates: TemplateOverrides,
-    /// Merge several waiting live `message` posts into one (within the platform's limits, in
-    /// order). Default true.
-    pub coalesce: Option<bool>,
-    /// Posting budget as `"N/DURATION"` windows, all of which must allow a post, e.g.
-    /// `["5/2s", "30/1m"]`. Default: the platform's (see [`crate::dispatch::pacing`]).
-    pub rate_limit: Option<Vec<String>>,
+pub struct ChannelConfig {
+    /// The platform.
+    pub kind: String,
+    /// The platform's keys, as written.
+    #[serde(flatten)]
+    pub keys: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `[channels.NAME.templates]`: which template renders each event type for this channel.
@@ -460,79 +390,4 @@ pub struct RouteConfig {
     /// When true, routes after this one are not evaluated once this one matches.
     #[serde(default)]
     pub stop: bool,
-}
-
-/// The platform a channel posts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Platform {
-    /// Slack incoming webhooks.
-    Slack,
-    /// Discord webhooks.
-    Discord,
-}
-
-impl Platform {
-    /// Lower-case name, as in `kind` and the template folder.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Slack => "slack",
-            Platform::Discord => "discord",
-        }
-    }
-}
-
-/// Where a channel posts.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// An incoming webhook: Slack's URL, or Discord's already rewritten to
-    /// `/api/v10/…?wait=true`.
-    Webhook(WebhookUrl),
-    /// A Slack app: the Web API with a bot token, into one channel.
-    SlackApp {
-        /// The Web API's base URL (`https://slack.com/api`).
-        api_url: url::Url,
-        /// The bot token.
-        token: Secret,
-        /// The channel ID.
-        channel: String,
-    },
-}
-
-impl Target {
-    /// A form safe to print: the webhook's host, or the app's channel and API host; never a
-    /// token.
-    pub fn shown(&self) -> String {
-        match self {
-            Target::Webhook(url) => url.redacted(),
-            Target::SlackApp { api_url, channel, .. } => {
-                format!("Slack app, channel {channel} via {}", api_url.host_str().unwrap_or("?"))
-            }
-        }
-    }
-}
-
-/// A validated channel.
-#[derive(Debug, Clone)]
-pub struct Channel {
-    /// The channel's name in `relay.toml`.
-    pub name: String,
-    /// Its platform.
-    pub platform: Platform,
-    /// Where to post, or why the channel is disabled (its URL's or token's environment variable
-    /// is unset).
-    pub target: Result<Target, String>,
-    /// Discord `username` default.
-    pub username: Option<String>,
-    /// Discord `avatar_url` default.
-    pub avatar_url: Option<String>,
-    /// Whether waiting live messages are merged.
-    pub coalesce: bool,
-    /// Posting budget windows: at most `.0` posts in any `.1`.
-    pub rate_limit: Vec<(u32, Duration)>,
-    /// Flat posts, or one thread per call.
-    pub threads: Threads,
-    /// Slack threads: the summary is also shown in the channel.
-    pub broadcast_summary: bool,
-    /// One edited message per call instead of one post per utterance.
-    pub live_transcript: bool,
 }

@@ -7,7 +7,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{Platform, Target, TemplateOverrides, WebhookUrl};
+use crate::config::{TemplateOverrides, WebhookUrl};
+use crate::platforms::discord::DISCORD;
+use crate::platforms::slack::SLACK;
+use crate::platforms::{Platform, Target};
 
 fn channel(platform: Platform, threads: Threads, live_transcript: bool) -> Channel {
     Channel {
@@ -74,7 +77,6 @@ fn shape(p: &Plan) -> (&'static str, String, usize, &'static str, bool) {
 
 #[test]
 fn each_channel_event_and_call_state_has_one_plan() {
-    use Platform::{Discord, Slack};
     use Threads::{Flat, PerCall};
     let open = || Thread::Open("1.2".into());
     let none = Call::new_call();
@@ -83,21 +85,21 @@ fn each_channel_event_and_call_state_has_one_plan() {
     #[rustfmt::skip]
     let table: Vec<(Platform, Threads, bool, Value, Call, Shape)> = vec![
         // platform, threads, live transcript, event, call → start, place, posts, template, parent edited
-        (Slack, Flat, false, message(), none.clone(), ("-", "channel", 1, "message", false)),
-        (Slack, PerCall, false, message(), none.clone(), ("parent", "started", 1, "message", false)),
-        (Slack, PerCall, false, message(), with(open()), ("-", "thread 1.2", 1, "message", false)),
-        (Slack, PerCall, false, message(), with(Thread::Flat), ("-", "channel", 1, "message", false)),
-        (Slack, PerCall, false, message(), no_threads.clone(), ("-", "channel", 1, "message", false)),
-        (Slack, PerCall, false, ended(), with(open()), ("-", "thread 1.2", 1, "call_ended", true)),
-        (Slack, PerCall, false, ended(), none.clone(), ("-", "first post is parent", 2, "call_ended", false)),
-        (Slack, PerCall, false, ended(), with(Thread::SummaryParent("9.9".into())), ("-", "thread 9.9", 2, "call_ended", false)),
-        (Slack, Flat, true, message(), none.clone(), ("-", "channel", 1, "transcript", false)),
-        (Slack, PerCall, true, message(), none.clone(), ("parent", "started", 1, "transcript", false)),
-        (Discord, Flat, false, ended(), none.clone(), ("-", "channel", 1, "call_ended", false)),
-        (Discord, PerCall, false, message(), none.clone(), ("named", "started", 1, "message", false)),
-        (Discord, PerCall, false, ended(), with(open()), ("-", "thread 1.2", 1, "call_ended", false)),
-        (Discord, PerCall, true, message(), none.clone(), ("named", "started", 1, "transcript", false)),
-        (Discord, PerCall, false, message(), no_threads, ("-", "channel", 1, "message", false)),
+        (SLACK, Flat, false, message(), none.clone(), ("-", "channel", 1, "message", false)),
+        (SLACK, PerCall, false, message(), none.clone(), ("parent", "started", 1, "message", false)),
+        (SLACK, PerCall, false, message(), with(open()), ("-", "thread 1.2", 1, "message", false)),
+        (SLACK, PerCall, false, message(), with(Thread::Flat), ("-", "channel", 1, "message", false)),
+        (SLACK, PerCall, false, message(), no_threads.clone(), ("-", "channel", 1, "message", false)),
+        (SLACK, PerCall, false, ended(), with(open()), ("-", "thread 1.2", 1, "call_ended", true)),
+        (SLACK, PerCall, false, ended(), none.clone(), ("-", "first post is parent", 2, "call_ended", false)),
+        (SLACK, PerCall, false, ended(), with(Thread::SummaryParent("9.9".into())), ("-", "thread 9.9", 2, "call_ended", false)),
+        (SLACK, Flat, true, message(), none.clone(), ("-", "channel", 1, "transcript", false)),
+        (SLACK, PerCall, true, message(), none.clone(), ("parent", "started", 1, "transcript", false)),
+        (DISCORD, Flat, false, ended(), none.clone(), ("-", "channel", 1, "call_ended", false)),
+        (DISCORD, PerCall, false, message(), none.clone(), ("named", "started", 1, "message", false)),
+        (DISCORD, PerCall, false, ended(), with(open()), ("-", "thread 1.2", 1, "call_ended", false)),
+        (DISCORD, PerCall, true, message(), none.clone(), ("named", "started", 1, "transcript", false)),
+        (DISCORD, PerCall, false, message(), no_threads, ("-", "channel", 1, "message", false)),
     ];
     for (platform, threads, live, event, call, expected) in table {
         let r = renderer_for(platform);
@@ -115,8 +117,8 @@ fn each_channel_event_and_call_state_has_one_plan() {
 
 #[test]
 fn the_steps_carry_what_the_templates_draw() {
-    let r = renderer_for(Platform::Slack);
-    let c = channel(Platform::Slack, Threads::PerCall, false);
+    let r = renderer_for(SLACK);
+    let c = channel(SLACK, Threads::PerCall, false);
     let p = plan(&r, &c, EventType::Message, &message(), &Call::new_call()).unwrap();
     let Some(Ok(Start::Parent(parent))) = &p.start else { panic!("{p:?}") };
     assert!(parent.contains("Live call with John Doe"), "{parent}");
@@ -130,8 +132,8 @@ fn the_steps_carry_what_the_templates_draw() {
     let p = plan(&r, &c, EventType::CallEnded, &ended(), &Call::new_call()).unwrap();
     assert!(!p.posts[0].contains("my card") && p.posts[1].contains("my card"), "{:?}", p.posts);
 
-    let r = renderer_for(Platform::Discord);
-    let c = channel(Platform::Discord, Threads::PerCall, false);
+    let r = renderer_for(DISCORD);
+    let c = channel(DISCORD, Threads::PerCall, false);
     let p = plan(&r, &c, EventType::Message, &message(), &Call::new_call()).unwrap();
     let Some(Ok(Start::Named(name))) = &p.start else { panic!("{p:?}") };
     assert!(name.contains("John Doe"), "{name}");
@@ -139,8 +141,8 @@ fn the_steps_carry_what_the_templates_draw() {
 
 #[test]
 fn a_transcript_shows_what_it_showed_plus_the_new_utterance() {
-    let r = renderer_for(Platform::Slack);
-    let c = channel(Platform::Slack, Threads::Flat, true);
+    let r = renderer_for(SLACK);
+    let c = channel(SLACK, Threads::Flat, true);
     let earlier = json!({"sender": "ai", "message": "earlier words", "sent_at": "2024-01-15T10:29:00Z"});
     let call = Call { transcript: Some((vec![earlier], 2)), ..Call::new_call() };
     let p = plan(&r, &c, EventType::Message, &message(), &call).unwrap();
@@ -159,9 +161,9 @@ fn a_failing_thread_template_is_an_error_in_the_start_step_only() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("slack")).unwrap();
     std::fs::write(dir.path().join("slack/thread_parent.json.hbs"), "{\"text\": {{nosuch}} }").unwrap();
-    let channels = BTreeMap::from([("c".to_owned(), (Platform::Slack, TemplateOverrides::default()))]);
+    let channels = BTreeMap::from([("c".to_owned(), (SLACK, TemplateOverrides::default()))]);
     let r = Renderer::load(dir.path(), &channels).unwrap();
-    let c = channel(Platform::Slack, Threads::PerCall, false);
+    let c = channel(SLACK, Threads::PerCall, false);
     let p = plan(&r, &c, EventType::Message, &message(), &Call::new_call()).unwrap();
     assert!(matches!(p.start, Some(Err(_))), "{:?}", p.start);
     assert_eq!(p.posts.len(), 1, "the posts themselves still render");

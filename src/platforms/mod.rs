@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::config::{Channel, Target};
-
+mod channel;
 mod rules;
-pub use rules::{all, build, rules, Built, Rules, TextRules, ThreadStyle};
+pub use channel::{keys, Built, Channel, ChannelProblem, Platform, Target};
+pub use rules::{all, build, platform, rules, Rules, TextRules, ThreadStyle};
 
 /// What became of one post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,12 +288,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// A sink for a channel, or `None` when the channel is disabled.
 pub fn sink_for(channel: &Channel, client: &reqwest::Client) -> Option<Arc<dyn Sink>> {
-    Some(match channel.target.as_ref().ok()? {
-        Target::Webhook(url) => rules(channel.platform).sink(url.clone(), client.clone()),
-        Target::SlackApp { api_url, token, channel: id } => {
-            Arc::new(slack::app::AppSink::new(api_url, token.clone(), id.clone(), client.clone()))
-        }
-    })
+    Some(rules(channel.platform).sink(channel.target.as_ref().ok()?, client.clone()))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The [`Rules`] trait: what the rest of the relay asks of a platform; the registry, [`rules`]
-//! and [`build`], that maps a channel's `kind` to its platform (the one place listing them).
+//! The [`Rules`] trait: what the rest of the relay asks of a platform; and the registry, the one
+//! place listing the platforms, which maps a channel's `kind` to its platform.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use maud::Markup;
 use serde_json::Value;
 
 use super::{discord, slack, Fitted, Refused, Sink};
-use crate::config::{Channel, ChannelConfig, Platform, Target, TemplateOverrides, Threads, WebhookUrl};
+use super::{Built, Channel, ChannelProblem, Platform, Target};
+use crate::config::ChannelConfig;
 
 /// How a platform writes text into a template's output: the escaping applied before JSON's, how
 /// many characters one character becomes once escaped (for cutting within limits), and its bold
@@ -39,6 +40,10 @@ pub enum ThreadStyle {
 
 /// A platform, as everything outside its folder sees it.
 pub trait Rules: Send + Sync {
+    /// Its `kind` in `relay.toml`, which is also its template folder.
+    fn kind(&self) -> &'static str;
+    /// Reads and checks a channel's keys (all but `kind`).
+    fn build(&self, keys: &serde_json::Map<String, Value>) -> Result<Built, ChannelProblem>;
     /// How text is escaped and counted in templates.
     fn text(&self) -> TextRules;
     /// Template kinds beyond one per event type (`thread_parent`, `thread_name`, `transcript`).
@@ -56,10 +61,8 @@ pub trait Rules: Send + Sync {
     fn unsafe_text(&self, body: &Value) -> Option<String>;
     /// The posting budget a channel gets unless it sets `rate_limit`.
     fn default_rate_limit(&self) -> Vec<(u32, Duration)>;
-    /// The URL to post to for a webhook URL as the user wrote it, or why it is not one.
-    fn webhook_url(&self, url: WebhookUrl) -> Result<WebhookUrl, String>;
-    /// A sink posting to a webhook URL (as [`Rules::webhook_url`] made it).
-    fn sink(&self, url: WebhookUrl, client: reqwest::Client) -> Arc<dyn Sink>;
+    /// A sink posting to a target the platform built (see [`Rules::build`]).
+    fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink>;
     /// One post as the platform would show it, for the console.
     fn preview(&self, body: &Value) -> Markup;
     /// The shipped templates, as (path under `templates/`, text): built into the binary as
@@ -77,48 +80,33 @@ pub trait Rules: Send + Sync {
     }
 }
 
+/// The registry: every platform the relay posts to. A new platform is a folder beside these
+/// and one line here.
+const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord];
+
+/// The platform of a channel.
+pub fn rules(platform: Platform) -> &'static dyn Rules {
+    PLATFORMS.iter().copied().find(|p| p.kind() == platform.0).expect("a Platform is only made for a registered kind")
+}
+
+/// The platform registered as `kind`.
+pub fn platform(kind: &str) -> Option<Platform> {
+    PLATFORMS.iter().find(|p| p.kind() == kind).map(|p| Platform(p.kind()))
+}
+
 /// Every platform, in the registry's order.
 pub fn all() -> impl Iterator<Item = &'static dyn Rules> {
-    [Platform::Slack, Platform::Discord].into_iter().map(rules)
+    PLATFORMS.iter().copied()
 }
 
-/// The platform of a channel's `kind`.
-pub fn rules(platform: Platform) -> &'static dyn Rules {
-    match platform {
-        Platform::Slack => &slack::Slack,
-        Platform::Discord => &discord::Discord,
-    }
-}
-
-/// What a platform makes of a channel's keys; [`crate::setup`] adds what every channel has.
-#[derive(Debug)]
-pub struct Built {
-    /// The platform.
-    pub platform: Platform,
-    /// Where to post; `None` when a secret names an unset environment variable.
-    pub target: Option<Target>,
-    /// The author's name, where the platform has one.
-    pub username: Option<String>,
-    /// The author's avatar, where the platform has one.
-    pub avatar_url: Option<String>,
-    /// `threads`.
-    pub threads: Threads,
-    /// `broadcast_summary`, where the platform has it.
-    pub broadcast_summary: bool,
-    /// `live_transcript`.
-    pub live_transcript: bool,
-    /// `coalesce`, if set.
-    pub coalesce: Option<bool>,
-    /// `rate_limit`, if set.
-    pub rate_limit: Option<Vec<String>>,
-    /// `[channels.NAME.templates]`.
-    pub templates: TemplateOverrides,
-}
-
-/// A channel's platform part, by its `kind`.
-pub fn build(cfg: &ChannelConfig) -> Result<Built, String> {
-    match cfg {
-        ChannelConfig::Slack(c) => slack::channel::build(c),
-        ChannelConfig::Discord(c) => discord::channel::build(c),
-    }
+/// A channel's platform and its platform's part, by its `kind`.
+pub fn build(cfg: &ChannelConfig) -> Result<(Platform, Built), ChannelProblem> {
+    let Some(platform) = platform(&cfg.kind) else {
+        let known: Vec<&str> = PLATFORMS.iter().map(|p| p.kind()).collect();
+        return Err(ChannelProblem {
+            key: Some("kind".into()),
+            message: format!("unknown kind `{}` (known: {})", cfg.kind, known.join(", ")),
+        });
+    };
+    Ok((platform, rules(platform).build(&cfg.keys)?))
 }

@@ -19,9 +19,9 @@ use serde_json::Value;
 
 pub use helpers::HELPERS;
 
-use crate::config::{Channel, Platform, Problem, TemplateOverrides};
+use crate::config::{Problem, TemplateOverrides};
 use crate::event::EventType;
-use crate::platforms::{self, rules, Fitted, TextRules, ThreadStyle};
+use crate::platforms::{self, rules, Channel, Fitted, Platform, TextRules, ThreadStyle};
 
 /// Compiled templates for every channel and event type.
 #[derive(Clone)]

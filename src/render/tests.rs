@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{Channel, Target, TemplateOverrides, WebhookUrl};
+use crate::config::{TemplateOverrides, WebhookUrl};
 use crate::event::{self, Incoming};
+use crate::platforms::discord::DISCORD;
+use crate::platforms::slack::SLACK;
+use crate::platforms::{Channel, Platform, Target};
 use crate::{intake, samples, text};
 
 fn shipped() -> PathBuf {
@@ -31,14 +34,14 @@ fn channel(name: &str, platform: Platform) -> Channel {
 
 fn renderer(dir: &Path, overrides: TemplateOverrides) -> Result<Renderer, Vec<Problem>> {
     let mut map = BTreeMap::new();
-    map.insert("s".to_owned(), (Platform::Slack, overrides.clone()));
-    map.insert("d".to_owned(), (Platform::Discord, overrides));
+    map.insert("s".to_owned(), (SLACK, overrides.clone()));
+    map.insert("d".to_owned(), (DISCORD, overrides));
     Renderer::load(dir, &map)
 }
 
 fn render(r: &Renderer, platform: Platform, body: &Value) -> Result<Rendered, RenderError> {
     let Incoming::Event(e) = event::from_value(body, chrono::Utc::now()).unwrap() else { panic!() };
-    let name = if platform == Platform::Slack { "s" } else { "d" };
+    let name = if platform == SLACK { "s" } else { "d" };
     r.render(&channel(name, platform), e.event_type, &intake::context(&e))
 }
 
@@ -46,7 +49,7 @@ fn render(r: &Renderer, platform: Platform, body: &Value) -> Result<Rendered, Re
 fn every_shipped_template_renders_every_sample_safely_within_limits() {
     let r = renderer(&shipped(), TemplateOverrides::default()).unwrap();
     for sample in samples::all() {
-        for platform in [Platform::Slack, Platform::Discord] {
+        for platform in [SLACK, DISCORD] {
             let out = render(&r, platform, &sample.body).unwrap_or_else(|e| panic!("{}: {e}", sample.name));
             assert!(!out.posts.is_empty());
             for post in &out.posts {
@@ -57,7 +60,7 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
                 assert!(again.notes.is_empty(), "{}: {:?}", sample.name, again.notes);
                 let all = crate::text::strings(&v);
                 for s in &all {
-                    if platform == Platform::Slack {
+                    if platform == SLACK {
                         for token in
                             ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<!subteam^S123>", "<https://evil"]
                         {
@@ -69,7 +72,7 @@ fn every_shipped_template_renders_every_sample_safely_within_limits() {
                         "control characters survive only as JSON escapes"
                     );
                 }
-                if platform == Platform::Discord {
+                if platform == DISCORD {
                     assert_eq!(v["allowed_mentions"], json!({"parse": []}));
                 }
             }
@@ -85,7 +88,7 @@ fn a_long_transcript_is_split_across_posts_in_order_not_dropped() {
     for m in body["messages"].as_array_mut().unwrap() {
         m["message"] = json!(format!("{} {}", m["message"].as_str().unwrap(), "and so on ".repeat(50)));
     }
-    for platform in [Platform::Slack, Platform::Discord] {
+    for platform in [SLACK, DISCORD] {
         let out = render(&r, platform, &body).unwrap();
         let mut texts: Vec<String> = Vec::new();
         for post in &out.posts {
@@ -110,7 +113,7 @@ fn a_ten_thousand_character_message_arrives_whole_in_pieces() {
     let long: String = (0..2000).map(|i| format!("w{i:03} ")).collect::<String>();
     assert!(text::chars(&long) >= 10_000);
     let body = json!({"event_type":"message","call_id":"c","message":{"sender":"user","message":long}});
-    let slack_out = render(&r, Platform::Slack, &body).unwrap();
+    let slack_out = render(&r, SLACK, &body).unwrap();
     let v: Value = serde_json::from_str(&slack_out.posts[0]).unwrap();
     let sections: String = v["blocks"]
         .as_array()
@@ -120,7 +123,7 @@ fn a_ten_thousand_character_message_arrives_whole_in_pieces() {
         .map(|b| b["text"]["text"].as_str().unwrap())
         .collect();
     assert_eq!(sections, long);
-    let discord_out = render(&r, Platform::Discord, &body).unwrap();
+    let discord_out = render(&r, DISCORD, &body).unwrap();
     let mut described = String::new();
     for post in &discord_out.posts {
         let v: Value = serde_json::from_str(post).unwrap();
@@ -138,7 +141,7 @@ fn template_errors_name_the_file_and_line() {
     std::fs::write(dir.join("slack/broken.json.hbs"), "{\n  \"text\": \"{{#if x}}\"\n}\n").unwrap();
     let overrides = TemplateOverrides { message: Some("slack/broken.json.hbs".into()), ..Default::default() };
     let mut map = BTreeMap::new();
-    map.insert("live".to_owned(), (Platform::Slack, overrides));
+    map.insert("live".to_owned(), (SLACK, overrides));
     let problems = Renderer::load(&dir, &map).unwrap_err();
     let shown = problems[0].to_string();
     assert!(shown.contains("broken.json.hbs"), "{shown}");
@@ -146,7 +149,7 @@ fn template_errors_name_the_file_and_line() {
     assert!(problems[0].line.is_some(), "{shown}");
 
     let overrides = TemplateOverrides { message: Some("slack/missing.json.hbs".into()), ..Default::default() };
-    map.insert("live".to_owned(), (Platform::Slack, overrides));
+    map.insert("live".to_owned(), (SLACK, overrides));
     let problems = Renderer::load(&dir, &map).unwrap_err();
     assert!(
         problems[0].to_string().contains("missing.json.hbs: template for channel `live`: template file not found"),
@@ -165,7 +168,7 @@ fn render_errors_name_template_line_and_call_id() {
     for (file, want) in [("slack/notjson.json.hbs", "not valid JSON"), ("slack/strict.json.hbs", "line 2")] {
         let overrides = TemplateOverrides { message: Some(file.into()), ..Default::default() };
         let r = renderer(&dir, overrides).unwrap();
-        let e = render(&r, Platform::Slack, &body).unwrap_err().to_string();
+        let e = render(&r, SLACK, &body).unwrap_err().to_string();
         assert!(
             e.contains(file) && e.contains(want) && e.contains("call `call-42`") && e.contains("channel `s`"),
             "{e}"
@@ -185,7 +188,7 @@ fn helpers_format_values_for_people() {
     let overrides = TemplateOverrides { call_ended: Some("slack/h.json.hbs".into()), ..Default::default() };
     let r = renderer(&dir, overrides).unwrap();
     let body = json!({"event_type":"call_ended","call_id":"c","user_name":"Ana <María>","evaluation":{"duration_minutes":"75.5","user_sentiment":"negative","messages_count":"12"}});
-    let out = render(&r, Platform::Slack, &body).unwrap();
+    let out = render(&r, SLACK, &body).unwrap();
     let v: Value = serde_json::from_str(&out.posts[0]).unwrap();
     let year = chrono::Utc::now().format("%Y").to_string();
     assert_eq!(v["text"], format!("1h 15m|😟|15158332|Ana…|none|busy|{year}"));
@@ -209,7 +212,7 @@ fn a_thread_parent_customised_under_its_old_name_is_still_used() {
     std::fs::write(dir.join("slack/call_started.json.hbs"), r#"{"text": "OLD NAME {{user_name}}"}"#).unwrap();
     let r = renderer(&dir, TemplateOverrides::default()).unwrap();
     assert_eq!(r.template_for("s", "thread_parent"), Some("slack/call_started.json.hbs"));
-    let out = r.render_kind(&channel("s", Platform::Slack), "thread_parent", &ctx).unwrap();
+    let out = r.render_kind(&channel("s", SLACK), "thread_parent", &ctx).unwrap();
     assert!(out.posts[0].contains("OLD NAME Ann"), "{:?}", out.posts);
     // The old key in `[channels.NAME.templates]` names it too; the new file wins over the old.
     std::fs::write(dir.join("slack/thread_parent.json.hbs"), r#"{"text": "NEW NAME"}"#).unwrap();

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::Channel;
 use crate::event::{self, Event, EventType, Incoming};
 use crate::intake;
 use crate::plan::{plan, usual_call, Call};
-use crate::platforms::rules;
+use crate::platforms::{rules, Channel};
 use crate::setup::Config;
 
 /// The result of rendering the samples.

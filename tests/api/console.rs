@@ -125,7 +125,7 @@ async fn the_playground_shows_exactly_what_the_relay_posts_and_draws_it_as_slack
     let app = spawn_app().await;
     let hostile = "<img src=x onerror=alert(1)> <script>alert(1)</script> @everyone *bold*";
     let event = message("call-7", "user", hostile);
-    let template = callrelay::render::default_template(callrelay::config::Platform::Slack, "message");
+    let template = callrelay::render::default_template(callrelay::platforms::slack::SLACK, "message");
     let source = std::fs::read_to_string(templates_dir().join(template)).unwrap();
     let edited = source.replacen("\"blocks\"", "\"text\": \"edited in the playground\", \"blocks\"", 1);
     assert_ne!(edited, source);

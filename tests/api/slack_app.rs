@@ -119,7 +119,7 @@ fn check_explains_app_channel_mistakes_and_never_prints_the_token() {
     write("bot_token = \"${CALLRELAY_TEST_BOT}\"\nchannel = \"C0123ABCD\"");
     let (ok, said) = check();
     assert!(ok, "{said}");
-    assert!(said.contains("Slack app, channel C0123ABCD via slack.com"), "{said}");
+    assert!(said.contains("app, channel C0123ABCD via slack.com"), "{said}");
     for (channel, expected) in [
         ("bot_token = \"${CALLRELAY_TEST_BOT}\"\nchannel = \"#general\"", "`channel` must be a channel ID"),
         ("bot_token = \"${CALLRELAY_TEST_BOT}\"", "`bot_token` needs `channel`"),

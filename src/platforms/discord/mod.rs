@@ -14,13 +14,25 @@ use serde_json::Value;
 
 pub use fit::{check_username, embed_chars, merge, MAX_THREAD_NAME_CHARS};
 
-use crate::config::{Channel, WebhookUrl};
-use crate::platforms::{Fitted, Refused, Rules, Sink, TextRules, ThreadStyle};
+use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
 
 /// Discord, as the rest of the relay sees it.
 pub struct Discord;
 
+/// Discord's `kind`.
+pub const PLATFORM: &str = "discord";
+/// Discord, as channels name their platform.
+pub const DISCORD: crate::platforms::Platform = crate::platforms::Platform(PLATFORM);
+
 impl Rules for Discord {
+    fn kind(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn build(&self, keys: &serde_json::Map<String, Value>) -> Result<Built, ChannelProblem> {
+        channel::build(keys)
+    }
+
     fn text(&self) -> TextRules {
         TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "**" }
     }
@@ -55,12 +67,12 @@ impl Rules for Discord {
         webhook::DEFAULT_RATE_LIMIT.to_vec()
     }
 
-    fn webhook_url(&self, url: WebhookUrl) -> Result<WebhookUrl, String> {
-        webhook::execute_url(&url)
-    }
-
-    fn sink(&self, url: WebhookUrl, client: reqwest::Client) -> Arc<dyn Sink> {
-        Arc::new(webhook::WebhookSink::new(url, client))
+    /// Discord channels post to webhooks only (see `channel::build`).
+    fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
+        match target {
+            Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
+            Target::App { .. } => unreachable!("a Discord channel's target is always a webhook"),
+        }
     }
 
     fn preview(&self, body: &Value) -> Markup {

@@ -15,8 +15,7 @@ use serde_json::Value;
 
 pub use fit::{escape, escaped_len, merge};
 
-use crate::config::{Channel, Target, WebhookUrl};
-use crate::platforms::{Fitted, Refused, Rules, Sink, TextRules, ThreadStyle};
+use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
 
 /// Slack, as the rest of the relay sees it.
 pub struct Slack;
@@ -25,7 +24,20 @@ pub struct Slack;
 /// reached Slack unescaped (a template used `{{{value}}}`).
 const HOSTILE_TOKENS: [&str; 4] = ["<@U123>", "<!subteam^S123>", "<#C123>", "<https://evil.example|click>"];
 
+/// Slack's `kind`.
+pub const PLATFORM: &str = "slack";
+/// Slack, as channels name their platform.
+pub const SLACK: crate::platforms::Platform = crate::platforms::Platform(PLATFORM);
+
 impl Rules for Slack {
+    fn kind(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn build(&self, keys: &serde_json::Map<String, Value>) -> Result<Built, ChannelProblem> {
+        channel::build(keys)
+    }
+
     fn text(&self) -> TextRules {
         TextRules { escape, escaped_len, bold: "*" }
     }
@@ -64,12 +76,13 @@ impl Rules for Slack {
         webhook::DEFAULT_RATE_LIMIT.to_vec()
     }
 
-    fn webhook_url(&self, url: WebhookUrl) -> Result<WebhookUrl, String> {
-        Ok(url)
-    }
-
-    fn sink(&self, url: WebhookUrl, client: reqwest::Client) -> Arc<dyn Sink> {
-        Arc::new(webhook::WebhookSink::new(url, client))
+    fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
+        match target {
+            Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
+            Target::App { api_url, token, channel } => {
+                Arc::new(app::AppSink::new(api_url, token.clone(), channel.clone(), client))
+            }
+        }
     }
 
     fn preview(&self, body: &Value) -> Markup {
@@ -95,7 +108,7 @@ impl Rules for Slack {
     /// shares its budget.
     fn shared_edit_budget(&self, target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {
         match target {
-            Target::SlackApp { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
+            Target::App { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
             Target::Webhook(_) => None,
         }
     }

@@ -1,0 +1,127 @@
+//! A channel as the relay runs it: its platform, where it posts, and the keys every channel has;
+//! and what a platform makes of a channel's keys ([`Built`]).
+
+use std::time::Duration;
+
+use crate::config::{Secret, TemplateOverrides, Threads, WebhookUrl};
+
+/// A channel's platform: its `kind`, as registered in [`super::rules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform(pub(super) &'static str);
+
+impl Platform {
+    /// The `kind`, as in `relay.toml` and the template folder.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+/// Where a channel posts.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A webhook URL (as the platform rewrote it, such as Discord's `/api/v10/…?wait=true`).
+    Webhook(WebhookUrl),
+    /// A platform's Web API with a token, into one of its channels (a Slack app).
+    App {
+        /// The API's base URL (`https://slack.com/api`).
+        api_url: url::Url,
+        /// The token.
+        token: Secret,
+        /// The channel's ID.
+        channel: String,
+    },
+}
+
+impl Target {
+    /// A form safe to print: the webhook's host, or the app's channel and API host; never a
+    /// token.
+    pub fn shown(&self) -> String {
+        match self {
+            Target::Webhook(url) => url.redacted(),
+            Target::App { api_url, channel, .. } => {
+                format!("app, channel {channel} via {}", api_url.host_str().unwrap_or("?"))
+            }
+        }
+    }
+}
+
+/// A validated channel.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// The channel's name in `relay.toml`.
+    pub name: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// Where to post, or why the channel is disabled (its URL's or token's environment variable
+    /// is unset).
+    pub target: Result<Target, String>,
+    /// The author's name posts default to, where the platform has one.
+    pub username: Option<String>,
+    /// The author's avatar posts default to, where the platform has one.
+    pub avatar_url: Option<String>,
+    /// Whether waiting live messages are merged.
+    pub coalesce: bool,
+    /// Posting budget windows: at most `.0` posts in any `.1`.
+    pub rate_limit: Vec<(u32, Duration)>,
+    /// Flat posts, or one thread per call.
+    pub threads: Threads,
+    /// Threads: the summary is also shown in the channel.
+    pub broadcast_summary: bool,
+    /// One edited message per call instead of one post per utterance.
+    pub live_transcript: bool,
+}
+
+/// What a platform makes of a channel's keys; [`crate::setup`] adds what every channel has.
+#[derive(Debug)]
+pub struct Built {
+    /// Where to post; `None` when a secret names an unset environment variable.
+    pub target: Option<Target>,
+    /// The author's name, where the platform has one.
+    pub username: Option<String>,
+    /// The author's avatar, where the platform has one.
+    pub avatar_url: Option<String>,
+    /// `threads`.
+    pub threads: Threads,
+    /// `broadcast_summary`, where the platform has it.
+    pub broadcast_summary: bool,
+    /// `live_transcript`.
+    pub live_transcript: bool,
+    /// `coalesce`, if set.
+    pub coalesce: Option<bool>,
+    /// `rate_limit`, if set.
+    pub rate_limit: Option<Vec<String>>,
+    /// `[channels.NAME.templates]`.
+    pub templates: TemplateOverrides,
+}
+
+/// What is wrong with a channel's keys: the key at fault (its dotted path under the channel), if
+/// one is, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelProblem {
+    /// The key, such as `username` or `templates.message`.
+    pub key: Option<String>,
+    /// What is wrong, in a sentence.
+    pub message: String,
+}
+
+impl From<String> for ChannelProblem {
+    fn from(message: String) -> Self {
+        ChannelProblem { key: None, message }
+    }
+}
+
+impl From<&str> for ChannelProblem {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+/// A platform's channel keys read into its own `T` (every key known, or the unknown one named).
+pub fn keys<T: serde::de::DeserializeOwned>(
+    keys: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, ChannelProblem> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(keys.clone())).map_err(|e| {
+        let key = e.path().to_string();
+        ChannelProblem { key: (key != ".").then_some(key), message: e.inner().to_string() }
+    })
+}
