@@ -1,5 +1,6 @@
-//! The behaviour every store backend must show, written once: each backend's tests run these
-//! against a fresh store of its own, so SQLite and any later backend are held to one contract.
+//! The behaviour every store backend must show, written once: each backend's tests expand
+//! [`contract_tests!`] with a fresh store of their own, so every contract test below runs on
+//! every backend by construction (a new one is a function here and its name in the macro).
 
 use std::sync::Arc;
 
@@ -42,7 +43,8 @@ pub fn texts(q: &[Queued]) -> Vec<String> {
 }
 
 /// Each event is queued once per channel, in acceptance order, with its call and type.
-pub async fn queues_per_channel_in_order(store: &dyn Store) {
+pub async fn queues_per_channel_in_order(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     accept(store, event(&["a", "b"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
     accept(store, event(&["a"], "3")).await.unwrap();
@@ -62,7 +64,8 @@ pub async fn queues_per_channel_in_order(store: &dyn Store) {
 }
 
 /// Parts, failed attempts, dead letters (with their event), replays and purges.
-pub async fn parts_attempts_dead_letters_and_replays(store: &dyn Store) {
+pub async fn parts_attempts_dead_letters_and_replays(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     accept(store, event(&["a"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
     let q = store.pending("a", 10).await.unwrap();
@@ -95,7 +98,7 @@ pub async fn parts_attempts_dead_letters_and_replays(store: &dyn Store) {
 }
 
 /// Many accepts at once all commit, none lost.
-pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>) {
+pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>, _shared: bool) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
@@ -110,7 +113,8 @@ pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>) {
 }
 
 /// A once-key refuses a second event carrying it until it expires; nothing of the second is kept.
-pub async fn once_keys_refuse_repeats_until_they_expire(store: &dyn Store) {
+pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     let key = |k: &str, ms: i64| OnceKey { key: k.into(), expires_at_ms: now_ms() + ms };
     assert_eq!(store.accept(Some(event(&["a"], "1")), vec![key("e1", 60_000)]).await.unwrap(), Accepted::New);
     assert_eq!(
@@ -128,7 +132,8 @@ pub async fn once_keys_refuse_repeats_until_they_expire(store: &dyn Store) {
 }
 
 /// A call's thread per channel is remembered until the time set after the call ended.
-pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Store) {
+pub async fn threads_are_remembered_per_channel_until_forgotten(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     assert_eq!(store.thread("a", "call-1").await.unwrap(), None);
     let (a, b) = (hold(store, "a").await, hold(store, "b").await);
     store.set_thread(&a, "call-1", "1700000000.000100".into()).await.unwrap();
@@ -144,7 +149,8 @@ pub async fn threads_are_remembered_per_channel_until_forgotten(store: &dyn Stor
 }
 
 /// A call's live transcript message is saved, replaced, and forgotten with the call.
-pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: &dyn Store) {
+pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
     let t = Transcript { message_id: "m1".into(), thread: Some("t1".into()), part: 1, lines: "[]".into() };
     let a = hold(store, "a").await;
@@ -162,7 +168,8 @@ pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: &dyn Store
 /// store that serves one relay; after expiry or release on a `shared` one) with a new token; the
 /// old token's writes are refused and change nothing; the pacing state and the broken mark go
 /// to whoever holds the channel next.
-pub async fn leases_fence_off_the_previous_holder(store: &dyn Store, shared: bool) {
+pub async fn leases_fence_off_the_previous_holder(store: Arc<dyn Store>, shared: bool) {
+    let store = &*store;
     accept(store, event(&["a"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
     let first = store.lease("a", "relay-1", 60_000, None).await.unwrap().unwrap();
@@ -216,7 +223,8 @@ pub async fn leases_fence_off_the_previous_holder(store: &dyn Store, shared: boo
 
 /// Recent events keep each post's latest status (waiting, retrying, delivered, dead-lettered),
 /// per call in order or newest first, count per minute, and are forgotten on request.
-pub async fn recent_events_show_each_posts_status_until_forgotten(store: &dyn Store) {
+pub async fn recent_events_show_each_posts_status_until_forgotten(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
     accept(store, event(&["a", "b"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
     let other = NewEvent { call_id: "other".into(), ..event(&["b"], "3") };
@@ -254,3 +262,33 @@ pub async fn recent_events_show_each_posts_status_until_forgotten(store: &dyn St
     assert!(store.recent(None, 10).await.unwrap().is_empty());
     assert!(store.activity(0).await.unwrap().is_empty());
 }
+
+/// Every contract test above, as `#[tokio::test]`s in a module `contract_suite`, for one backend:
+/// `$fresh().await` gives `Some((guard, store))` (the guard keeps whatever the store needs alive)
+/// or `None` to skip (no server, outside CI); `$shared` says whether several relays share it.
+macro_rules! contract_tests {
+    ($fresh:ident, shared = $shared:expr) => {
+        $crate::store::contract::contract_tests!(@each $fresh, $shared;
+            queues_per_channel_in_order,
+            parts_attempts_dead_letters_and_replays,
+            concurrent_accepts_all_commit,
+            once_keys_refuse_repeats_until_they_expire,
+            threads_are_remembered_per_channel_until_forgotten,
+            transcripts_are_saved_and_forgotten_with_the_call,
+            recent_events_show_each_posts_status_until_forgotten,
+            leases_fence_off_the_previous_holder
+        );
+    };
+    (@each $fresh:ident, $shared:expr; $($name:ident),*) => {
+        mod contract_suite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((_guard, store)) = super::$fresh().await else { return };
+                    $crate::store::contract::$name(store, $shared).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use contract_tests;

@@ -1,7 +1,9 @@
 //! The durable store: accepted events, each channel's queue of entries pointing at them (the
-//! dispatcher's work list, in acceptance order), dead letters, and each channel's lane lease. One
-//! trait, two backends: embedded SQLite ([`sqlite::SqliteStore`], the default, one relay) and
-//! PostgreSQL ([`postgres::PgStore`], shared by several relays).
+//! dispatcher's work list, in acceptance order), dead letters, what each channel holds of a call,
+//! each channel's lane lease, and the console's statistics. One trait per concern ([`Intake`],
+//! [`Queue`], [`Calls`], [`Leases`], [`Stats`]; [`Store`] is all of them), two backends, each a
+//! folder with a file per concern: embedded SQLite ([`sqlite::SqliteStore`], the default, one
+//! relay) and PostgreSQL ([`postgres::PgStore`], shared by several relays).
 
 pub mod postgres;
 pub mod sqlite;
@@ -226,14 +228,20 @@ pub struct LaneState {
     pub broken: Option<String>,
 }
 
-/// Durable storage of accepted events, their queue entries and dead letters. Every method commits
-/// before it returns.
+/// Intake: committing accepted events and their once-keys, and whether a write would succeed now. Every method commits before it returns.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Intake: Send + Sync {
     /// Commits an event (when there is one to queue) and once-keys together, unless one of the
     /// keys is still remembered (then writes nothing). The receiver answers 200 only after this
     /// returns.
     async fn accept(&self, event: Option<NewEvent>, once: Vec<OnceKey>) -> Result<Accepted, StoreError>;
+    /// Whether a write of about `bytes` would succeed now (for `/readyz`); nothing is kept.
+    async fn ping(&self, bytes: usize) -> Result<(), StoreError>;
+}
+
+/// The lanes' queues and the dead letters. Every method commits before it returns.
+#[async_trait]
+pub trait Queue: Send + Sync {
     /// The oldest `limit` queue entries of a channel, in order.
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
     /// Removes delivered entries (and events no entry points at any more).
@@ -253,8 +261,16 @@ pub trait Store: Send + Sync {
     async fn requeue(&self, dead_letter: i64) -> Result<(), StoreError>;
     /// Deletes dead letters that failed before `before_ms` (all when `None`); how many.
     async fn purge(&self, before_ms: Option<i64>) -> Result<usize, StoreError>;
-    /// Whether a write of about `bytes` would succeed now (for `/readyz`); nothing is kept.
-    async fn ping(&self, bytes: usize) -> Result<(), StoreError>;
+    /// Channels with newly queued entries, as other relays commit them (PostgreSQL's
+    /// LISTEN/NOTIFY). A hint only: lanes poll as well. `None` when the backend has none.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+}
+
+/// What each channel holds of a call: its thread and its live transcript. Every method commits before it returns.
+#[async_trait]
+pub trait Calls: Send + Sync {
     /// The thread a call's posts go into on a channel (a Slack `ts`, a Discord thread id; empty
     /// when the call is posted flat), if one was started.
     async fn thread(&self, channel: &str, call_id: &str) -> Result<Option<String>, StoreError>;
@@ -267,6 +283,11 @@ pub trait Store: Send + Sync {
     async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError>;
     /// Saves a call's live transcript message on the fence's channel.
     async fn set_transcript(&self, fence: &Fence, call_id: &str, transcript: Transcript) -> Result<(), StoreError>;
+}
+
+/// Lane leases with fencing tokens, the pacing and broken marks kept with them. Every method commits before it returns.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// Takes or renews the lease on `channel`'s lane for `owner` until `ttl_ms` from now (by the
     /// database's clock). `held`: the token this owner holds, to renew it. Granted when the
     /// channel is free, its lease expired, or `held` is still current; otherwise `None`. A new
@@ -289,6 +310,11 @@ pub trait Store: Send + Sync {
     async fn clear_broken(&self) -> Result<(), StoreError>;
     /// Every channel lane the store knows of.
     async fn lanes(&self) -> Result<Vec<LaneState>, StoreError>;
+}
+
+/// The console's recent events, post statuses and per-minute activity. Every method commits before it returns.
+#[async_trait]
+pub trait Stats: Send + Sync {
     /// The most recent `limit` accepted events (of one call, in order, when `call` is given; else
     /// newest first) with their posts' status, among those kept (see [`Store::forget_recent`]).
     async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError>;
@@ -296,12 +322,14 @@ pub trait Store: Send + Sync {
     async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError>;
     /// Forgets recent events accepted, and post statuses recorded, before `before_ms`.
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError>;
-    /// Channels with newly queued entries, as other relays commit them (PostgreSQL's
-    /// LISTEN/NOTIFY). A hint only: lanes poll as well. `None` when the backend has none.
-    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        None
-    }
 }
+
+/// Durable storage: every part above, as one backend provides them (SQLite, PostgreSQL; each
+/// implements one part per file). The relay shares one `Arc<dyn Store>`; a backend's contract
+/// is [`contract`]'s suite.
+pub trait Store: Intake + Queue + Calls + Leases + Stats {}
+
+impl<T: Intake + Queue + Calls + Leases + Stats> Store for T {}
 
 /// A call's live transcript on a channel: the message being edited and what it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,10 @@
 
 use deadpool_postgres::Client;
 
-/// The version this release writes.
-pub const VERSION: i32 = 2;
+/// The version this release writes. 3: the columns for bodies rendered before version 2
+/// (`queue.body`, `queue.coalesce`, `dead_letters.body`) are gone; nothing ever wrote them here,
+/// since PostgreSQL stores began at version 2.
+pub const VERSION: i32 = 3;
 
 /// Serialises schema changes across relays (`pg_advisory_xact_lock` key).
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_7265_6c61; // "callrela"
@@ -22,8 +24,6 @@ CREATE TABLE IF NOT EXISTS queue (
     id          BIGSERIAL PRIMARY KEY,
     channel     TEXT    NOT NULL,
     event_id    BIGINT  NOT NULL,
-    body        TEXT,
-    coalesce    BOOLEAN NOT NULL DEFAULT FALSE,
     sent_parts  INTEGER NOT NULL DEFAULT 0,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_answer TEXT
@@ -35,7 +35,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     channel     TEXT    NOT NULL,
     call_id     TEXT    NOT NULL,
     event_type  TEXT    NOT NULL,
-    body        TEXT,
     event       TEXT,
     reason      TEXT    NOT NULL,
     attempts    INTEGER NOT NULL,
@@ -98,6 +97,13 @@ pub async fn upgrade(client: &mut Client) -> Result<(), String> {
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| e.to_string())?;
     tx.batch_execute(TABLES).await.map_err(|e| e.to_string())?;
+    // From version 2: drop the columns of pre-version-2 bodies (always empty here).
+    tx.batch_execute(
+        "ALTER TABLE queue DROP COLUMN IF EXISTS body, DROP COLUMN IF EXISTS coalesce;
+         ALTER TABLE dead_letters DROP COLUMN IF EXISTS body;",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let found: Option<i32> =
         tx.query_opt("SELECT version FROM callrelay_schema", &[]).await.map_err(|e| e.to_string())?.map(|r| r.get(0));
     match found {

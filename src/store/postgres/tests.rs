@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::store::contract;
+use crate::store::*;
 
 /// The server tests use: `CALLRELAY_TEST_POSTGRES`, else the local one.
 fn server_url() -> String {
@@ -38,53 +39,12 @@ async fn fresh() -> Option<PgStore> {
     Some(PgStore::connect(&url, false).await.unwrap())
 }
 
-#[tokio::test]
-async fn contract_queues_per_channel_in_order() {
-    let Some(store) = fresh().await else { return };
-    contract::queues_per_channel_in_order(&store).await;
+/// A fresh store in a schema of its own for the contract; `None` without a server outside CI.
+async fn fresh_contract() -> Option<((), Arc<dyn crate::store::Store>)> {
+    Some(((), Arc::new(fresh().await?)))
 }
 
-#[tokio::test]
-async fn contract_parts_attempts_dead_letters_and_replays() {
-    let Some(store) = fresh().await else { return };
-    contract::parts_attempts_dead_letters_and_replays(&store).await;
-}
-
-#[tokio::test]
-async fn contract_concurrent_accepts_all_commit() {
-    let Some(store) = fresh().await else { return };
-    contract::concurrent_accepts_all_commit(Arc::new(store)).await;
-}
-
-#[tokio::test]
-async fn contract_once_keys_refuse_repeats_until_they_expire() {
-    let Some(store) = fresh().await else { return };
-    contract::once_keys_refuse_repeats_until_they_expire(&store).await;
-}
-
-#[tokio::test]
-async fn contract_threads_are_remembered_per_channel_until_forgotten() {
-    let Some(store) = fresh().await else { return };
-    contract::threads_are_remembered_per_channel_until_forgotten(&store).await;
-}
-
-#[tokio::test]
-async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
-    let Some(store) = fresh().await else { return };
-    contract::transcripts_are_saved_and_forgotten_with_the_call(&store).await;
-}
-
-#[tokio::test]
-async fn contract_recent_events_show_each_posts_status_until_forgotten() {
-    let Some(store) = fresh().await else { return };
-    contract::recent_events_show_each_posts_status_until_forgotten(&store).await;
-}
-
-#[tokio::test]
-async fn contract_leases_fence_off_the_previous_holder() {
-    let Some(store) = fresh().await else { return };
-    contract::leases_fence_off_the_previous_holder(&store, true).await;
-}
+contract::contract_tests!(fresh_contract, shared = true);
 
 #[tokio::test]
 async fn two_relays_starting_together_and_racing_for_one_event_accept_it_once() {
@@ -222,4 +182,37 @@ async fn a_read_only_database_refuses_accepts_and_they_recover_when_it_takes_wri
     assert_eq!(texts.first().map(String::as_str), Some("before"));
     assert_eq!(texts.last().map(String::as_str), Some("after"));
     assert!(!texts.iter().any(|t| t == "while read-only"), "nothing refused was kept: {texts:?}");
+}
+
+#[tokio::test]
+async fn a_version_2_database_loses_its_unused_body_columns_and_keeps_its_queue() {
+    let Some(url) = fresh_schema().await else { return };
+    // A database as version 2 left it: the pre-version-2 body columns, and an entry queued.
+    let store = PgStore::connect(&url, false).await.unwrap();
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(
+        "ALTER TABLE queue ADD COLUMN body TEXT, ADD COLUMN coalesce BOOLEAN NOT NULL DEFAULT FALSE;
+         ALTER TABLE dead_letters ADD COLUMN body TEXT; UPDATE callrelay_schema SET version = 2;",
+    )
+    .await
+    .unwrap();
+    contract::accept(&store, contract::event(&["a"], "kept")).await.unwrap();
+    drop(store);
+
+    let store = PgStore::connect(&url, false).await.unwrap();
+    let columns: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema()
+             AND ((table_name = 'queue' AND column_name IN ('body', 'coalesce'))
+               OR (table_name = 'dead_letters' AND column_name = 'body'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 0, "the unused columns are dropped");
+    let version: i32 = db.query_one("SELECT version FROM callrelay_schema", &[]).await.unwrap().get(0);
+    assert_eq!(version, schema::VERSION);
+    assert_eq!(contract::texts(&store.pending("a", 10).await.unwrap()), ["kept"], "the queue survives");
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::store::contract::{self, accept, event, hold, texts};
+use crate::store::*;
 
 fn fresh() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -16,46 +17,13 @@ async fn count(store: &SqliteStore, table: &'static str) -> i64 {
     store.run(move |c| c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))).await.unwrap()
 }
 
-#[tokio::test]
-async fn contract_queues_per_channel_in_order() {
-    contract::queues_per_channel_in_order(&fresh().1).await;
+/// A fresh store for the contract: its directory is the guard.
+async fn fresh_contract() -> Option<(tempfile::TempDir, Arc<dyn crate::store::Store>)> {
+    let (dir, store) = fresh();
+    Some((dir, Arc::new(store)))
 }
 
-#[tokio::test]
-async fn contract_parts_attempts_dead_letters_and_replays() {
-    contract::parts_attempts_dead_letters_and_replays(&fresh().1).await;
-}
-
-#[tokio::test]
-async fn contract_concurrent_accepts_all_commit() {
-    let (_dir, store) = fresh();
-    contract::concurrent_accepts_all_commit(Arc::new(store)).await;
-}
-
-#[tokio::test]
-async fn contract_once_keys_refuse_repeats_until_they_expire() {
-    contract::once_keys_refuse_repeats_until_they_expire(&fresh().1).await;
-}
-
-#[tokio::test]
-async fn contract_threads_are_remembered_per_channel_until_forgotten() {
-    contract::threads_are_remembered_per_channel_until_forgotten(&fresh().1).await;
-}
-
-#[tokio::test]
-async fn contract_transcripts_are_saved_and_forgotten_with_the_call() {
-    contract::transcripts_are_saved_and_forgotten_with_the_call(&fresh().1).await;
-}
-
-#[tokio::test]
-async fn contract_recent_events_show_each_posts_status_until_forgotten() {
-    contract::recent_events_show_each_posts_status_until_forgotten(&fresh().1).await;
-}
-
-#[tokio::test]
-async fn contract_leases_fence_off_the_previous_holder() {
-    contract::leases_fence_off_the_previous_holder(&fresh().1, false).await;
-}
+contract::contract_tests!(fresh_contract, shared = false);
 
 #[tokio::test]
 async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
