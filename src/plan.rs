@@ -107,8 +107,8 @@ pub fn plan(
     context: &Value,
     call: &Call,
 ) -> Result<Plan, RenderError> {
-    let threaded = channel.threads == Threads::PerCall && !call.no_threads;
     let style = rules(channel.platform).threads();
+    let threaded = channel.threads == Threads::PerCall && !call.no_threads && style != ThreadStyle::Unthreaded;
     let ended = event_type == EventType::CallEnded;
     let transcript = channel.live_transcript && event_type == EventType::Message;
     let summary_mode = threaded
@@ -167,7 +167,9 @@ pub fn plan(
                 ThreadStyle::Parent => renderer
                     .render_kind(channel, "thread_parent", context)
                     .map(|r| Start::Parent(r.posts.into_iter().next().unwrap_or_default())),
-                ThreadStyle::Named { .. } => renderer.thread_name(channel, context).map(Start::Named),
+                ThreadStyle::Named { .. } | ThreadStyle::Unthreaded => {
+                    renderer.thread_name(channel, context).map(Start::Named)
+                }
             });
             Where::Started
         }

@@ -58,7 +58,7 @@ pub fn start(state: web::Data<State>) -> Option<u16> {
                     .add((header::REFERRER_POLICY, "no-referrer"))
                     .add((header::CACHE_CONTROL, "no-store")),
             )
-            .route("/static/console.css", web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) }))
+            .route("/static/console.css", web::get().to(|| async { asset("text/css; charset=utf-8", stylesheet()) }))
             .route("/static/console.js", web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
             .route("/login", web::get().to(auth::login_form))
             .route("/login", web::post().to(auth::login))
@@ -95,6 +95,12 @@ pub fn start(state: web::Data<State>) -> Option<u16> {
             None
         }
     }
+}
+
+/// The console's stylesheet, followed by every platform's preview styles.
+fn stylesheet() -> &'static str {
+    static CSS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSS.get_or_init(|| crate::platforms::all().fold(STYLE.to_owned(), |css, p| css + "\n" + p.preview_css()))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {

@@ -7,6 +7,7 @@
 pub mod discord;
 mod preview;
 pub mod slack;
+pub mod teams;
 
 use std::sync::Arc;
 use std::time::Duration;

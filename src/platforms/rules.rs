@@ -7,7 +7,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
-use super::{discord, slack, Fitted, Refused, Sink};
+use super::{discord, slack, teams, Fitted, Refused, Sink};
 use super::{Built, Channel, ChannelProblem, Platform, Target};
 use crate::config::ChannelConfig;
 
@@ -36,6 +36,8 @@ pub enum ThreadStyle {
         /// The longest name the platform takes.
         max_name_chars: usize,
     },
+    /// None: the platform cannot thread (its channels refuse `threads = "per_call"` at load).
+    Unthreaded,
 }
 
 /// A platform, as everything outside its folder sees it.
@@ -65,6 +67,8 @@ pub trait Rules: Send + Sync {
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink>;
     /// One post as the platform would show it, for the console.
     fn preview(&self, body: &Value) -> Markup;
+    /// The stylesheet of [`Rules::preview`]'s markup.
+    fn preview_css(&self) -> &'static str;
     /// The shipped templates, as (path under `templates/`, text): built into the binary as
     /// fallbacks for files missing from the templates directory.
     fn builtin_templates(&self) -> &'static [(&'static str, &'static str)];
@@ -82,7 +86,7 @@ pub trait Rules: Send + Sync {
 
 /// The registry: every platform the relay posts to. A new platform is a folder beside these
 /// and one line here.
-const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord];
+const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord, &teams::Teams];
 
 /// The platform of a channel.
 pub fn rules(platform: Platform) -> &'static dyn Rules {

@@ -42,8 +42,8 @@ fn unknown_keys_are_errors_naming_file_line_and_key() {
     let e = load_text("[channels.live]\nkind = \"slack\"\nwebhook_url = \"https://x.test/h\"\nusername = \"Bot\"\n")
         .unwrap_err();
     assert!(e.contains("channels.live") && e.contains("username"), "{e}");
-    let e = load_text("[channels.live]\nkind = \"teams\"\nwebhook_url = \"https://x.test/h\"\n").unwrap_err();
-    assert!(e.contains("channels.live") && e.contains("teams"), "{e}");
+    let e = load_text("[channels.live]\nkind = \"pager\"\nwebhook_url = \"https://x.test/h\"\n").unwrap_err();
+    assert!(e.contains("channels.live") && e.contains("unknown kind `pager` (known: slack, discord, teams)"), "{e}");
 }
 
 #[test]

@@ -22,5 +22,6 @@ mod routes;
 mod security;
 mod slack_app;
 mod standins;
+mod teams;
 mod threads;
 mod transcript;

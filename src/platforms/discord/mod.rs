@@ -79,6 +79,10 @@ impl Rules for Discord {
         preview::discord(body)
     }
 
+    fn preview_css(&self) -> &'static str {
+        include_str!("preview.css")
+    }
+
     fn builtin_templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }

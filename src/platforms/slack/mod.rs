@@ -89,6 +89,10 @@ impl Rules for Slack {
         preview::slack(body)
     }
 
+    fn preview_css(&self) -> &'static str {
+        include_str!("preview.css")
+    }
+
     fn builtin_templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }

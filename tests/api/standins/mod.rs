@@ -4,6 +4,7 @@
 
 pub mod discord;
 pub mod slack;
+pub mod teams;
 
 use serde_json::Value;
 
