@@ -159,6 +159,10 @@ pub fn plan(
         return Ok(plan);
     }
     plan.place = match &call.thread {
+        // A keyed thread needs nothing remembered: every post names it by the call's id.
+        _ if style == ThreadStyle::Keyed => {
+            Where::Thread(context.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned())
+        }
         Thread::Flat => Where::Channel,
         Thread::Open(id) | Thread::SummaryParent(id) => Where::Thread(id.clone()),
         Thread::None if summary_mode => Where::FirstPostIsParent,
@@ -167,7 +171,7 @@ pub fn plan(
                 ThreadStyle::Parent => renderer
                     .render_kind(channel, "thread_parent", context)
                     .map(|r| Start::Parent(r.posts.into_iter().next().unwrap_or_default())),
-                ThreadStyle::Named { .. } | ThreadStyle::Unthreaded => {
+                ThreadStyle::Named { .. } | ThreadStyle::Keyed | ThreadStyle::Unthreaded => {
                     renderer.thread_name(channel, context).map(Start::Named)
                 }
             });

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::config::{TemplateOverrides, WebhookUrl};
 use crate::platforms::discord::DISCORD;
+use crate::platforms::google_chat::GOOGLE_CHAT;
 use crate::platforms::slack::SLACK;
 use crate::platforms::{Platform, Target};
 
@@ -100,6 +101,9 @@ fn each_channel_event_and_call_state_has_one_plan() {
         (DISCORD, PerCall, false, ended(), with(open()), ("-", "thread 1.2", 1, "call_ended", false)),
         (DISCORD, PerCall, true, message(), none.clone(), ("named", "started", 1, "transcript", false)),
         (DISCORD, PerCall, false, message(), no_threads, ("-", "channel", 1, "message", false)),
+        (GOOGLE_CHAT, PerCall, false, message(), none.clone(), ("-", "thread call-1", 1, "message", false)),
+        (GOOGLE_CHAT, PerCall, false, ended(), with(open()), ("-", "thread call-1", 1, "call_ended", false)),
+        (GOOGLE_CHAT, Flat, false, message(), none.clone(), ("-", "channel", 1, "message", false)),
     ];
     for (platform, threads, live, event, call, expected) in table {
         let r = renderer_for(platform);

@@ -5,6 +5,7 @@
 //! sleep; whoever drives them decides about retries.
 
 pub mod discord;
+pub mod google_chat;
 mod preview;
 pub mod slack;
 pub mod teams;

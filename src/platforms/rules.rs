@@ -7,7 +7,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
-use super::{discord, slack, teams, Fitted, Refused, Sink};
+use super::{discord, google_chat, slack, teams, Fitted, Refused, Sink};
 use super::{Built, Channel, ChannelProblem, Platform, Target};
 use crate::config::ChannelConfig;
 
@@ -36,6 +36,9 @@ pub enum ThreadStyle {
         /// The longest name the platform takes.
         max_name_chars: usize,
     },
+    /// Every post names the call's thread by a key (the call's id): the platform starts the
+    /// thread with the first and keeps it, so nothing is stored (Google Chat).
+    Keyed,
     /// None: the platform cannot thread (its channels refuse `threads = "per_call"` at load).
     Unthreaded,
 }
@@ -86,7 +89,7 @@ pub trait Rules: Send + Sync {
 
 /// The registry: every platform the relay posts to. A new platform is a folder beside these
 /// and one line here.
-const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord, &teams::Teams];
+const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord, &teams::Teams, &google_chat::GoogleChat];
 
 /// The platform of a channel.
 pub fn rules(platform: Platform) -> &'static dyn Rules {

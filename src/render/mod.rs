@@ -163,7 +163,7 @@ impl Renderer {
         let name = value.as_str().ok_or_else(|| at.fail(None, "the output must be a JSON string".into()))?;
         let max = match rules(channel.platform).threads() {
             ThreadStyle::Named { max_name_chars } => max_name_chars,
-            ThreadStyle::Parent | ThreadStyle::Unthreaded => usize::MAX,
+            ThreadStyle::Parent | ThreadStyle::Keyed | ThreadStyle::Unthreaded => usize::MAX,
         };
         let name = crate::text::truncate(name.trim(), max);
         Ok(if name.is_empty() { platforms::NO_TEXT.to_owned() } else { name })

@@ -8,6 +8,7 @@ mod console;
 mod delivery;
 mod deploy;
 mod durability;
+mod google_chat;
 mod helpers;
 mod hostile;
 mod mentions;

@@ -3,6 +3,7 @@
 //! feature is tested against the same answers as the rest.
 
 pub mod discord;
+pub mod google_chat;
 pub mod slack;
 pub mod teams;
 
