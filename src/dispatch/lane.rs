@@ -136,8 +136,16 @@ impl Lane {
     /// Posts one body, paced: counts it against the budget, and holds the lane for as long as
     /// the platform's answer asks.
     pub(super) async fn post(&mut self, body: &str, place: &Place) -> Posted {
+        self.post_as(body, place, None).await
+    }
+
+    /// As [`Lane::post`], naming the post by `key` when it has one (see [`Sink::post_as`]).
+    pub(super) async fn post_as(&mut self, body: &str, place: &Place, key: Option<&str>) -> Posted {
         self.pacer.record(Instant::now());
-        let posted = self.sink.post(body, place).await;
+        let posted = match key {
+            Some(key) => self.sink.post_as(body, place, key).await,
+            None => self.sink.post(body, place).await,
+        };
         if let Some(pause) = posted.pause {
             self.pacer.block_until(Instant::now() + pause);
         }
@@ -203,7 +211,10 @@ impl Lane {
         if !self.edit_allowed(&place).await {
             return;
         }
-        let posted = self.post(&body, &place).await;
+        // The same key on every attempt of this part of this entry (entry ids alone are reused
+        // once deleted; with the call and the time accepted they name one post).
+        let key = format!("{}/{}/{}/{}", head.call_id, head.accepted_at_ms, head.id, sent);
+        let posted = self.post_as(&body, &place, Some(&key)).await;
         match posted.outcome {
             Outcome::Delivered => {
                 if let Place::NewThread(_) = &place {

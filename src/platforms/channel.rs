@@ -21,6 +21,16 @@ impl Platform {
 pub enum Target {
     /// A webhook URL (as the platform rewrote it, such as Discord's `/api/v10/…?wait=true`).
     Webhook(WebhookUrl),
+    /// An HTTP endpoint of the user's (a CRM, a workflow tool), with the secrets that sign each
+    /// request and the headers sent with it.
+    Endpoint {
+        /// The URL.
+        url: WebhookUrl,
+        /// Standard Webhooks signing secrets (`whsec_…`), decoded; several while one is rotated.
+        signing_keys: Vec<Secret>,
+        /// Headers sent with every request (values may be secrets).
+        headers: Vec<(String, Secret)>,
+    },
     /// A platform's Web API with a token, into one of its channels (a Slack app).
     App {
         /// The API's base URL (`https://slack.com/api`).
@@ -37,7 +47,7 @@ impl Target {
     /// token.
     pub fn shown(&self) -> String {
         match self {
-            Target::Webhook(url) => url.redacted(),
+            Target::Webhook(url) | Target::Endpoint { url, .. } => url.redacted(),
             Target::App { api_url, channel, .. } => {
                 format!("app, channel {channel} via {}", api_url.host_str().unwrap_or("?"))
             }

@@ -6,6 +6,7 @@
 
 pub mod discord;
 pub mod google_chat;
+pub mod http;
 mod preview;
 pub mod slack;
 pub mod teams;
@@ -255,6 +256,13 @@ pub(crate) fn cut(t: &mut String, max: usize, what: &str, notes: &mut Vec<String
 pub trait Sink: Send + Sync {
     /// Posts `body` (a JSON document) once, at `place`, and classifies the answer.
     async fn post(&self, body: &str, place: &Place) -> Posted;
+
+    /// As [`Sink::post`], for a post that `key` names: the same key on every attempt of the same
+    /// post (a queue entry and its part), for platforms that let receivers recognise a retry.
+    async fn post_as(&self, body: &str, place: &Place, key: &str) -> Posted {
+        let _ = key;
+        self.post(body, place).await
+    }
 }
 
 // reqwest errors carry the request URL, which holds the webhook's token: `without_url` drops it.
@@ -379,7 +387,7 @@ mod answers {
     #[tokio::test]
     async fn a_long_answer_is_read_whole_and_shown_cut() {
         let body = format!("{{\"ok\":true,\"ts\":\"1.2\",\"message\":{{\"text\":\"{}\"}}}}", "x".repeat(50_000));
-        let response = http::Response::builder().status(200).body(body.clone()).unwrap();
+        let response = ::http::Response::builder().status(200).body(body.clone()).unwrap();
         let answer = Answer::read(Ok(reqwest::Response::from(response))).await.unwrap();
         assert_eq!(answer.body, body);
         assert!(!answer.cut);

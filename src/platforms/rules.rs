@@ -7,7 +7,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
-use super::{discord, google_chat, slack, teams, Fitted, Refused, Sink};
+use super::{discord, google_chat, http, slack, teams, Fitted, Refused, Sink};
 use super::{Built, Channel, ChannelProblem, Platform, Target};
 use crate::config::ChannelConfig;
 
@@ -89,7 +89,8 @@ pub trait Rules: Send + Sync {
 
 /// The registry: every platform the relay posts to. A new platform is a folder beside these
 /// and one line here.
-const PLATFORMS: &[&dyn Rules] = &[&slack::Slack, &discord::Discord, &teams::Teams, &google_chat::GoogleChat];
+const PLATFORMS: &[&dyn Rules] =
+    &[&slack::Slack, &discord::Discord, &teams::Teams, &google_chat::GoogleChat, &http::Http];
 
 /// The platform of a channel.
 pub fn rules(platform: Platform) -> &'static dyn Rules {

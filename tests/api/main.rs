@@ -11,6 +11,7 @@ mod durability;
 mod google_chat;
 mod helpers;
 mod hostile;
+mod http;
 mod mentions;
 mod ops;
 mod platform_rules;

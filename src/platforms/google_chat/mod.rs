@@ -69,7 +69,9 @@ impl Rules for GoogleChat {
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
         match target {
             Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
-            Target::App { .. } => unreachable!("a Google Chat channel's target is always a webhook"),
+            Target::App { .. } | Target::Endpoint { .. } => {
+                unreachable!("a Google Chat channel's target is always a webhook")
+            }
         }
     }
 

@@ -82,6 +82,7 @@ impl Rules for Slack {
             Target::App { api_url, token, channel } => {
                 Arc::new(app::AppSink::new(api_url, token.clone(), channel.clone(), client))
             }
+            Target::Endpoint { .. } => unreachable!("a Slack channel's target is a webhook or an app"),
         }
     }
 
@@ -113,7 +114,7 @@ impl Rules for Slack {
     fn shared_edit_budget(&self, target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {
         match target {
             Target::App { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
-            Target::Webhook(_) => None,
+            Target::Webhook(_) | Target::Endpoint { .. } => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod discord;
 pub mod google_chat;
+pub mod http;
 pub mod slack;
 pub mod teams;
 
