@@ -17,7 +17,7 @@ fn channel(platform: Platform, threads: Threads, live_transcript: bool) -> Chann
     Channel {
         name: "c".into(),
         platform,
-        target: Ok(Target::Webhook(WebhookUrl::parse("https://example.test/hook").unwrap())),
+        target: Ok(Target::webhook(WebhookUrl::parse("https://example.test/hook").unwrap())),
         username: None,
         avatar_url: None,
         coalesce: true,

@@ -1,9 +1,11 @@
 //! A channel as the relay runs it: its platform, where it posts, and the keys every channel has;
 //! and what a platform makes of a channel's keys ([`Built`]).
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Secret, TemplateOverrides, Threads, WebhookUrl};
+use crate::config::{TemplateOverrides, Threads, WebhookUrl};
 
 /// A channel's platform: its `kind`, as registered in [`super::rules`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,42 +18,40 @@ impl Platform {
     }
 }
 
-/// Where a channel posts.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// A webhook URL (as the platform rewrote it, such as Discord's `/api/v10/…?wait=true`).
-    Webhook(WebhookUrl),
-    /// An HTTP endpoint of the user's (a CRM, a workflow tool), with the secrets that sign each
-    /// request and the headers sent with it.
-    Endpoint {
-        /// The URL.
-        url: WebhookUrl,
-        /// Standard Webhooks signing secrets (`whsec_…`), decoded; several while one is rotated.
-        signing_keys: Vec<Secret>,
-        /// Headers sent with every request (values may be secrets).
-        headers: Vec<(String, Secret)>,
-    },
-    /// A platform's Web API with a token, into one of its channels (a Slack app).
-    App {
-        /// The API's base URL (`https://slack.com/api`).
-        api_url: url::Url,
-        /// The token.
-        token: Secret,
-        /// The channel's ID.
-        channel: String,
-    },
+/// Where a channel posts: what its platform made of the channel's keys (a webhook URL, an app's
+/// token and channel, an endpoint with its secrets), which only that platform reads, and a form
+/// safe to print.
+#[derive(Clone)]
+pub struct Target {
+    shown: String,
+    inner: Arc<dyn Any + Send + Sync>,
 }
 
 impl Target {
-    /// A form safe to print: the webhook's host, or the app's channel and API host; never a
-    /// token.
+    /// A target holding `inner`, printed as `shown` (which must hold no secret).
+    pub fn new<T: Any + Send + Sync>(shown: String, inner: T) -> Target {
+        Target { shown, inner: Arc::new(inner) }
+    }
+
+    /// A webhook URL's target, printed as its scheme and host.
+    pub fn webhook(url: WebhookUrl) -> Target {
+        Target::new(url.redacted(), url)
+    }
+
+    /// A form safe to print: never a token or a URL's path.
     pub fn shown(&self) -> String {
-        match self {
-            Target::Webhook(url) | Target::Endpoint { url, .. } => url.redacted(),
-            Target::App { api_url, channel, .. } => {
-                format!("app, channel {channel} via {}", api_url.host_str().unwrap_or("?"))
-            }
-        }
+        self.shown.clone()
+    }
+
+    /// What the platform put in it, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.inner.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({})", self.shown)
     }
 }
 

@@ -21,7 +21,7 @@ fn channel(name: &str, platform: Platform) -> Channel {
     Channel {
         name: name.into(),
         platform,
-        target: Ok(Target::Webhook(WebhookUrl::parse("https://example.test/hook").unwrap())),
+        target: Ok(Target::webhook(WebhookUrl::parse("https://example.test/hook").unwrap())),
         username: Some("Relay".into()),
         avatar_url: None,
         coalesce: true,

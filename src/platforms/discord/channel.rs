@@ -49,7 +49,7 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
         true => None,
         false => {
             let url = WebhookUrl::parse(&c.webhook_url).map_err(|m| format!("`webhook_url` {m}"))?;
-            Some(Target::Webhook(webhook::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?))
+            Some(Target::webhook(webhook::execute_url(&url).map_err(|m| format!("`webhook_url` {m}"))?))
         }
     };
     Ok(Built {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use fit::{check_username, embed_chars, merge, MAX_THREAD_NAME_CHARS};
 
+use crate::config::WebhookUrl;
 use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
 
 /// Discord, as the rest of the relay sees it.
@@ -69,12 +70,8 @@ impl Rules for Discord {
 
     /// Discord channels post to webhooks only (see `channel::build`).
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
-        match target {
-            Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
-            Target::App { .. } | Target::Endpoint { .. } => {
-                unreachable!("a Discord channel's target is always a webhook")
-            }
-        }
+        let url = target.get::<WebhookUrl>().expect("a Discord channel's target is its webhook URL");
+        Arc::new(webhook::WebhookSink::new(url.clone(), client))
     }
 
     fn preview(&self, body: &Value) -> Markup {

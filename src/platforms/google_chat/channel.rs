@@ -41,7 +41,7 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
     }
     let target = match c.webhook_url.contains("${") {
         true => None,
-        false => Some(Target::Webhook(WebhookUrl::parse(&c.webhook_url).map_err(|m| format!("`webhook_url` {m}"))?)),
+        false => Some(Target::webhook(WebhookUrl::parse(&c.webhook_url).map_err(|m| format!("`webhook_url` {m}"))?)),
     };
     Ok(Built {
         target,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
+use crate::config::WebhookUrl;
 use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
 
 /// Google Chat, as the rest of the relay sees it.
@@ -67,12 +68,8 @@ impl Rules for GoogleChat {
     }
 
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
-        match target {
-            Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
-            Target::App { .. } | Target::Endpoint { .. } => {
-                unreachable!("a Google Chat channel's target is always a webhook")
-            }
-        }
+        let url = target.get::<WebhookUrl>().expect("a Google Chat channel's target is its webhook URL");
+        Arc::new(webhook::WebhookSink::new(url.clone(), client))
     }
 
     fn preview(&self, body: &Value) -> Markup {

@@ -48,6 +48,17 @@ pub enum OneOrMany {
     Many(Vec<Secret>),
 }
 
+/// Where an HTTP channel posts, and how.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The URL.
+    pub url: WebhookUrl,
+    /// Standard Webhooks signing secrets; several while one is rotated.
+    pub signing_keys: Vec<Secret>,
+    /// Headers sent with every request (values are secrets).
+    pub headers: Vec<(String, Secret)>,
+}
+
 /// Headers only the relay sets.
 const RESERVED_HEADERS: [&str; 5] =
     ["content-type", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature"];
@@ -98,7 +109,7 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
             signing_keys.push(s.clone());
         }
         let headers = c.headers.into_iter().collect();
-        Some(Target::Endpoint { url, signing_keys, headers })
+        Some(Target::new(url.redacted(), Endpoint { url, signing_keys, headers }))
     };
     Ok(Built {
         target,

@@ -66,12 +66,8 @@ impl Rules for Http {
     }
 
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
-        match target {
-            Target::Endpoint { url, signing_keys, headers } => {
-                Arc::new(webhook::EndpointSink::new(url.clone(), signing_keys.clone(), headers.clone(), client))
-            }
-            _ => unreachable!("an HTTP channel's target is always an endpoint"),
-        }
+        let e = target.get::<channel::Endpoint>().expect("an HTTP channel's target is its endpoint");
+        Arc::new(webhook::EndpointSink::new(e.url.clone(), e.signing_keys.clone(), e.headers.clone(), client))
     }
 
     fn preview(&self, body: &Value) -> Markup {

@@ -49,6 +49,22 @@ pub struct SlackChannelConfig {
     pub rate_limit: Option<Vec<String>>,
 }
 
+/// Where a Slack channel posts.
+#[derive(Debug, Clone)]
+pub enum SlackTarget {
+    /// An incoming webhook.
+    Webhook(WebhookUrl),
+    /// A Slack app: the Web API with a bot token, into one channel.
+    App {
+        /// The Web API's base URL (`https://slack.com/api`).
+        api_url: url::Url,
+        /// The bot token.
+        token: Secret,
+        /// The channel's ID.
+        channel: String,
+    },
+}
+
 /// The Slack part of a channel, or what is wrong with its keys.
 pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built, ChannelProblem> {
     let c: SlackChannelConfig = crate::platforms::keys(keys)?;
@@ -76,7 +92,10 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
             }
             match unset(url) {
                 true => None,
-                false => Some(Target::Webhook(WebhookUrl::parse(url).map_err(|m| format!("`webhook_url` {m}"))?)),
+                false => {
+                    let url = WebhookUrl::parse(url).map_err(|m| format!("`webhook_url` {m}"))?;
+                    Some(Target::new(url.redacted(), SlackTarget::Webhook(url)))
+                }
             }
         }
         (None, Some(token)) => {
@@ -85,7 +104,10 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
             let api_url = app::base_url(c.api_url.as_deref()).map_err(|m| format!("`api_url` {m}"))?;
             match unset(token.expose()) {
                 true => None,
-                false => Some(Target::App { api_url, token: token.clone(), channel: channel.to_owned() }),
+                false => Some(Target::new(
+                    format!("app, channel {channel} via {}", api_url.host_str().unwrap_or("?")),
+                    SlackTarget::App { api_url, token: token.clone(), channel: channel.to_owned() },
+                )),
             }
         }
     };

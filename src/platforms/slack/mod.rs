@@ -13,6 +13,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
+pub use channel::SlackTarget;
 pub use fit::{escape, escaped_len, merge};
 
 use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
@@ -77,12 +78,11 @@ impl Rules for Slack {
     }
 
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
-        match target {
-            Target::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
-            Target::App { api_url, token, channel } => {
+        match target.get::<SlackTarget>().expect("a Slack channel's target is a SlackTarget") {
+            SlackTarget::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
+            SlackTarget::App { api_url, token, channel } => {
                 Arc::new(app::AppSink::new(api_url, token.clone(), channel.clone(), client))
             }
-            Target::Endpoint { .. } => unreachable!("a Slack channel's target is a webhook or an app"),
         }
     }
 
@@ -112,9 +112,9 @@ impl Rules for Slack {
     /// `chat.update` is Tier 3 per workspace and app: every channel posting with one token
     /// shares its budget.
     fn shared_edit_budget(&self, target: &Target) -> Option<(String, Vec<(u32, Duration)>)> {
-        match target {
-            Target::App { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
-            Target::Webhook(_) | Target::Endpoint { .. } => None,
+        match target.get::<SlackTarget>()? {
+            SlackTarget::App { token, .. } => Some((token.expose().to_owned(), app::EDIT_RATE_LIMIT.to_vec())),
+            SlackTarget::Webhook(_) => None,
         }
     }
 }

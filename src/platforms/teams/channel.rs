@@ -59,7 +59,7 @@ pub fn build(keys: &serde_json::Map<String, serde_json::Value>) -> Result<Built,
                         .into(),
                 });
             }
-            Some(Target::Webhook(url))
+            Some(Target::webhook(url))
         }
     };
     Ok(Built {
