@@ -95,7 +95,7 @@ fn render(state: &State, form: &Form) -> Markup {
     let look = |body: &str| {
         let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
         html! {
-            (crate::platforms::rules(channel.platform).preview(&value))
+            (crate::platforms::rules(channel.platform).preview(channel, &value))
             details { summary { "Exact body (" (body.len()) " bytes)" } pre { (serde_json::to_string_pretty(&value).unwrap_or_default()) } }
         }
     };

@@ -68,8 +68,8 @@ pub trait Rules: Send + Sync {
     fn default_rate_limit(&self) -> Vec<(u32, Duration)>;
     /// A sink posting to a target the platform built (see [`Rules::build`]).
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink>;
-    /// One post as the platform would show it, for the console.
-    fn preview(&self, body: &Value) -> Markup;
+    /// One post to `channel` as the platform would show it, for the console.
+    fn preview(&self, channel: &Channel, body: &Value) -> Markup;
     /// The stylesheet of [`Rules::preview`]'s markup.
     fn preview_css(&self) -> &'static str;
     /// The shipped templates, as (path under `templates/`, text): built into the binary as

@@ -43,7 +43,11 @@ fn unknown_keys_are_errors_naming_file_line_and_key() {
         .unwrap_err();
     assert!(e.contains("channels.live") && e.contains("username"), "{e}");
     let e = load_text("[channels.live]\nkind = \"pager\"\nwebhook_url = \"https://x.test/h\"\n").unwrap_err();
-    assert!(e.contains("channels.live") && e.contains("unknown kind `pager` (known: slack, discord, teams, google_chat, http)"), "{e}");
+    assert!(
+        e.contains("channels.live")
+            && e.contains("unknown kind `pager` (known: slack, discord, teams, google_chat, http)"),
+        "{e}"
+    );
 }
 
 #[test]

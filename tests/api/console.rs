@@ -458,3 +458,36 @@ async fn the_playground_previews_threads_and_transcripts_step_by_step_as_the_lan
     let first_post = app.discord_api.requests().into_iter().map(|(_, _, b)| b).next().unwrap();
     assert_eq!(shown, [first_post], "the transcript message, exactly as the lane posted it");
 }
+
+#[tokio::test]
+async fn the_playground_draws_teams_and_google_chat_cards_and_an_endpoints_request_without_its_secrets() {
+    let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.team]
+kind = "teams"
+webhook_url = "https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=TeAmSsIg"
+[channels.space]
+kind = "google_chat"
+webhook_url = "https://chat.googleapis.com/v1/spaces/A/messages?key=GcKeY&token=GcToKeN"
+[channels.crm]
+kind = "http"
+url = "https://crm.example/hooks?token=CrMuRlToKeN"
+signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+headers = { "Authorization" = "Bearer CrMhEaDeR" }
+[[routes]]
+channels = ["team", "space", "crm"]
+"#;
+    let app = spawn_with(toml).await;
+    let ended = call_ended("call-v", "negative").to_string();
+    let team = preview(&app, &[("channel", "team"), ("event", &ended)]).await;
+    assert!(team.contains("class=\"teams\"") && team.contains("<dt>Caller</dt><dd>John Doe</dd>"), "{team}");
+    let space = preview(&app, &[("channel", "space"), ("event", &ended)]).await;
+    assert!(space.contains("class=\"gchat\"") && space.contains("Account Support"), "{space}");
+    let crm = preview(&app, &[("channel", "crm"), ("event", &ended)]).await;
+    assert!(crm.contains("POST <span class=\"url\">https://crm.example/…</span>"), "{crm}");
+    assert!(crm.contains("Authorization: (secret)") && crm.contains("webhook-signature: v1,(redacted)"), "{crm}");
+    for secret in ["TeAmSsIg", "GcKeY", "GcToKeN", "CrMuRlToKeN", "CrMhEaDeR", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+        assert!(![&team, &space, &crm].iter().any(|p| p.contains(secret)), "{secret} shown");
+    }
+}

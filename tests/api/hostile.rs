@@ -1,5 +1,7 @@
 //! Hostile text end to end: every body stays valid, within limits, and mention-free.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -86,4 +88,68 @@ async fn hostile_text_in_every_field_yields_valid_mention_free_bodies_within_lim
     }
     let all_discord: String = discord.iter().flat_map(strings).collect();
     assert!(all_discord.contains("@everyone"), "text is shown, just never pinged");
+}
+
+/// Every event to a Teams channel, a Google Chat space and a signed HTTP endpoint.
+const NEW_DESTINATIONS: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.team]
+kind = "teams"
+webhook_url = "{slack_base}/workflows/abc123/triggers/manual/paths/invoke?sig=x"
+rate_limit = ["1000/1s"]
+[channels.space]
+kind = "google_chat"
+webhook_url = "{slack_base}/v1/spaces/AAAAspace/messages?key=GcKeY&token=GcToKeNsEcReT"
+threads = "per_call"
+rate_limit = ["1000/1s"]
+[channels.crm]
+kind = "http"
+url = "{slack_base}/crm/hooks/callrelay"
+signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+rate_limit = ["1000/1s"]
+[[routes]]
+events = ["message", "call_ended", "test"]
+channels = ["team", "space", "crm"]
+"#;
+
+#[tokio::test]
+async fn hostile_text_reaches_teams_google_chat_and_endpoints_whole_and_mentions_no_one() {
+    let app = spawn_with(NEW_DESTINATIONS).await;
+    let teams = crate::standins::teams::Teams::mount(&app.slack).await;
+    let chat = crate::standins::google_chat::GoogleChat::mount(&app.slack).await;
+    let crm = crate::standins::http::Endpoint::mount(&app.slack, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").await;
+    let hostile = format!("{} <users/all> <at>Everyone</at> <users/123>", callrelay::samples::hostile_text());
+    let hostile = hostile.as_str();
+    let bodies = [
+        json!({"event_type":"message","call_id":"c-1","message":{"sender":hostile,"message":hostile,"sent_at":hostile},
+               "call_data":{"userName":hostile,"agentId":hostile},"user_name":hostile}),
+        json!({"event_type":"call_ended","call_id":"c-1","user_name":hostile,
+               "evaluation":{"topic":hostile,"user_sentiment":hostile,"duration_minutes":hostile,"messages_count":hostile},
+               "messages":[{"sender":"user","message":hostile},{"sender":"ai","message":hostile,"sent_at":"2024-01-15T10:30:00Z"}]}),
+        json!({"event_type":"test","message":hostile}),
+    ];
+    for b in &bodies {
+        assert_eq!(app.post_event(b).await.status(), 200);
+    }
+    assert!(app.dispatcher.idle(Duration::from_secs(30)).await);
+    let dead = app.dispatcher.store().dead_letters().await.unwrap();
+    assert!(dead.is_empty(), "{:?}", dead.iter().map(|d| &d.reason).collect::<Vec<_>>());
+
+    assert!(teams.accepted().len() >= 3, "every event, within 28 KB (none refused)");
+    assert_eq!(teams.requests(), teams.accepted().len());
+    assert_eq!(teams.mentions(), 0, "no Teams mention");
+    let all_teams: String = teams.accepted().iter().flat_map(strings).collect();
+    assert!(all_teams.contains("<at>Everyone</at>"), "shown as text");
+
+    assert_eq!(chat.requests(), chat.messages().len(), "none refused");
+    assert!(chat.messages().len() >= 3);
+    assert_eq!(chat.mentions(), 0, "no Google Chat mention or link");
+    let all_chat: String = chat.messages().iter().flat_map(|(_, b)| strings(b)).collect();
+    assert!(all_chat.replace('\u{200B}', "").contains("<users/all>"), "shown as the text it reads");
+
+    let got = crm.received();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.verified));
+    assert_eq!(got[0].body["data"]["message"]["message"], hostile, "the endpoint gets the text exactly");
 }

@@ -74,7 +74,7 @@ impl Rules for Discord {
         Arc::new(webhook::WebhookSink::new(url.clone(), client))
     }
 
-    fn preview(&self, body: &Value) -> Markup {
+    fn preview(&self, _: &Channel, body: &Value) -> Markup {
         preview::discord(body)
     }
 

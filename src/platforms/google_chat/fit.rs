@@ -13,6 +13,9 @@ use crate::text;
 
 /// The largest message Google Chat takes, in bytes (`text` and cards together).
 pub const MAX_MESSAGE_BYTES: usize = 32_000;
+/// Characters kept of a card's header title and subtitle, and of a section's header: labels, not
+/// text (the split card repeats its header in every message).
+pub const MAX_LABEL_CHARS: usize = 300;
 /// A zero-width space: after `<`, it keeps `<users/all>` or `<https://…|…>` from being read as a
 /// mention or a link, while the text reads the same.
 const BREAK: char = '\u{200B}';
@@ -55,23 +58,52 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
         Some(_) => return Err(Refused { message: "`text` must be a string".into(), key: Some("text") }),
     }
     let mut notes = Vec::new();
-    if let Some(Value::String(t)) = top.get_mut("text") {
-        let max = MAX_MESSAGE_BYTES / 4; // characters of up to four bytes each
-        if text::chars(t) > max && t.len() > MAX_MESSAGE_BYTES / 2 {
-            notes.push(format!("text cut from {} to {max} characters", text::chars(t)));
-            *t = text::truncate(t, max);
+    let mut cut_label = |t: &mut Value| {
+        if let Value::String(t) = t {
+            if text::chars(t) > MAX_LABEL_CHARS {
+                *t = text::truncate(t, MAX_LABEL_CHARS);
+                notes.push(format!("a card label cut to {MAX_LABEL_CHARS} characters"));
+            }
+        }
+    };
+    for card in top.get_mut("cardsV2").and_then(Value::as_array_mut).into_iter().flatten() {
+        for pointer in ["/card/header/title", "/card/header/subtitle"] {
+            if let Some(t) = card.pointer_mut(pointer) {
+                cut_label(t);
+            }
+        }
+        for section in card.pointer_mut("/card/sections").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(t) = section.get_mut("header") {
+                cut_label(t);
+            }
         }
     }
+    // The text alone may take half the message (escaped as JSON); a tenth more is cut each round.
+    let text_bytes = |top: &Map<String, Value>| top.get("text").map_or(0, |t| t.to_string().len());
+    if text_bytes(&top) > MAX_MESSAGE_BYTES / 2 {
+        let Some(Value::String(original)) = top.get("text").cloned() else { unreachable!("checked above") };
+        let mut keep = text::chars(&original);
+        while text_bytes(&top) > MAX_MESSAGE_BYTES / 2 && keep > 1 {
+            keep = keep * 9 / 10;
+            top.insert("text".into(), json!(text::truncate(&original, keep)));
+        }
+        notes.push(format!("text cut from {} to {keep} characters", text::chars(&original)));
+    }
     let whole = Value::Object(top.clone());
-    if whole.to_string().len() <= MAX_MESSAGE_BYTES {
+    // Room for what the sink adds (the thread's key).
+    if whole.to_string().len() <= MAX_MESSAGE_BYTES - 1024 {
         return Ok(Fitted { posts: vec![whole], notes });
     }
     // Split the first card's sections across messages (the text goes with the first).
     let Some(card) = top.get("cardsV2").and_then(|c| c.get(0)).cloned() else {
         return Ok(Fitted { posts: vec![whole], notes });
     };
+    // Cards beyond the first are dropped: the relay's templates write one.
+    if top.get("cardsV2").and_then(Value::as_array).is_some_and(|c| c.len() > 1) {
+        notes.push("cards after the first dropped to fit 32,000 bytes".into());
+    }
     let sections = card.pointer("/card/sections").and_then(Value::as_array).cloned().unwrap_or_default();
-    let budget = MAX_MESSAGE_BYTES - 2048;
+    let budget = MAX_MESSAGE_BYTES - 3072;
     let mut posts: Vec<Value> = Vec::new();
     let mut group: Vec<Value> = Vec::new();
     let mut size = top.get("text").map_or(0, |t| t.to_string().len());
@@ -169,6 +201,8 @@ mod tests {
         }
         assert_eq!(seen, (0..40).map(|i| format!("section {i:02}")).collect::<Vec<_>>());
         assert_eq!(fit(json!({"text": " "})).unwrap().posts[0]["text"], NO_TEXT);
+        let quoted = fit(json!({"text": "\"é".repeat(20_000)})).unwrap();
+        assert!(quoted.posts[0].to_string().len() <= MAX_MESSAGE_BYTES - 1024, "escaping counted");
         assert!(fit(json!({})).is_err());
     }
 }

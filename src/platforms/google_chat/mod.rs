@@ -72,7 +72,7 @@ impl Rules for GoogleChat {
         Arc::new(webhook::WebhookSink::new(url.clone(), client))
     }
 
-    fn preview(&self, body: &Value) -> Markup {
+    fn preview(&self, _: &Channel, body: &Value) -> Markup {
         preview::google_chat(body)
     }
 

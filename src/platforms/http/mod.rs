@@ -70,8 +70,9 @@ impl Rules for Http {
         Arc::new(webhook::EndpointSink::new(e.url.clone(), e.signing_keys.clone(), e.headers.clone(), client))
     }
 
-    fn preview(&self, body: &Value) -> Markup {
-        preview::request(body)
+    fn preview(&self, channel: &Channel, body: &Value) -> Markup {
+        let endpoint = channel.target.as_ref().ok().and_then(|t| t.get::<channel::Endpoint>());
+        preview::request(endpoint, body)
     }
 
     fn preview_css(&self) -> &'static str {

@@ -86,7 +86,7 @@ impl Rules for Slack {
         }
     }
 
-    fn preview(&self, body: &Value) -> Markup {
+    fn preview(&self, _: &Channel, body: &Value) -> Markup {
         preview::slack(body)
     }
 
