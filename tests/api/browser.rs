@@ -201,3 +201,39 @@ async fn in_a_browser_the_overview_shows_the_channels_and_a_replayed_dead_letter
     screenshot(c, "console-overview.png").await;
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_the_playground_draws_a_teams_card_and_a_google_chat_card() {
+    let Some(b) = browser().await else { return };
+    let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.team]
+kind = "teams"
+webhook_url = "https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=x"
+[channels.space]
+kind = "google_chat"
+webhook_url = "https://chat.googleapis.com/v1/spaces/A/messages?key=k&token=t"
+[[routes]]
+channels = ["team", "space"]
+"#;
+    let app = spawn_with(toml).await;
+    let c = &b.client;
+    let ended = call_ended("call-b", "negative").to_string();
+    let encoded: String = url::form_urlencoded::byte_serialize(ended.as_bytes()).collect();
+    for (channel, css, file) in [
+        ("team", "#preview .teams .card", "teams-card.png"),
+        ("space", "#preview .gchat .card", "google-chat-card.png"),
+    ] {
+        c.goto(&format!("{}/playground?channel={channel}&event={encoded}", app.console.as_ref().unwrap()))
+            .await
+            .unwrap();
+        let shown = wait_for_text(c, css, "Account Support").await;
+        assert!(shown.contains("John Doe") && shown.contains("My card was declined."), "{channel}: {shown}");
+        // The platform's own styles are served with the console's: the card is drawn, not bare.
+        let background = c.find(Locator::Css(css)).await.unwrap().css_value("background-color").await.unwrap();
+        assert_eq!(background, "rgba(255, 255, 255, 1)", "{channel}: {background}");
+        screenshot(c, file).await;
+    }
+    b.client.clone().close().await.unwrap();
+}
