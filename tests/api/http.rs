@@ -116,3 +116,58 @@ fn check_explains_endpoint_mistakes_and_never_prints_a_secret() {
         assert!(!said.contains("CrMsEcReT"), "{said}");
     }
 }
+
+#[tokio::test]
+async fn a_restart_mid_delivery_loses_and_repeats_nothing() {
+    let server = wiremock::MockServer::start().await;
+    let endpoint = Endpoint::mount(&server, NEW).await;
+    // The first request is answered slowly: the relay is stopped while it is in flight.
+    endpoint.answer_first([ResponseTemplate::new(204).set_delay(Duration::from_millis(1500))]);
+    let discord = mock_discord().await;
+    let (_dir, file) = write_config(&toml(), &server, &discord);
+    let mut first = Served::config(&file);
+    for i in 0..5 {
+        assert_eq!(first.post_event(&message("call-s", "user", &format!("m{i}"))).await.status(), 200);
+    }
+    wait_until("the first request", Duration::from_secs(20), async || !endpoint.received().is_empty()).await;
+    // SIGTERM, as systemd or Kubernetes stop it: the post in flight finishes and is recorded.
+    let status = std::process::Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stopped = first.child.wait().unwrap();
+    assert!(stopped.success(), "a clean stop: {stopped:?}\n{}", first.log());
+    drop(first);
+    let second = Served::config(&file);
+    wait_until("every event", Duration::from_secs(20), async || endpoint.received().len() >= 5).await;
+    second.wait_idle().await;
+    let got = endpoint.received();
+    let texts: Vec<String> =
+        got.iter().map(|r| r.body["data"]["message"]["message"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"], "each once, in order");
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
+
+#[tokio::test]
+async fn after_a_kill_mid_delivery_a_repeated_post_carries_the_same_webhook_id() {
+    let server = wiremock::MockServer::start().await;
+    let endpoint = Endpoint::mount(&server, NEW).await;
+    endpoint.answer_first([ResponseTemplate::new(204).set_delay(Duration::from_millis(1500))]);
+    let discord = mock_discord().await;
+    let (_dir, file) = write_config(&toml(), &server, &discord);
+    let first = Served::config(&file);
+    for i in 0..3 {
+        assert_eq!(first.post_event(&message("call-k", "user", &format!("k{i}"))).await.status(), 200);
+    }
+    wait_until("the first request", Duration::from_secs(20), async || !endpoint.received().is_empty()).await;
+    drop(first); // kill -9 while the first post is in flight: the documented at-least-once window
+    let second = Served::config(&file);
+    wait_until("every event", Duration::from_secs(20), async || endpoint.received().len() >= 4).await;
+    second.wait_idle().await;
+    let got = endpoint.received();
+    assert_eq!(got.len(), 4, "the unrecorded post once more, nothing else: {got:?}");
+    assert_eq!(got[0].id, got[1].id, "the repeat is recognisable by its webhook-id");
+    assert_eq!(got[0].body["data"], got[1].body["data"]);
+    let texts: Vec<&str> = got[1..].iter().map(|r| r.body["data"]["message"]["message"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["k0", "k1", "k2"], "nothing lost, in order");
+}
