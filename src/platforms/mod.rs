@@ -5,6 +5,7 @@
 //! sleep; whoever drives them decides about retries.
 
 pub mod discord;
+mod flat;
 pub mod google_chat;
 pub mod http;
 mod preview;
@@ -21,6 +22,7 @@ use serde_json::Value;
 mod channel;
 mod rules;
 pub use channel::{keys, Built, Channel, ChannelProblem, Platform, Target};
+pub use flat::FlatWebhook;
 pub use rules::{all, build, platform, rules, Rules, TextRules, ThreadStyle};
 
 /// What became of one post.

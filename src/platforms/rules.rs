@@ -49,21 +49,37 @@ pub trait Rules: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Reads and checks a channel's keys (all but `kind`).
     fn build(&self, keys: &serde_json::Map<String, Value>) -> Result<Built, ChannelProblem>;
-    /// How text is escaped and counted in templates.
-    fn text(&self) -> TextRules;
+    /// How text is escaped and counted in templates. Default: nothing beyond JSON's escaping.
+    fn text(&self) -> TextRules {
+        TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "**" }
+    }
     /// Template kinds beyond one per event type (`thread_parent`, `thread_name`, `transcript`).
-    fn extra_kinds(&self) -> &'static [&'static str];
+    /// Default: none.
+    fn extra_kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Makes a rendered body safe and within the platform's limits (the channel's defaults filled
     /// in), possibly as several posts.
     fn fit(&self, channel: &Channel, body: Value) -> Result<Fitted, Refused>;
-    /// Merges `next` into `into` when the result stays within the limits.
-    fn merge(&self, into: &mut Value, next: &Value) -> bool;
-    /// How threads work, when they do.
-    fn threads(&self) -> ThreadStyle;
-    /// Whether a live transcript's body is small enough to keep editing (beyond what `fit` checks).
-    fn transcript_fits(&self, body: &Value) -> bool;
-    /// Why a rendered body would let user text through unescaped, if it would.
-    fn unsafe_text(&self, body: &Value) -> Option<String>;
+    /// Merges `next` into `into` when the result stays within the limits. Default: never (one
+    /// post per event).
+    fn merge(&self, _into: &mut Value, _next: &Value) -> bool {
+        false
+    }
+    /// How threads work, when they do. Default: they do not.
+    fn threads(&self) -> ThreadStyle {
+        ThreadStyle::Unthreaded
+    }
+    /// Whether a live transcript's body is small enough to keep editing (beyond what `fit`
+    /// checks). Default: a platform that cannot edit has no live transcript.
+    fn transcript_fits(&self, _body: &Value) -> bool {
+        false
+    }
+    /// Why a rendered body would let user text through unescaped, if it would. Default: never
+    /// (the platform's `fit` makes every body safe).
+    fn unsafe_text(&self, _body: &Value) -> Option<String> {
+        None
+    }
     /// The posting budget a channel gets unless it sets `rate_limit`.
     fn default_rate_limit(&self) -> Vec<(u32, Duration)>;
     /// A sink posting to a target the platform built (see [`Rules::build`]).

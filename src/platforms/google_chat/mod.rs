@@ -38,25 +38,12 @@ impl Rules for GoogleChat {
         TextRules { escape: fit::escape, escaped_len: fit::escaped_len, bold: "*" }
     }
 
-    fn extra_kinds(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     fn fit(&self, _: &Channel, body: Value) -> Result<Fitted, Refused> {
         fit::fit(body)
     }
 
-    /// Messages are never merged (one card per event).
-    fn merge(&self, _: &mut Value, _: &Value) -> bool {
-        false
-    }
-
     fn threads(&self) -> ThreadStyle {
         ThreadStyle::Keyed
-    }
-
-    fn transcript_fits(&self, _: &Value) -> bool {
-        false
     }
 
     fn unsafe_text(&self, body: &Value) -> Option<String> {

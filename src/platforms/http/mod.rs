@@ -14,7 +14,7 @@ use std::time::Duration;
 use maud::Markup;
 use serde_json::Value;
 
-use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
+use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target};
 
 /// A signed HTTP endpoint, as the rest of the relay sees it.
 pub struct Http;
@@ -31,34 +31,9 @@ impl Rules for Http {
         channel::build(keys)
     }
 
-    /// JSON for a program: nothing to escape beyond JSON.
-    fn text(&self) -> TextRules {
-        TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "" }
-    }
-
-    fn extra_kinds(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     /// Any JSON the template writes is posted as it is: the receiver is a program.
     fn fit(&self, _: &Channel, body: Value) -> Result<Fitted, Refused> {
         Ok(Fitted { posts: vec![body], notes: Vec::new() })
-    }
-
-    fn merge(&self, _: &mut Value, _: &Value) -> bool {
-        false
-    }
-
-    fn threads(&self) -> ThreadStyle {
-        ThreadStyle::Unthreaded
-    }
-
-    fn transcript_fits(&self, _: &Value) -> bool {
-        false
-    }
-
-    fn unsafe_text(&self, _: &Value) -> Option<String> {
-        None
     }
 
     fn default_rate_limit(&self) -> Vec<(u32, Duration)> {

@@ -16,7 +16,9 @@ use serde_json::Value;
 pub use channel::SlackTarget;
 pub use fit::{escape, escaped_len, merge};
 
-use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
+use crate::platforms::{
+    Built, Channel, ChannelProblem, Fitted, FlatWebhook, Refused, Rules, Sink, Target, TextRules, ThreadStyle,
+};
 
 /// Slack, as the rest of the relay sees it.
 pub struct Slack;
@@ -79,7 +81,9 @@ impl Rules for Slack {
 
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
         match target.get::<SlackTarget>().expect("a Slack channel's target is a SlackTarget") {
-            SlackTarget::Webhook(url) => Arc::new(webhook::WebhookSink::new(url.clone(), client)),
+            SlackTarget::Webhook(url) => {
+                Arc::new(FlatWebhook::new(url.clone(), client, webhook::classify, "a Slack incoming webhook"))
+            }
             SlackTarget::App { api_url, token, channel } => {
                 Arc::new(app::AppSink::new(api_url, token.clone(), channel.clone(), client))
             }

@@ -15,7 +15,7 @@ use maud::Markup;
 use serde_json::Value;
 
 use crate::config::WebhookUrl;
-use crate::platforms::{Built, Channel, ChannelProblem, Fitted, Refused, Rules, Sink, Target, TextRules, ThreadStyle};
+use crate::platforms::{Built, Channel, ChannelProblem, Fitted, FlatWebhook, Refused, Rules, Sink, Target};
 
 /// Microsoft Teams, as the rest of the relay sees it.
 pub struct Teams;
@@ -32,31 +32,8 @@ impl Rules for Teams {
         channel::build(keys)
     }
 
-    /// Card text is Markdown-lite with no mention syntax of its own (a mention needs an entity,
-    /// which `fit` never lets through): nothing to escape beyond JSON.
-    fn text(&self) -> TextRules {
-        TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "**" }
-    }
-
-    fn extra_kinds(&self) -> &'static [&'static str] {
-        &[]
-    }
-
     fn fit(&self, _: &Channel, body: Value) -> Result<Fitted, Refused> {
         fit::fit(body)
-    }
-
-    /// Cards are never merged (a card per event reads better than a long one).
-    fn merge(&self, _: &mut Value, _: &Value) -> bool {
-        false
-    }
-
-    fn threads(&self) -> ThreadStyle {
-        ThreadStyle::Unthreaded
-    }
-
-    fn transcript_fits(&self, _: &Value) -> bool {
-        false
     }
 
     fn unsafe_text(&self, body: &Value) -> Option<String> {
@@ -69,7 +46,7 @@ impl Rules for Teams {
 
     fn sink(&self, target: &Target, client: reqwest::Client) -> Arc<dyn Sink> {
         let url = target.get::<WebhookUrl>().expect("a Teams channel's target is its webhook URL");
-        Arc::new(webhook::WebhookSink::new(url.clone(), client))
+        Arc::new(FlatWebhook::new(url.clone(), client, webhook::classify, "a Teams Workflows webhook"))
     }
 
     fn preview(&self, _: &Channel, body: &Value) -> Markup {
