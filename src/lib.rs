@@ -1,11 +1,12 @@
-//! callrelay relays Beyond Presence call events to Slack and Discord.
+//! callrelay relays Beyond Presence call events to Slack, Discord, Microsoft Teams, Google Chat
+//! and signed HTTP endpoints.
 //!
-//! Data flows one way: [`server`] receives and parses ([`event`]), [`routing`] picks channels,
-//! [`store`] commits the event once with an entry per channel, [`dispatch`] runs one ordered lane
-//! per channel that renders each event ([`render`]) and posts it ([`sinks`]) to Slack and Discord.
-//! [`config`] reads the file; [`setup`] compiles it into the immutable snapshot they all read.
-//! [`console`] is the web console on its own listener: it reads the same snapshot and store, and
-//! previews through the same render path.
+//! Data flows one way: [`server`] receives and parses ([`event`]), [`intake`] routes
+//! ([`routing`]) into what [`store`] commits once with an entry per channel, and [`dispatch`]
+//! runs one ordered lane per channel that follows the delivery [`plan`], renders ([`render`]) and
+//! posts through the channel's platform ([`platforms`]). [`config`] reads the file; [`setup`]
+//! compiles it into the immutable snapshot they all read; [`app`] is the running application
+//! that the receiver and the [`console`] (the web console, on its own listener) both serve.
 
 pub mod app;
 pub mod auth;

@@ -135,12 +135,17 @@ fn serve(config: Config) -> ExitCode {
             report.problems.join("\n  - ")
         ));
     }
+    // Sockets handed over by systemd (socket activation), taken once, at start.
+    let sockets = match crate::server::activation::take() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let source = config.source.display_name();
         let path = config.server.shown_path.clone();
-        let app = Application::build(config).await?;
-        crate::console::start(app.state());
+        let app = Application::build_on(config, sockets.webhook).await?;
+        crate::console::start_on(app.state(), sockets.console);
         tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
         app.run_until_stopped().await?;
         Ok(())

@@ -32,11 +32,21 @@ const SCRIPT: &str = include_str!("console.js");
 /// same configuration, store and lanes as the receiver's); the port bound. An address that cannot
 /// be bound is logged and the relay goes on without a console (taking events matters more).
 pub fn start(state: web::Data<State>) -> Option<u16> {
+    start_on(state, None)
+}
+
+/// As [`start`], serving on `listener` (a socket handed over by systemd, named `console`) instead
+/// of binding `admin.listen`, when one is given.
+pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Option<u16> {
     let admin = state.snapshot.load().config.admin.clone();
     if !admin.enabled {
         return None;
     }
-    let listener = match TcpListener::bind(&admin.listen) {
+    let bound = match listener {
+        Some(handed_over) => Ok(handed_over),
+        None => TcpListener::bind(&admin.listen),
+    };
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(listen = %admin.listen, error = %e, "Cannot serve the console (key `admin.listen`); the relay runs without it.");

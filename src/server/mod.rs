@@ -3,6 +3,7 @@
 //! delivery happens after the answer. It serves the running application ([`crate::app`]), as
 //! the console does.
 
+pub mod activation;
 mod handlers;
 pub mod tls;
 
@@ -36,19 +37,62 @@ pub struct Application {
     state: web::Data<State>,
 }
 
+/// On SIGTERM or SIGINT: stop accepting first, so every connection already taken is served (a
+/// socket handed over by systemd keeps queueing new ones for the next start), then stop
+/// gracefully: requests in flight finish within [`SHUTDOWN_GRACE`].
+fn stop_on_signal(handle: actix_web::dev::ServerHandle) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        handle.pause().await;
+        // Connections accepted just before the pause reach their worker before it is stopped.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        handle.stop(true).await;
+    });
+}
+
 impl Application {
     /// Opens the store, binds `server.listen` (port 0 picks a free port), loads the TLS
     /// certificate if configured, starts the lanes (which resume whatever was queued before) and
     /// the live reloader.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_on(config, None).await
+    }
+
+    /// As [`Application::build`], serving on `listener` (a socket handed over by systemd, see
+    /// [`activation`]) instead of binding `server.listen`, when one is given.
+    pub async fn build_on(config: Config, listener: Option<TcpListener>) -> anyhow::Result<Application> {
         let store = crate::store::open(&config.store, true).await?;
-        Self::build_with_store(config, store).await
+        Self::build_with_store_on(config, store, listener).await
     }
 
     /// As [`Application::build`], with a given store.
     pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(&config.server.listen)
-            .with_context(|| format!("cannot listen on `{}` (key `server.listen`)", config.server.listen))?;
+        Self::build_with_store_on(config, store, None).await
+    }
+
+    async fn build_with_store_on(
+        config: Config,
+        store: Arc<dyn Store>,
+        listener: Option<TcpListener>,
+    ) -> anyhow::Result<Application> {
+        let listener = match listener {
+            Some(handed_over) => {
+                tracing::info!(
+                    "Serving on the socket handed over by the service manager (`server.listen` is not used)."
+                );
+                handed_over
+            }
+            None => TcpListener::bind(&config.server.listen)
+                .with_context(|| format!("cannot listen on `{}` (key `server.listen`)", config.server.listen))?,
+        };
         let port = listener.local_addr()?.port();
         let certs = config.server.tls.as_ref().map(CertStore::load).transpose()?;
         let path = config.server.path.clone();
@@ -73,11 +117,13 @@ impl Application {
         })
         .client_request_timeout(read_timeout)
         .max_connections(max_connections)
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .disable_signals();
         let server = match &certs {
             Some(certs) => http.listen_rustls_0_23(listener, certs.server_config()?)?.run(),
             None => http.listen(listener)?.run(),
         };
+        stop_on_signal(server.handle());
         // SIGHUP also re-reads the TLS certificate.
         let reload_certs = certs.map(|certs| {
             Box::new(move || match certs.reload() {

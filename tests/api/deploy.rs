@@ -100,6 +100,14 @@ fn systemd_unit_is_hardened_and_verifies() {
     }
     let env = read("systemd/callrelay.env.example");
     assert!(env.contains("SLACK_WEBHOOK_URL=") && env.contains("DISCORD_WEBHOOK_URL="));
+    // The socket unit holds the webhook's port across restarts and hands it to this service.
+    let socket = read("systemd/callrelay.socket");
+    assert!(unit.contains("Requires=callrelay.socket"), "the service needs its socket");
+    for directive in ["ListenStream=8080", "FileDescriptorName=webhook", "Service=callrelay.service"] {
+        assert!(socket.contains(directive), "callrelay.socket misses {directive}");
+    }
+    let shipped = callrelay::setup::load(&callrelay::config::ConfigSource::BuiltIn).unwrap();
+    assert!(shipped.server.listen.ends_with(":8080"), "the socket's port is the shipped relay.toml's");
     let Ok(analyze) = which("systemd-analyze") else {
         eprintln!("systemd-analyze is not installed; checked the directives only");
         return;
@@ -108,9 +116,11 @@ fn systemd_unit_is_hardened_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("callrelay.service");
     std::fs::write(&copy, unit.replace("/usr/local/bin/callrelay", env!("CARGO_BIN_EXE_callrelay"))).unwrap();
-    let out = std::process::Command::new(analyze).arg("verify").arg(&copy).output().unwrap();
+    let socket_copy = dir.path().join("callrelay.socket");
+    std::fs::write(&socket_copy, &socket).unwrap();
+    let out = std::process::Command::new(analyze).arg("verify").arg(&copy).arg(&socket_copy).output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    let complaints: Vec<&str> = said.lines().filter(|l| l.contains("callrelay.service")).collect();
+    let complaints: Vec<&str> = said.lines().filter(|l| l.contains("callrelay.s")).collect();
     assert!(out.status.success() && complaints.is_empty(), "systemd-analyze verify: {said}");
 }
 

@@ -20,6 +20,7 @@ mod properties;
 mod queued;
 mod receive;
 mod replicas;
+mod restart;
 mod routes;
 mod security;
 mod slack_app;
