@@ -208,12 +208,12 @@ pub struct Fence {
     pub token: i64,
 }
 
-/// A lease granted or renewed by [`Store::lease`].
+/// A lease granted or renewed by [`Leases::lease`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The fencing token to write with.
     pub token: i64,
-    /// The pacing state the previous holder saved (see [`Store::save_pacing`]).
+    /// The pacing state the previous holder saved (see [`Leases::save_pacing`]).
     pub pacing: Option<String>,
 }
 
@@ -316,7 +316,7 @@ pub trait Leases: Send + Sync {
 #[async_trait]
 pub trait Stats: Send + Sync {
     /// The most recent `limit` accepted events (of one call, in order, when `call` is given; else
-    /// newest first) with their posts' status, among those kept (see [`Store::forget_recent`]).
+    /// newest first) with their posts' status, among those kept (see [`Stats::forget_recent`]).
     async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError>;
     /// Delivered and failed events per channel and minute since `since_ms`.
     async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError>;
@@ -326,7 +326,7 @@ pub trait Stats: Send + Sync {
 
 /// Durable storage: every part above, as one backend provides them (SQLite, PostgreSQL; each
 /// implements one part per file). The relay shares one `Arc<dyn Store>`; a backend's contract
-/// is [`contract`]'s suite.
+/// is the contract suite's (`store/contract.rs`).
 pub trait Store: Intake + Queue + Calls + Leases + Stats {}
 
 impl<T: Intake + Queue + Calls + Leases + Stats> Store for T {}
