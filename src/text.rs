@@ -89,9 +89,58 @@ pub fn strings(v: &Value) -> Vec<&str> {
     out
 }
 
+/// Shortens the longest string inside `v` (only strings under a key named `key`, when given), a
+/// tenth at a time and ending in `…`, until `v` serialises to at most `max` bytes of JSON: for
+/// limits counted in bytes of the escaped payload, where characters and bytes differ. Whether it
+/// cut anything.
+pub fn cut_longest_string(v: &mut Value, max: usize, key: Option<&str>) -> bool {
+    fn longest(v: &Value, at: String, key: Option<&str>, under_key: bool, best: &mut Option<(String, usize)>) {
+        match v {
+            Value::String(s) if under_key && best.as_ref().is_none_or(|(_, n)| *n < s.len()) => {
+                *best = Some((at, s.len()))
+            }
+            Value::Object(m) => m.iter().for_each(|(k, c)| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                longest(c, here, key, key.is_none_or(|want| want == k), best)
+            }),
+            Value::Array(items) => {
+                items.iter().enumerate().for_each(|(i, c)| longest(c, format!("{at}/{i}"), key, key.is_none(), best))
+            }
+            _ => {}
+        }
+    }
+    if v.to_string().len() <= max {
+        return false;
+    }
+    let mut best = None;
+    longest(v, String::new(), key, key.is_none(), &mut best);
+    let Some((pointer, _)) = best else { return false };
+    let Some(Value::String(original)) = v.pointer(&pointer).cloned() else { return false };
+    let mut keep = chars(&original);
+    while v.to_string().len() > max && keep > 1 {
+        keep = keep * 9 / 10;
+        if let Some(Value::String(t)) = v.pointer_mut(&pointer) {
+            *t = truncate(&original, keep.max(1));
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_string_under_a_key_is_cut_until_the_json_fits() {
+        let mut v =
+            serde_json::json!({"title": "t".repeat(900), "body": [{"text": "\"".repeat(600)}, {"text": "short"}]});
+        assert!(cut_longest_string(&mut v, 1000, Some("text")));
+        assert!(v.to_string().len() <= 1000, "{}", v.to_string().len());
+        assert_eq!(v["title"].as_str().unwrap().len(), 900, "only `text` strings are cut");
+        assert_eq!(v["body"][1]["text"], "short");
+        assert!(v["body"][0]["text"].as_str().unwrap().ends_with(ELLIPSIS));
+        assert!(!cut_longest_string(&mut v, 5000, None), "what fits is left alone");
+    }
 
     #[test]
     fn truncate_counts_characters_and_marks_the_cut() {

@@ -13,7 +13,7 @@ use super::lane::{Lane, STORE_RETRY};
 use crate::config::Threads;
 use crate::event::EventType;
 use crate::plan::{Call, Plan, Start, Thread, Where};
-use crate::platforms::{Outcome, Place};
+use crate::platforms::{rules, Outcome, Place, ThreadStyle};
 use crate::store::{now_ms, Queued};
 use crate::telemetry;
 
@@ -28,7 +28,10 @@ impl Lane {
     /// pauses and tries again).
     pub(super) async fn call(&mut self, head: &Queued) -> Option<Call> {
         let mut call = Call { no_threads: self.no_threads, ..Call::new_call() };
-        if self.channel().threads != Threads::PerCall || self.no_threads {
+        // Only parents and named threads are remembered (a keyed thread is named by the call).
+        let remembered =
+            matches!(rules(self.channel().platform).threads(), ThreadStyle::Parent | ThreadStyle::Named { .. });
+        if self.channel().threads != Threads::PerCall || self.no_threads || !remembered {
             return Some(call);
         }
         call.thread = match self.store.thread(&self.channel, &head.call_id).await {

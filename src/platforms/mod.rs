@@ -396,4 +396,16 @@ mod answers {
         assert_eq!(slack::app::classify(&answer), Outcome::Delivered);
         assert!(answer.summary().chars().count() <= ANSWER_SHOWN_CHARS + 4, "logs get a cut copy");
     }
+
+    /// An answer over the cap cannot be parsed whole; a 2xx that long is no Slack error.
+    #[tokio::test]
+    async fn a_success_longer_than_the_cap_is_still_delivered_and_an_error_page_is_not() {
+        let huge = format!("{{\"ok\":true,\"message\":{{\"text\":\"{}\"}}}}", "x".repeat(MAX_ANSWER_BYTES));
+        let response = ::http::Response::builder().status(200).body(huge).unwrap();
+        let answer = Answer::read(Ok(reqwest::Response::from(response))).await.unwrap();
+        assert!(answer.cut && answer.body.len() == MAX_ANSWER_BYTES);
+        assert_eq!(slack::app::classify(&answer), Outcome::Delivered);
+        let proxy = Answer::new(200, HeaderMap::new(), "<html>bad gateway</html>");
+        assert!(matches!(slack::app::classify(&proxy), Outcome::Retry { .. }), "not JSON, not cut: tried again");
+    }
 }

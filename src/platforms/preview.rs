@@ -41,3 +41,29 @@ pub(crate) fn styled(c: &regex::Captures, groups: &[usize; 4], plain: impl Fn(&s
         @else if let Some(t) = strike { del { (t) } }
     }
 }
+
+/// Markdown as Discord and Teams draw it: `[label](url)` links, `**bold**`, `*italic*` or
+/// `_italic_`, `` `code` ``, `~~strike~~`, line breaks.
+pub(crate) fn markdown(s: &str) -> Markup {
+    static TOKENS: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = TOKENS.get_or_init(|| {
+        Regex::new(
+            r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)|\*\*([^*\n]+)\*\*|\*([^*\n]+)\*|`([^`\n]+)`|~~([^~\n]+)~~|_([^_\n]+)_|\n",
+        )
+        .expect("valid")
+    });
+    inline(
+        re,
+        s,
+        |c| {
+            if let (Some(label), Some(url)) = (c.get(1), c.get(2)) {
+                return html! { a href=(url.as_str()) rel="noopener noreferrer" { (label.as_str()) } };
+            }
+            if let Some(italic) = c.get(7) {
+                return html! { em { (italic.as_str()) } };
+            }
+            styled(c, &[3, 4, 5, 6], str::to_owned)
+        },
+        str::to_owned,
+    )
+}

@@ -127,3 +127,36 @@ fn a_path_with_pattern_characters_is_refused_without_echoing_it() {
     assert!(e.contains("key `server.path`: may contain only"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+/// The README's set-up examples for Teams, Google Chat and HTTP endpoints load and route as
+/// written (their secrets given as the README says to export them).
+#[test]
+fn the_readmes_destination_examples_pass_check() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|b| ["\"teams\"", "\"google_chat\"", "\"http\""].iter().any(|k| b.contains(&format!("kind = {k}"))))
+        .collect();
+    assert_eq!(blocks.len(), 3, "one example per new destination");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    for block in blocks {
+        std::fs::write(&file, block).unwrap();
+        let out = crate::helpers::bin()
+            .arg("check")
+            .arg("--config")
+            .arg(&file)
+            .env("TEAMS_WEBHOOK_URL", "https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=x")
+            .env("GOOGLE_CHAT_WEBHOOK_URL", "https://chat.googleapis.com/v1/spaces/A/messages?key=k&token=t")
+            .env("CRM_WEBHOOK_URL", "https://crm.example/hooks")
+            .env("CRM_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .env("CRM_TOKEN", "t")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{block}\n{said}");
+        assert!(said.contains("ROUTE") && !said.contains("DISABLED"), "{said}");
+    }
+}

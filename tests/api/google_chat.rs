@@ -60,12 +60,7 @@ async fn each_call_gets_a_thread_by_key_and_callers_mention_no_one() {
 #[tokio::test]
 async fn a_summary_over_32000_bytes_arrives_as_several_messages_in_order_in_its_thread() {
     let (app, chat) = chat_app().await;
-    let mut ended = call_ended("call-long", "neutral");
-    let lines: Vec<Value> = (0..150)
-        .map(|i| json!({"sender": if i % 2 == 0 { "ai" } else { "user" }, "message": format!("line {i:03} {}", "words ".repeat(40))}))
-        .collect();
-    ended["messages"] = json!(lines);
-    assert_eq!(app.post_event(&ended).await.status(), 200);
+    assert_eq!(app.post_event(&long_call_ended("call-long", 150)).await.status(), 200);
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
     assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
     let messages = chat.messages();
@@ -73,11 +68,7 @@ async fn a_summary_over_32000_bytes_arrives_as_several_messages_in_order_in_its_
     assert_eq!(chat.requests(), messages.len(), "no part refused or sent twice");
     assert!(messages.iter().all(|(t, _)| *t == messages[0].0), "all in the call's thread");
     let all: String = messages.iter().map(|(_, b)| said(b)).collect::<Vec<_>>().join("\n");
-    let mut at = 0;
-    for i in 0..150 {
-        let line = format!("line {i:03}");
-        at += all[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
-    }
+    assert_lines_in_order(&all, 150);
 }
 
 #[tokio::test]

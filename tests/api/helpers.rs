@@ -232,6 +232,25 @@ pub fn call_ended(call_id: &str, sentiment: &str) -> Value {
         "user_name":"John Doe"})
 }
 
+/// A `call_ended` whose transcript is `n` long utterances, `line 000 words words …` onwards.
+pub fn long_call_ended(call_id: &str, n: usize) -> Value {
+    let mut ended = call_ended(call_id, "neutral");
+    let lines: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({"sender": if i % 2 == 0 { "ai" } else { "user" }, "message": format!("line {i:03} {}", "words ".repeat(40))}))
+        .collect();
+    ended["messages"] = serde_json::json!(lines);
+    ended
+}
+
+/// Asserts `said` holds `line 000` … `line {n-1}` in order (what arrived of a [`long_call_ended`]).
+pub fn assert_lines_in_order(said: &str, n: usize) {
+    let mut at = 0;
+    for i in 0..n {
+        let line = format!("line {i:03}");
+        at += said[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
+    }
+}
+
 /// Every string inside a JSON value.
 pub fn strings(v: &Value) -> Vec<String> {
     callrelay::text::strings(v).into_iter().map(str::to_owned).collect()
@@ -240,19 +259,24 @@ pub fn strings(v: &Value) -> Vec<String> {
 /// Validates a body against Discord's official execute-webhook schema, plus the rules the schema
 /// does not state (6,000 characters across embeds; content or embeds required).
 pub fn assert_valid_discord_body(body: &Value) {
-    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discord-webhook-schema.json");
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        jsonschema::draft202012::new(&schema).unwrap()
-    });
-    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errors = discord_schema_errors(body);
     assert!(errors.is_empty(), "Discord would refuse this body: {errors:?}\n{body}");
     let embeds = body["embeds"].as_array().cloned().unwrap_or_default();
     let total: usize = embeds.iter().map(callrelay::platforms::discord::embed_chars).sum();
     assert!(total <= 6000, "{total} characters across embeds");
     let content = body["content"].as_str().unwrap_or("");
     assert!(!content.is_empty() || !embeds.is_empty(), "a body needs content or embeds");
+}
+
+/// What Discord's official execute-webhook schema finds wrong with a body (per-field limits).
+pub fn discord_schema_errors(body: &Value) -> Vec<String> {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/discord-webhook-schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::new(&schema).unwrap()
+    });
+    validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path)).collect()
 }
 
 /// The utterances in Slack posts, in order (one section per message with the shipped template,

@@ -97,11 +97,7 @@ async fn an_event_split_into_several_posts_resumes_after_a_failure_without_repea
         assert!(parts[..i].iter().all(|q| q != p), "part {i} was sent twice");
     }
     let said: String = parts.iter().flat_map(|p| strings(p)).collect();
-    let mut at = 0;
-    for i in 0..150 {
-        let line = format!("line {i:03}");
-        at += said[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
-    }
+    assert_lines_in_order(&said, 150);
 }
 
 /// A relay started on `tests/fixtures/store-v1.db`, a store the previous release (store version 1,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
@@ -62,23 +62,14 @@ async fn utterances_and_summaries_arrive_as_adaptive_cards_and_callers_mention_n
 #[tokio::test]
 async fn a_summary_over_28_kb_arrives_as_several_cards_in_order() {
     let (app, teams) = teams_app().await;
-    let mut ended = call_ended("call-long", "neutral");
-    let lines: Vec<Value> = (0..150)
-        .map(|i| json!({"sender": if i % 2 == 0 { "ai" } else { "user" }, "message": format!("line {i:03} {}", "words ".repeat(40))}))
-        .collect();
-    ended["messages"] = json!(lines);
-    assert_eq!(app.post_event(&ended).await.status(), 200);
+    assert_eq!(app.post_event(&long_call_ended("call-long", 150)).await.status(), 200);
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
     assert!(app.dispatcher.store().dead_letters().await.unwrap().is_empty());
     let cards = teams.accepted();
     assert!(cards.len() >= 2, "{} cards", cards.len());
     assert_eq!(teams.requests(), cards.len(), "no part was refused (413) or sent twice");
     let said = texts(&cards).join("\n");
-    let mut at = 0;
-    for i in 0..150 {
-        let line = format!("line {i:03}");
-        at += said[at..].find(&line).unwrap_or_else(|| panic!("{line} is missing or out of order"));
-    }
+    assert_lines_in_order(&said, 150);
 }
 
 #[tokio::test]

@@ -2,29 +2,9 @@
 //! title, description, inline fields, footer and timestamp, with Discord's markdown.
 
 use maud::{html, Markup};
-use regex::Regex;
 use serde_json::Value;
 
-use crate::platforms::preview::{inline, styled, text};
-
-fn discord_markdown(s: &str) -> Markup {
-    static TOKENS: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = TOKENS.get_or_init(|| {
-        Regex::new(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)|\*\*([^*\n]+)\*\*|\*([^*\n]+)\*|`([^`\n]+)`|~~([^~\n]+)~~|\n")
-            .expect("valid")
-    });
-    inline(
-        re,
-        s,
-        |c| {
-            if let (Some(label), Some(url)) = (c.get(1), c.get(2)) {
-                return html! { a href=(url.as_str()) rel="noopener noreferrer" { (label.as_str()) } };
-            }
-            styled(c, &[3, 4, 5, 6], str::to_owned)
-        },
-        str::to_owned,
-    )
-}
+use crate::platforms::preview::{markdown, text};
 
 /// One post as Discord would show it.
 pub fn discord(body: &Value) -> Markup {
@@ -33,7 +13,7 @@ pub fn discord(body: &Value) -> Markup {
     html! {
         div.discord {
             div.who { span.app { (name) } span.badge { "BOT" } }
-            @if let Some(content) = body.get("content").and_then(Value::as_str) { div.content { (discord_markdown(content)) } }
+            @if let Some(content) = body.get("content").and_then(Value::as_str) { div.content { (markdown(content)) } }
             @for e in &embeds { (discord_embed(e)) }
         }
     }
@@ -48,14 +28,14 @@ fn discord_embed(e: &Value) -> Markup {
             svg.bar width="4" height="100%" preserveAspectRatio="none" viewBox="0 0 4 10" { rect width="4" height="10" fill=(colour) {} }
             div.embed-body {
                 @if let Some(a) = e.get("author") { div.author { (text(a, "name")) } }
-                @if let Some(t) = e.get("title").and_then(Value::as_str) { div.title { (discord_markdown(t)) } }
-                @if let Some(d) = e.get("description").and_then(Value::as_str) { div.description { (discord_markdown(d)) } }
+                @if let Some(t) = e.get("title").and_then(Value::as_str) { div.title { (markdown(t)) } }
+                @if let Some(d) = e.get("description").and_then(Value::as_str) { div.description { (markdown(d)) } }
                 @if !fields.is_empty() {
                     div.fields {
                         @for f in &fields {
                             div class=(if f.get("inline").and_then(Value::as_bool).unwrap_or(false) { "field inline" } else { "field" }) {
-                                div.name { (discord_markdown(text(f, "name"))) }
-                                div.value { (discord_markdown(text(f, "value"))) }
+                                div.name { (markdown(text(f, "name"))) }
+                                div.value { (markdown(text(f, "value"))) }
                             }
                         }
                     }

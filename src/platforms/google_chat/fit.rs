@@ -78,16 +78,11 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
             }
         }
     }
-    // The text alone may take half the message (escaped as JSON); a tenth more is cut each round.
-    let text_bytes = |top: &Map<String, Value>| top.get("text").map_or(0, |t| t.to_string().len());
-    if text_bytes(&top) > MAX_MESSAGE_BYTES / 2 {
-        let Some(Value::String(original)) = top.get("text").cloned() else { unreachable!("checked above") };
-        let mut keep = text::chars(&original);
-        while text_bytes(&top) > MAX_MESSAGE_BYTES / 2 && keep > 1 {
-            keep = keep * 9 / 10;
-            top.insert("text".into(), json!(text::truncate(&original, keep)));
+    // The text alone may take half the message (escaped as JSON).
+    if let Some(t) = top.get_mut("text") {
+        if text::cut_longest_string(t, MAX_MESSAGE_BYTES / 2, None) {
+            notes.push("text cut to fit 32,000 bytes".into());
         }
-        notes.push(format!("text cut from {} to {keep} characters", text::chars(&original)));
     }
     let whole = Value::Object(top.clone());
     // Room for what the sink adds (the thread's key).
@@ -110,7 +105,7 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
     for mut section in sections {
         let mut n = section.to_string().len();
         if n > budget {
-            cut_longest_text(&mut section, budget);
+            text::cut_longest_string(&mut section, budget, None);
             notes.push("a card section's text cut to fit 32,000 bytes".into());
             n = section.to_string().len();
         }
@@ -138,31 +133,6 @@ fn message(top: &Map<String, Value>, card: &Value, sections: Vec<Value>, first: 
     }
     post.insert("cardsV2".into(), json!([card]));
     Value::Object(post)
-}
-
-/// Shortens the longest string inside `v` until `v` takes at most `max` bytes.
-fn cut_longest_text(v: &mut Value, max: usize) {
-    fn longest(v: &Value, at: String, best: &mut Option<(String, usize)>) {
-        match v {
-            Value::String(s) if best.as_ref().is_none_or(|(_, n)| *n < s.len()) => *best = Some((at, s.len())),
-            Value::Object(m) => m
-                .iter()
-                .for_each(|(k, c)| longest(c, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), best)),
-            Value::Array(items) => items.iter().enumerate().for_each(|(i, c)| longest(c, format!("{at}/{i}"), best)),
-            _ => {}
-        }
-    }
-    let mut best = None;
-    longest(v, String::new(), &mut best);
-    let Some((pointer, _)) = best else { return };
-    let Some(Value::String(original)) = v.pointer(&pointer).cloned() else { return };
-    let mut keep = text::chars(&original);
-    while v.to_string().len() > max && keep > 1 {
-        keep = keep * 9 / 10;
-        if let Some(Value::String(t)) = v.pointer_mut(&pointer) {
-            *t = text::truncate(&original, keep.max(1));
-        }
-    }
 }
 
 #[cfg(test)]

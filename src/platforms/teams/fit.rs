@@ -69,7 +69,7 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
         for mut element in elements {
             let mut n = element.to_string().len();
             if n > MAX_BODY_BYTES {
-                cut_text(&mut element, MAX_BODY_BYTES);
+                text::cut_longest_string(&mut element, MAX_BODY_BYTES, Some("text"));
                 notes.push("a card element's text cut to fit 28 KB".to_owned());
                 n = element.to_string().len();
             }
@@ -95,38 +95,6 @@ fn card_post(top: &Map<String, Value>, attachment: &Value, body: Vec<Value>) -> 
     let mut post = top.clone();
     post.insert("attachments".into(), json!([card]));
     Value::Object(post)
-}
-
-/// Shortens the longest `text` inside an element until the element takes at most `max` bytes.
-fn cut_text(element: &mut Value, max: usize) {
-    /// The JSON pointer and length of every `text` string inside `v`.
-    fn texts(v: &Value, at: String, out: &mut Vec<(String, usize)>) {
-        match v {
-            Value::Object(m) => {
-                for (k, child) in m {
-                    let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                    match child {
-                        Value::String(s) if k == "text" => out.push((here, s.len())),
-                        other => texts(other, here, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().enumerate().for_each(|(i, c)| texts(c, format!("{at}/{i}"), out)),
-            _ => {}
-        }
-    }
-    let mut found = Vec::new();
-    texts(element, String::new(), &mut found);
-    let Some((pointer, _)) = found.into_iter().max_by_key(|(_, n)| *n) else { return };
-    let Some(Value::String(original)) = element.pointer(&pointer).cloned() else { return };
-    // Escaping makes bytes and characters differ: cut a tenth more each round until it fits.
-    let mut keep = text::chars(&original);
-    while element.to_string().len() > max && keep > 1 {
-        keep = keep * 9 / 10;
-        if let Some(Value::String(t)) = element.pointer_mut(&pointer) {
-            *t = text::truncate(&original, keep.max(1));
-        }
-    }
 }
 
 #[cfg(test)]

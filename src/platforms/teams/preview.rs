@@ -2,10 +2,9 @@
 //! subtle), fact sets, containers and column sets, with Teams' Markdown-lite.
 
 use maud::{html, Markup};
-use regex::Regex;
 use serde_json::Value;
 
-use crate::platforms::preview::{inline, styled, text};
+use crate::platforms::preview::{markdown, text};
 
 /// One post as Teams would show it.
 pub fn teams(body: &Value) -> Markup {
@@ -45,26 +44,6 @@ fn element(e: &Value) -> Markup {
         },
         other => html! { div.unknown { "(a " (other) " element)" } },
     }
-}
-
-/// Teams' Markdown-lite: bold, italic, links, line breaks.
-fn markdown(s: &str) -> Markup {
-    static TOKENS: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = TOKENS.get_or_init(|| {
-        Regex::new(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)|\*\*([^*\n]+)\*\*|_([^_\n]+)_|`([^`\n]+)`|~~([^~\n]+)~~|\n")
-            .expect("valid")
-    });
-    inline(
-        re,
-        s,
-        |c| {
-            if let (Some(label), Some(url)) = (c.get(1), c.get(2)) {
-                return html! { a href=(url.as_str()) rel="noopener noreferrer" { (label.as_str()) } };
-            }
-            styled(c, &[3, 4, 5, 6], str::to_owned)
-        },
-        str::to_owned,
-    )
 }
 
 #[cfg(test)]

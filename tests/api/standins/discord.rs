@@ -24,8 +24,9 @@
 //!   (<https://discord.com/developers/docs/topics/threads#archiving-and-unarchiving-threads>), so
 //!   the webhook's posts into it are refused with 50083 too.
 //! - Limits (<https://discord.com/developers/docs/resources/message#embed-object-embed-limits>):
-//!   content 2,000 characters, 10 embeds, 6,000 characters across them; an empty message is
-//!   50006, blank embed text 50035.
+//!   content 2,000 characters, 10 embeds, 6,000 characters across them, and every per-field
+//!   limit of Discord's OpenAPI schema (`tests/fixtures/`); an empty message is 50006, blank
+//!   embed text 50035.
 //! - A wrong token is 401 `Invalid Webhook Token` (50027); a wrong webhook id 404 `Unknown
 //!   Webhook` (10015).
 //! - Rate limits (<https://discord.com/developers/docs/topics/rate-limits>), when a test turns
@@ -196,6 +197,10 @@ fn refusal(body: &Value) -> Option<Reply> {
     let total: usize = embeds.iter().map(callrelay::platforms::discord::embed_chars).sum();
     if content.chars().count() > 2000 || embeds.len() > 10 || total > 6000 {
         return Some(error(400, 50035, "Invalid Form Body"));
+    }
+    // Every per-field limit of Discord's own schema (titles, fields, usernames, …).
+    if let Some(first) = crate::helpers::discord_schema_errors(body).into_iter().next() {
+        return Some(error(400, 50035, &format!("Invalid Form Body ({first})")));
     }
     None
 }
