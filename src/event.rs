@@ -18,24 +18,41 @@ pub enum EventType {
     CallEnded,
     /// Sent by the dashboard when a webhook URL is saved.
     Test,
+    /// Made by the relay from the first event it sees of a call (Beyond Presence sends none).
+    CallStarted,
+    /// Made by the relay when a call had no event for `calls.end_after` and no `call_ended`.
+    CallTimedOut,
 }
 
 impl EventType {
     /// Every routable type.
-    pub const ALL: [EventType; 3] = [EventType::Message, EventType::CallEnded, EventType::Test];
+    pub const ALL: [EventType; 5] =
+        [EventType::Message, EventType::CallEnded, EventType::Test, EventType::CallStarted, EventType::CallTimedOut];
 
-    /// The wire name (`message`, `call_ended`, `test`).
+    /// The types Beyond Presence sends; the others are the relay's own (a request claiming one
+    /// of those is a type this relay does not take, answered 200 and not routed).
+    pub const SENT: [EventType; 3] = [EventType::Message, EventType::CallEnded, EventType::Test];
+
+    /// The name (`message`, `call_ended`, `test`, `call_started`, `call_timed_out`).
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Message => "message",
             EventType::CallEnded => "call_ended",
             EventType::Test => "test",
+            EventType::CallStarted => "call_started",
+            EventType::CallTimedOut => "call_timed_out",
         }
     }
 
-    /// The type for a wire name.
+    /// The type for a name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether it ends its call (`call_ended`, `call_timed_out`): its thread's parent shows the
+    /// outcome, its live transcript is closed.
+    pub fn ends_call(self) -> bool {
+        matches!(self, EventType::CallEnded | EventType::CallTimedOut)
     }
 }
 
@@ -101,6 +118,30 @@ pub struct Event {
     pub evaluation: Evaluation,
     /// For `test` events, the dashboard's text, if it sent one.
     pub test_message: Option<String>,
+    /// What the relay knows of the call beyond this event (`{}` when nothing): for
+    /// `call_timed_out`, `started_at`, `last_event_at` (RFC 3339), `utterances` and
+    /// `silent_minutes`.
+    pub call: Map<String, Value>,
+}
+
+impl Event {
+    /// The `call_started` event the relay makes from `self`, the first event it saw of its call:
+    /// the call's caller, agent and `call_data`, at the time `self` was accepted.
+    pub fn started(&self) -> Event {
+        Event {
+            event_type: EventType::CallStarted,
+            call_id: self.call_id.clone(),
+            received_at: self.received_at,
+            user_name: self.user_name.clone(),
+            agent_id: self.agent_id.clone(),
+            call_data: self.call_data.clone(),
+            message: None,
+            messages: Vec::new(),
+            evaluation: Evaluation::default(),
+            test_message: None,
+            call: self.call.clone(),
+        }
+    }
 }
 
 /// What a request body turned out to be.
@@ -140,7 +181,7 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<Incoming, ParseE
 /// Normalises an already parsed body.
 pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming, ParseError> {
     let name = value.get("event_type").and_then(Value::as_str).ok_or(ParseError::NoEventType)?;
-    let Some(event_type) = EventType::from_name(name) else {
+    let Some(event_type) = EventType::SENT.into_iter().find(|t| t.as_str() == name) else {
         return Ok(Incoming::Unknown(name.to_owned()));
     };
     let call_data = value.get("call_data").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -156,6 +197,7 @@ pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming,
         messages: Vec::new(),
         evaluation: Evaluation::default(),
         test_message: None,
+        call: Map::new(),
     };
     let missing = |field| ParseError::Missing { event_type: event_type.as_str(), field };
     match event_type {
@@ -176,6 +218,7 @@ pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming,
         EventType::Test => {
             event.test_message = text(value.get("message"));
         }
+        EventType::CallStarted | EventType::CallTimedOut => unreachable!("not among the types sent"),
     }
     Ok(Incoming::Event(Box::new(event)))
 }

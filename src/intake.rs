@@ -1,12 +1,14 @@
 //! Intake, between the receiver and the store: an accepted event routed into what to commit (the
-//! event and one queue entry per channel).
+//! event, one queue entry per channel, what it tells about its call, and the call's
+//! `call_started` in case it is the first), and the relay's own `call_timed_out` likewise.
 //! Pure apart from logging; no I/O, and no rendering (each channel's lane renders at delivery).
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
 
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use crate::setup::Config;
-use crate::store::NewEvent;
+use crate::store::{CallNote, NewEvent, Remembered};
 use crate::telemetry;
 
 /// The template context and route input for an event.
@@ -15,8 +17,67 @@ pub fn context(event: &Event) -> Value {
 }
 
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
-/// matched; disabled channels are skipped and counted).
-pub fn route(config: &Config, event: &Event) -> NewEvent {
+/// matched; disabled channels are skipped and counted), what it tells about its call, and, when
+/// `may_start` (this relay does not know the call yet), the call's `call_started`, which the
+/// store commits ahead of it only if the call is new there.
+pub fn route(config: &Config, event: &Event, may_start: bool) -> NewEvent {
+    let mut routed = route_one(config, event);
+    if !event.call_id.is_empty() && event.event_type != EventType::Test {
+        routed.call = Some(CallNote {
+            agent_id: event.agent_id.clone(),
+            user_name: event.user_name.clone(),
+            call_data: (!event.call_data.is_empty()).then(|| Value::Object(event.call_data.clone()).to_string()),
+            utterance: event.event_type == EventType::Message,
+            ended: event.event_type == EventType::CallEnded,
+        });
+        if may_start {
+            routed.started = Some(Box::new(route_one(config, &event.started())));
+        }
+    }
+    routed
+}
+
+/// The `call_timed_out` event of a call that went quiet, as remembered, at `now`: routed, and
+/// also queued for the channels holding the call's thread or live transcript (`holding`), which
+/// it closes.
+pub fn timed_out(config: &Config, call: &Remembered, holding: &[String], now: DateTime<Utc>) -> NewEvent {
+    let at = |ms: i64| DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
+    let silent = (now.timestamp_millis() - call.last_at_ms).max(0) as f64 / 60_000.0;
+    let call_data: Map<String, Value> =
+        call.call_data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+    let event = Event {
+        event_type: EventType::CallTimedOut,
+        call_id: call.call_id.clone(),
+        received_at: now,
+        user_name: call.user_name.clone(),
+        agent_id: call.agent_id.clone(),
+        call_data,
+        message: None,
+        messages: Vec::new(),
+        evaluation: Default::default(),
+        test_message: None,
+        call: json!({
+            "started_at": at(call.first_at_ms),
+            "last_event_at": at(call.last_at_ms),
+            "utterances": call.utterances,
+            "silent_minutes": (silent * 10.0).round() / 10.0,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    };
+    let mut routed = route_one(config, &event);
+    for channel in holding {
+        let usable = config.channels.get(channel).is_some_and(|c| c.target.is_ok());
+        if usable && !routed.channels.contains(channel) {
+            routed.channels.push(channel.clone());
+        }
+    }
+    routed
+}
+
+/// One event routed: the channels its routes chose (enabled ones), nothing about its call.
+fn route_one(config: &Config, event: &Event) -> NewEvent {
     let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
     let (routes, routed) = config.router.route_named(event.event_type, &ctx);
     if routed.is_empty() {
@@ -39,5 +100,7 @@ pub fn route(config: &Config, event: &Event) -> NewEvent {
         channels,
         routes,
         recent: config.admin.enabled && !config.admin.keep_events.is_zero(),
+        call: None,
+        started: None,
     }
 }

@@ -1,8 +1,9 @@
 //! callrelay relays Beyond Presence call events to Slack, Discord, Microsoft Teams, Google Chat
 //! and signed HTTP endpoints.
 //!
-//! Data flows one way: [`server`] receives and parses ([`event`]), [`intake`] routes
-//! ([`routing`]) into what [`store`] commits once with an entry per channel, and [`dispatch`]
+//! Data flows one way: [`server`] receives and parses ([`event`]), fills in what the call told
+//! earlier ([`calls`]), [`intake`] routes ([`routing`]) into what [`store`] commits once with an
+//! entry per channel, and [`dispatch`]
 //! runs one ordered lane per channel that follows the delivery [`plan`], renders ([`render`]) and
 //! posts through the channel's platform ([`platforms`]). [`config`] reads the file; [`setup`]
 //! compiles it into the immutable snapshot they all read; [`app`] is the running application
@@ -10,6 +11,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -23,6 +23,9 @@ pub struct Call {
     /// The live transcript message being edited: the utterances it shows and its part (1 for the
     /// first message). `None`: the next utterance starts a message (part `next_part`).
     pub transcript: Option<(Vec<Value>, u32)>,
+    /// The call's live transcript message on this channel (its id, and the thread it is in),
+    /// which an ending event closes.
+    pub transcript_message: Option<(String, Option<String>)>,
     /// The part a new transcript message gets when none is being edited.
     pub next_part: u32,
     /// The platform said this channel takes no threads: everything goes flat.
@@ -91,9 +94,13 @@ pub struct Plan {
     pub transcript_lines: Vec<Value>,
     /// The transcript message's part.
     pub part: u32,
-    /// After the posts, the thread's parent redrawn with the call's outcome (the `thread_parent`
-    /// template with the `call_ended` event); an error when that template fails for it.
+    /// After the posts, the thread's parent redrawn with the call's outcome (the `call_started`
+    /// template with the `call_ended` or `call_timed_out` event); an error when that template
+    /// fails for it.
     pub edit_parent: Option<Result<String, RenderError>>,
+    /// After the posts, the call's live transcript message redrawn as closed (the `transcript`
+    /// template with `ended` set to the ending event's type).
+    pub close_transcript: Option<Result<String, RenderError>>,
     /// The template kind the posts are drawn with (`message`, `transcript`, …).
     pub kind: &'static str,
 }
@@ -109,12 +116,14 @@ pub fn plan(
 ) -> Result<Plan, RenderError> {
     let style = rules(channel.platform).threads();
     let threaded = channel.threads == Threads::PerCall && !call.no_threads && style != ThreadStyle::Unthreaded;
-    let ended = event_type == EventType::CallEnded;
+    let ended = event_type.ends_call();
     let transcript = channel.live_transcript && event_type == EventType::Message;
     let summary_mode = threaded
         && style == ThreadStyle::Parent
         && ended
         && matches!(call.thread, Thread::None | Thread::SummaryParent(_));
+    // On a channel whose threads have a parent post, a `call_started` is that parent.
+    let started_is_parent = threaded && style == ThreadStyle::Parent && event_type == EventType::CallStarted;
 
     let mut plan = Plan {
         start: None,
@@ -125,8 +134,16 @@ pub fn plan(
         transcript_lines: Vec::new(),
         part: 1,
         edit_parent: None,
+        close_transcript: None,
         kind: event_type.as_str(),
     };
+    if ended && channel.live_transcript && call.transcript_message.is_some() {
+        let (lines, part) = call.transcript.clone().unwrap_or_default();
+        let mut closing = context.clone();
+        closing["ended"] = Value::from(event_type.as_str());
+        plan.close_transcript =
+            Some(transcript_message(renderer, channel, &closing, &lines, part.max(1)).map(|r| r.posts.concat()));
+    }
     if transcript {
         let (shown, part) = match &call.transcript {
             Some((shown, part)) => (shown.clone(), *part),
@@ -150,7 +167,7 @@ pub fn plan(
             plan.posts.extend(rendered.posts);
             plan.notes.extend(rendered.notes);
         }
-    } else {
+    } else if !started_is_parent {
         let rendered = renderer.render(channel, event_type, context)?;
         (plan.posts, plan.notes) = (rendered.posts, rendered.notes);
     }
@@ -169,7 +186,7 @@ pub fn plan(
         Thread::None => {
             plan.start = Some(match style {
                 ThreadStyle::Parent => renderer
-                    .render_kind(channel, "thread_parent", context)
+                    .render_kind(channel, "call_started", &started(context))
                     .map(|r| Start::Parent(r.posts.into_iter().next().unwrap_or_default())),
                 ThreadStyle::Named { .. } | ThreadStyle::Keyed | ThreadStyle::Unthreaded => {
                     renderer.thread_name(channel, context).map(Start::Named)
@@ -188,11 +205,22 @@ pub fn plan(
     if ended && style == ThreadStyle::Parent && !summary_mode && parent_posted {
         plan.edit_parent = Some(
             renderer
-                .render_kind(channel, "thread_parent", context)
+                .render_kind(channel, "call_started", context)
                 .map(|r| r.posts.into_iter().next().unwrap_or_default()),
         );
     }
     Ok(plan)
+}
+
+/// The `call_started` event's context made from `context`, any event of the call (the thread's
+/// parent when `call_started` itself was not routed to the channel): its call, caller, agent and
+/// time, as the relay's own `call_started` has them.
+fn started(context: &Value) -> Value {
+    let mut started = context.clone();
+    started["event_type"] = Value::from(EventType::CallStarted.as_str());
+    started["message"] = Value::Null;
+    started["messages"] = Value::Array(Vec::new());
+    started
 }
 
 /// The call as an event of `event_type` usually finds it on channel `channel`, for previews: a
@@ -225,6 +253,9 @@ pub fn transcript_message(
     let mut context = context.clone();
     context["messages"] = Value::Array(lines.to_vec());
     context["part"] = Value::from(part);
+    if context.get("ended").is_none() {
+        context["ended"] = Value::Null;
+    }
     renderer.render_kind(channel, "transcript", &context)
 }
 

@@ -89,7 +89,7 @@ impl Router {
                     .filter_map(|n| {
                         let t = EventType::from_name(n);
                         if t.is_none() {
-                            fail(format!("unknown event type `{n}` in `events` (known: message, call_ended, test)"));
+                            fail(format!("unknown event type `{n}` in `events` (known: message, call_ended, test, call_started, call_timed_out)"));
                         }
                         t
                     })

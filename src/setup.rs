@@ -35,6 +35,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[admin]`: the web console.
     pub admin: crate::config::AdminConfig,
+    /// `[calls]`: call memory and time-outs.
+    pub calls: crate::config::CallsConfig,
     /// The templates directory, resolved against the config file's directory.
     pub templates_dir: PathBuf,
     /// Channels by name.
@@ -105,6 +107,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         dedup: file.dedup,
         log: file.log,
         admin: file.admin,
+        calls: file.calls,
         templates_dir: loaded.templates_dir,
         channels,
         router,

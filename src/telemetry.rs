@@ -174,6 +174,17 @@ pub fn event_unrouted(event_type: EventType, call_id: &str) {
     tracing::debug!(event_type = event_type.as_str(), call_id, "No route matched the event.");
 }
 
+/// A call had no event for `calls.end_after` and no `call_ended`: its `call_timed_out` is queued.
+pub fn call_timed_out(call_id: &str, end_after: std::time::Duration, deliveries: usize) {
+    counter!("callrelay_calls_timed_out_total").increment(1);
+    tracing::info!(
+        call_id,
+        end_after = %humantime::format_duration(end_after),
+        deliveries,
+        "A call went quiet without a call_ended; queued its call_timed_out."
+    );
+}
+
 /// A route sent an event to a channel that is disabled.
 pub fn channel_skipped(channel: &str, why: &str, call_id: &str) {
     counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => "channel_disabled")

@@ -90,7 +90,8 @@ pub fn strings(v: &Value) -> Vec<&str> {
 }
 
 /// Shortens the longest string inside `v` (only strings under a key named `key`, when given), a
-/// tenth at a time and ending in `…`, until `v` serialises to at most `max` bytes of JSON: for
+/// tenth at a time and ending in `…` (by at most half, then the next longest, and so on), until `v`
+/// serialises to at most `max` bytes of JSON: for
 /// limits counted in bytes of the escaped payload, where characters and bytes differ. Whether it
 /// cut anything.
 pub fn cut_longest_string(v: &mut Value, max: usize, key: Option<&str>) -> bool {
@@ -109,21 +110,28 @@ pub fn cut_longest_string(v: &mut Value, max: usize, key: Option<&str>) -> bool 
             _ => {}
         }
     }
-    if v.to_string().len() <= max {
-        return false;
-    }
-    let mut best = None;
-    longest(v, String::new(), key, key.is_none(), &mut best);
-    let Some((pointer, _)) = best else { return false };
-    let Some(Value::String(original)) = v.pointer(&pointer).cloned() else { return false };
-    let mut keep = chars(&original);
-    while v.to_string().len() > max && keep > 1 {
-        keep = keep * 9 / 10;
-        if let Some(Value::String(t)) = v.pointer_mut(&pointer) {
-            *t = truncate(&original, keep.max(1));
+    let mut cut = false;
+    // The longest string is cut by at most half, then the longest is looked for again: several
+    // long strings share the cuts.
+    while v.to_string().len() > max {
+        let mut best = None;
+        longest(v, String::new(), key, key.is_none(), &mut best);
+        let Some((pointer, _)) = best else { return cut };
+        let Some(Value::String(original)) = v.pointer(&pointer).cloned() else { return cut };
+        let mut keep = chars(&original);
+        if keep <= 1 {
+            return cut;
         }
+        let floor = (keep / 2).max(1);
+        while v.to_string().len() > max && keep > floor {
+            keep = (keep * 9 / 10).max(floor);
+            if let Some(Value::String(t)) = v.pointer_mut(&pointer) {
+                *t = truncate(&original, keep);
+            }
+        }
+        cut = true;
     }
-    true
+    cut
 }
 
 #[cfg(test)]

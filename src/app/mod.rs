@@ -37,6 +37,8 @@ pub struct State {
     pub refused_bytes: std::sync::atomic::AtomicUsize,
     /// The last events this relay accepted, for the console's playground.
     pub last_events: LastEvents,
+    /// What this relay knows of recent calls (in front of the store's call memory).
+    pub calls: crate::calls::Memory,
 }
 
 /// The last [`LastEvents::KEPT`] events this relay accepted (normalised JSON), in memory: the
@@ -94,7 +96,7 @@ impl State {
         }
         let config = Arc::new(config);
         let dispatcher = Arc::new(Dispatcher::start(&config, store.clone()).await);
-        web::Data::new(State {
+        let state = web::Data::new(State {
             snapshot: ArcSwap::from_pointee(Snapshot { auth: Authenticator::new(&config.auth), config }),
             store,
             dispatcher,
@@ -102,6 +104,9 @@ impl State {
             reloads: Status::default(),
             refused_bytes: Default::default(),
             last_events: Default::default(),
-        })
+            calls: Default::default(),
+        });
+        crate::calls::timeouts::spawn(Arc::downgrade(&state.clone().into_inner()));
+        state
     }
 }

@@ -46,6 +46,9 @@ pub struct FileConfig {
     /// The web console (template playground, deliveries, dead letters) on its own listener.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// What the relay remembers of each call, and when it stops waiting for a call's end.
+    #[serde(default)]
+    pub calls: CallsConfig,
     /// Destinations, by name. The name is what routes refer to and what logs show.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -153,6 +156,31 @@ impl Default for DedupConfig {
     }
 }
 
+/// `[calls]`: the relay remembers each call (in the store, shared by replicas): its agent,
+/// caller and `call_data` fill the call's later events before routing (Beyond Presence's
+/// `call_ended` names no agent), its first event brings a `call_started`, and a call that goes
+/// quiet without a `call_ended` gets a `call_timed_out`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// A call with no event for this long and no `call_ended` gets one `call_timed_out` event,
+    /// which also closes its thread's parent and its live transcript ("ended; no summary
+    /// received"). Checked every second. `"0s"` never times a call out. Default `"30m"`.
+    #[serde(with = "humantime_serde")]
+    pub end_after: Duration,
+    /// How long after its last event a call is remembered (with its events for the console's
+    /// call page). A later event of a forgotten call starts it anew (a second `call_started`).
+    /// Default `"24h"`.
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self { end_after: Duration::from_secs(30 * 60), forget_after: Duration::from_secs(24 * 3600) }
+    }
+}
+
 /// `[templates]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -214,7 +242,7 @@ pub enum Threads {
     #[default]
     Flat,
     /// One thread per call: on a Slack app channel, the call's first event posts a parent
-    /// (`thread_parent` template) and everything else replies to it; on a Discord forum or media
+    /// (the `call_started` template) and everything else replies to it; on a Discord forum or media
     /// channel, the call's first post creates a thread (`thread_name` template) and the rest go
     /// into it.
     PerCall,
@@ -338,11 +366,14 @@ pub struct TemplateOverrides {
     pub call_ended: Option<String>,
     /// Template for the dashboard's `test` event.
     pub test: Option<String>,
-    /// Slack, with `threads = "per_call"`: the thread's parent, posted with the call's first event.
-    pub thread_parent: Option<String>,
-    /// The old name of `thread_parent` (deprecated: read with a warning, for files written
-    /// before the rename; `call_started` is the name of an event).
+    /// Template for the relay's `call_started` event; on a Slack app channel with
+    /// `threads = "per_call"` also the thread's parent (edited when the call ends).
     pub call_started: Option<String>,
+    /// Template for the relay's `call_timed_out` event.
+    pub call_timed_out: Option<String>,
+    /// The name `call_started` had for a while as the Slack thread parent's template
+    /// (deprecated: read with a warning).
+    pub thread_parent: Option<String>,
     /// Discord, with `threads = "per_call"`: the forum thread's name (the template renders a JSON
     /// string; cut to 100 characters).
     pub thread_name: Option<String>,
@@ -352,18 +383,19 @@ pub struct TemplateOverrides {
 }
 
 impl TemplateOverrides {
-    /// The override for one kind of template (an event type's name, `thread_parent`,
-    /// `thread_name`), if any.
+    /// The override for one kind of template (an event type's name, `thread_name`,
+    /// `transcript`), if any.
     pub fn get(&self, kind: &str) -> Option<&str> {
         match kind {
             "message" => self.message.as_deref(),
             "call_ended" => self.call_ended.as_deref(),
             "test" => self.test.as_deref(),
-            "thread_parent" => self.thread_parent.as_deref().or_else(|| {
-                self.call_started.as_deref().inspect(|_| {
-                    tracing::warn!("`templates.call_started` is now `templates.thread_parent`; rename the key (the old one is read for now).")
+            "call_started" => self.call_started.as_deref().or_else(|| {
+                self.thread_parent.as_deref().inspect(|_| {
+                    tracing::warn!("`templates.thread_parent` is now `templates.call_started` (the thread parent is that event's post); rename the key (the old one is read for now).")
                 })
             }),
+            "call_timed_out" => self.call_timed_out.as_deref(),
             "thread_name" => self.thread_name.as_deref(),
             "transcript" => self.transcript.as_deref(),
             _ => None,
@@ -377,8 +409,9 @@ impl TemplateOverrides {
 pub struct RouteConfig {
     /// Name used in errors and logs. Default `route N` (1-based position).
     pub name: Option<String>,
-    /// Event types this route takes: `"message"`, `"call_ended"`, `"test"`. Default
-    /// `["message", "call_ended"]`; `test` events are routed only where listed.
+    /// Event types this route takes: `"message"`, `"call_ended"`, `"test"`, and the relay's own
+    /// `"call_started"` and `"call_timed_out"`. Default `["message", "call_ended"]`; the other
+    /// types are routed only where listed.
     pub events: Option<Vec<String>>,
     /// Channel names to send to.
     pub channels: Vec<String>,

@@ -177,16 +177,23 @@ impl Lane {
         // With threads, the call's thread first (a parent is a post of its own, paced).
         let Some(place) = self.place(head, &plan).await else { return };
         let posts = &plan.posts;
-        // A thread's parent is edited to show the outcome, as the summary's last part.
-        let edit = match (&plan.edit_parent, &place) {
-            (Some(Ok(body)), Place::Thread(id)) => Some((id.clone(), body.clone())),
-            (Some(Err(e)), _) if head.sent_parts as usize + 1 >= posts.len() => {
-                telemetry::render_failed(e);
-                None
+        // When the call ends, its thread's parent shows the outcome and its live transcript is
+        // closed: edits after the posts, as the entry's last parts.
+        let mut edits = Vec::new();
+        let late = head.sent_parts as usize + 1 >= posts.len();
+        match (&plan.edit_parent, &place) {
+            (Some(Ok(body)), Place::Thread(id)) => edits.push((Place::Edit { id: id.clone(), thread: None }, body)),
+            (Some(Err(e)), _) if late => telemetry::render_failed(e),
+            _ => {}
+        }
+        match (&plan.close_transcript, &call.transcript_message) {
+            (Some(Ok(body)), Some((id, thread))) => {
+                edits.push((Place::Edit { id: id.clone(), thread: thread.clone() }, body))
             }
-            _ => None,
-        };
-        let total = posts.len() + usize::from(edit.is_some());
+            (Some(Err(e)), _) if late => telemetry::render_failed(e),
+            _ => {}
+        }
+        let total = posts.len() + edits.len();
         let sent = (head.sent_parts as usize).min(total);
         if sent == total {
             // The template now makes fewer posts than were already sent: nothing is left.
@@ -198,14 +205,16 @@ impl Lane {
             telemetry::render_adjusted(&self.channel, &head.call_id, &plan.notes);
         }
         let last_part = sent + 1 == total;
-        let (taken, body, place) = match (posts.get(sent), edit) {
-            (Some(next), _) if last_part && sent == 0 && self.coalescible(head) => {
+        let (taken, body, place) = match posts.get(sent) {
+            Some(next) if last_part && sent == 0 && self.coalescible(head) => {
                 let (taken, body) = self.coalesced(head, next, &batch[1..]);
                 (taken, body, place)
             }
-            (Some(next), _) => (1, next.clone(), place),
-            (None, Some((id, body))) => (1, body, Place::Edit { id, thread: None }),
-            (None, None) => unreachable!("sent < total"),
+            Some(next) => (1, next.clone(), place),
+            None => {
+                let (place, body) = edits.swap_remove(sent - posts.len());
+                (1, body.clone(), place)
+            }
         };
         let ids: Vec<i64> = batch[..taken].iter().map(|q| q.id).collect();
         if !self.edit_allowed(&place).await {
@@ -245,10 +254,15 @@ impl Lane {
             Outcome::Permanent { reason, broken: false } | Outcome::Misplaced { reason, .. }
                 if matches!(place, Place::Edit { .. }) =>
             {
-                // The summary is out; an outcome that cannot be shown on the parent is no loss.
+                // The event's posts are out; an outcome that cannot be shown on the parent or
+                // the transcript is no loss.
                 telemetry::parent_not_edited(&self.channel, &head.call_id, &reason);
-                self.record(self.store.delivered(&self.fence, ids).await);
-                self.call_done(head).await;
+                if last_part {
+                    self.record(self.store.delivered(&self.fence, ids).await);
+                    self.call_done(head).await;
+                } else {
+                    self.record(self.store.parts_delivered(&self.fence, head.id, sent as u32 + 1).await);
+                }
             }
             outcome => self.failed(head, ids, outcome).await,
         }
@@ -352,6 +366,7 @@ impl Lane {
                     transcript_lines: Vec::new(),
                     part: 1,
                     edit_parent: None,
+                    close_transcript: None,
                     kind: "message",
                 });
             }

@@ -28,6 +28,22 @@ impl Lane {
     /// pauses and tries again).
     pub(super) async fn call(&mut self, head: &Queued) -> Option<Call> {
         let mut call = Call { no_threads: self.no_threads, ..Call::new_call() };
+        let ends = EventType::from_name(&head.event_type).is_some_and(EventType::ends_call);
+        if ends && self.channel().live_transcript {
+            match self.store.transcript(&self.channel, &head.call_id).await {
+                Ok(Some(t)) if !t.message_id.is_empty() => {
+                    let lines = serde_json::from_str(&t.lines).unwrap_or_default();
+                    call.transcript = Some((lines, t.part));
+                    call.transcript_message = Some((t.message_id, t.thread));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    telemetry::store_failed("read a call's transcript", &e.to_string());
+                    self.pause(STORE_RETRY).await;
+                    return None;
+                }
+            }
+        }
         // Only parents and named threads are remembered (a keyed thread is named by the call).
         let remembered =
             matches!(rules(self.channel().platform).threads(), ThreadStyle::Parent | ThreadStyle::Named { .. });
@@ -110,9 +126,11 @@ impl Lane {
         }
     }
 
-    /// After a call's `call_ended` went out: its thread is forgotten in a while.
+    /// After a call's `call_ended` or `call_timed_out` went out: its thread and live transcript
+    /// are forgotten in a while.
     pub(super) async fn call_done(&mut self, head: &Queued) {
-        if self.channel().threads == Threads::PerCall && head.event_type == EventType::CallEnded.as_str() {
+        let kept = self.channel().threads == Threads::PerCall || self.channel().live_transcript;
+        if kept && EventType::from_name(&head.event_type).is_some_and(EventType::ends_call) {
             let at = now_ms() + self.config.delivery.forget_threads_after.as_millis() as i64;
             let forgotten = self.store.forget_call_at(&self.fence, &head.call_id, at).await;
             self.record(forgotten);

@@ -55,6 +55,26 @@ fn ended() -> Value {
            "messages": [{"sender": "user", "message": "my card", "sent_at": "2024-01-15T10:30:00Z"}]}))
 }
 
+/// The relay's `call_started` for the call of [`message`].
+fn started() -> Value {
+    let raw = json!({"event_type": "message", "call_id": "call-1",
+           "message": {"sender": "user", "message": "hello there", "sent_at": "2024-01-15T10:30:00Z"},
+           "call_data": {"agentId": "agent_456", "userName": "John Doe"}});
+    let crate::event::Incoming::Event(e) = crate::event::from_value(&raw, chrono::Utc::now()).unwrap() else {
+        panic!()
+    };
+    crate::intake::context(&e.started())
+}
+
+/// The relay's `call_timed_out` for the call of [`message`].
+fn timed_out() -> Value {
+    let mut v = started();
+    v["event_type"] = json!("call_timed_out");
+    v["call"] = json!({"started_at": "2024-01-15T10:30:00+00:00", "last_event_at": "2024-01-15T10:34:00+00:00",
+                       "utterances": 3, "silent_minutes": 30.0});
+    v
+}
+
 /// Start, place, number of posts, template, parent edited.
 type Shape<'a> = (&'a str, &'a str, usize, &'a str, bool);
 
@@ -104,6 +124,15 @@ fn each_channel_event_and_call_state_has_one_plan() {
         (GOOGLE_CHAT, PerCall, false, message(), none.clone(), ("-", "thread call-1", 1, "message", false)),
         (GOOGLE_CHAT, PerCall, false, ended(), with(open()), ("-", "thread call-1", 1, "call_ended", false)),
         (GOOGLE_CHAT, Flat, false, message(), none.clone(), ("-", "channel", 1, "message", false)),
+        // The relay's own events: on a channel whose threads have a parent, `call_started` is it.
+        (SLACK, Flat, false, started(), none.clone(), ("-", "channel", 1, "call_started", false)),
+        (SLACK, PerCall, false, started(), none.clone(), ("parent", "started", 0, "call_started", false)),
+        (SLACK, PerCall, false, started(), with(open()), ("-", "thread 1.2", 0, "call_started", false)),
+        (DISCORD, PerCall, false, started(), none.clone(), ("named", "started", 1, "call_started", false)),
+        (GOOGLE_CHAT, PerCall, false, started(), none.clone(), ("-", "thread call-1", 1, "call_started", false)),
+        (SLACK, PerCall, false, timed_out(), with(open()), ("-", "thread 1.2", 1, "call_timed_out", true)),
+        (SLACK, PerCall, false, timed_out(), none.clone(), ("-", "first post is parent", 1, "call_timed_out", false)),
+        (DISCORD, PerCall, false, timed_out(), with(open()), ("-", "thread 1.2", 1, "call_timed_out", false)),
     ];
     for (platform, threads, live, event, call, expected) in table {
         let r = renderer_for(platform);
@@ -125,13 +154,24 @@ fn the_steps_carry_what_the_templates_draw() {
     let c = channel(SLACK, Threads::PerCall, false);
     let p = plan(&r, &c, EventType::Message, &message(), &Call::new_call()).unwrap();
     let Some(Ok(Start::Parent(parent))) = &p.start else { panic!("{p:?}") };
-    assert!(parent.contains("Live call with John Doe"), "{parent}");
+    assert!(parent.contains("Call started with John Doe"), "{parent}");
     assert!(p.posts[0].contains("hello there"));
     let p =
         plan(&r, &c, EventType::CallEnded, &ended(), &Call { thread: Thread::Open("1.2".into()), ..Call::new_call() })
             .unwrap();
     let Some(Ok(edit)) = &p.edit_parent else { panic!("{p:?}") };
     assert!(edit.contains("Call with John Doe ended: Account Support (5m 30s)"), "{edit}");
+    let p = plan(
+        &r,
+        &c,
+        EventType::CallTimedOut,
+        &timed_out(),
+        &Call { thread: Thread::Open("1.2".into()), ..Call::new_call() },
+    )
+    .unwrap();
+    let Some(Ok(edit)) = &p.edit_parent else { panic!("{p:?}") };
+    assert!(edit.contains("ended; no summary received"), "{edit}");
+    assert!(p.posts[0].contains("after 3 utterance(s)") && p.posts[0].contains("No event for 30m"), "{:?}", p.posts);
     // A summary-only channel: the summary without its transcript, then the transcript.
     let p = plan(&r, &c, EventType::CallEnded, &ended(), &Call::new_call()).unwrap();
     assert!(!p.posts[0].contains("my card") && p.posts[1].contains("my card"), "{:?}", p.posts);
@@ -161,10 +201,35 @@ fn a_transcript_shows_what_it_showed_plus_the_new_utterance() {
 }
 
 #[test]
+fn the_end_of_a_call_closes_its_live_transcript() {
+    let r = renderer_for(SLACK);
+    let c = channel(SLACK, Threads::Flat, true);
+    let said = json!({"sender": "user", "message": "earlier words", "sent_at": "2024-01-15T10:29:00Z"});
+    let call = Call {
+        transcript: Some((vec![said], 2)),
+        transcript_message: Some(("1700.5".into(), None)),
+        ..Call::new_call()
+    };
+    for (event_type, event, says) in [
+        (EventType::CallEnded, ended(), "call ended"),
+        (EventType::CallTimedOut, timed_out(), "ended; no summary received"),
+    ] {
+        let p = plan(&r, &c, event_type, &event, &call).unwrap();
+        let Some(Ok(closed)) = &p.close_transcript else { panic!("{p:?}") };
+        assert!(closed.contains(says) && closed.contains("earlier words") && closed.contains("part 2"), "{closed}");
+        assert!(!closed.contains("Live transcript"), "{closed}");
+    }
+    // Nothing to close: no transcript message on the channel, or no live transcript.
+    assert_eq!(plan(&r, &c, EventType::CallEnded, &ended(), &Call::new_call()).unwrap().close_transcript, None);
+    let flat = channel(SLACK, Threads::Flat, false);
+    assert_eq!(plan(&r, &flat, EventType::CallEnded, &ended(), &call).unwrap().close_transcript, None);
+}
+
+#[test]
 fn a_failing_thread_template_is_an_error_in_the_start_step_only() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("slack")).unwrap();
-    std::fs::write(dir.path().join("slack/thread_parent.json.hbs"), "{\"text\": {{nosuch}} }").unwrap();
+    std::fs::write(dir.path().join("slack/call_started.json.hbs"), "{\"text\": {{nosuch}} }").unwrap();
     let channels = BTreeMap::from([("c".to_owned(), (SLACK, TemplateOverrides::default()))]);
     let r = Renderer::load(dir.path(), &channels).unwrap();
     let c = channel(SLACK, Threads::PerCall, false);

@@ -93,8 +93,8 @@ impl Renderer {
                     Some(path) => (path.to_owned(), true),
                     None => (default_template(*platform, kind), false),
                 };
-                // Before `thread_parent` had its name, the Slack parent's file was
-                // `call_started.json.hbs`: a customised one is still used, with a warning.
+                // For a while the Slack thread parent's file was `thread_parent.json.hbs`: a
+                // customised one is still used for `call_started`, with a warning.
                 let (relative, is_override) = match renamed(dir, *platform, kind, &relative, is_override) {
                     Some(old) => (old, true),
                     None => (relative, is_override),
@@ -271,7 +271,7 @@ fn registry(platform: Platform) -> Handlebars<'static> {
 /// customised template from before the rename): logged as deprecated, and used.
 fn renamed(dir: &Path, platform: Platform, kind: &str, relative: &str, is_override: bool) -> Option<String> {
     let old = match kind {
-        "thread_parent" => default_template(platform, "call_started"),
+        "call_started" => default_template(platform, "thread_parent"),
         _ => return None,
     };
     if is_override || dir.join(relative).is_file() || !dir.join(&old).is_file() {
@@ -280,7 +280,7 @@ fn renamed(dir: &Path, platform: Platform, kind: &str, relative: &str, is_overri
     tracing::warn!(
         old = %old,
         new = %relative,
-        "The thread parent's template is now named `thread_parent`; rename the file (the old name is read for now)."
+        "The thread parent is the `call_started` event's template now; rename the file (the old name is read for now)."
     );
     Some(old)
 }

@@ -205,20 +205,21 @@ fn tempdir(name: &str) -> PathBuf {
 
 #[test]
 fn a_thread_parent_customised_under_its_old_name_is_still_used() {
-    let ctx = json!({"call_id": "c1", "user_name": "Ann", "event_type": "message"});
-    // A templates directory from before the rename: `slack/call_started.json.hbs`, customised.
+    let ctx = json!({"call_id": "c1", "user_name": "Ann", "event_type": "call_started"});
+    // A templates directory from when the parent was `slack/thread_parent.json.hbs`, customised.
     let dir = tempdir("old-parent-name");
     std::fs::create_dir_all(dir.join("slack")).unwrap();
-    std::fs::write(dir.join("slack/call_started.json.hbs"), r#"{"text": "OLD NAME {{user_name}}"}"#).unwrap();
+    std::fs::write(dir.join("slack/thread_parent.json.hbs"), r#"{"text": "OLD NAME {{user_name}}"}"#).unwrap();
     let r = renderer(&dir, TemplateOverrides::default()).unwrap();
-    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/call_started.json.hbs"));
-    let out = r.render_kind(&channel("s", SLACK), "thread_parent", &ctx).unwrap();
+    assert_eq!(r.template_for("s", "call_started"), Some("slack/thread_parent.json.hbs"));
+    let out = r.render_kind(&channel("s", SLACK), "call_started", &ctx).unwrap();
     assert!(out.posts[0].contains("OLD NAME Ann"), "{:?}", out.posts);
     // The old key in `[channels.NAME.templates]` names it too; the new file wins over the old.
-    std::fs::write(dir.join("slack/thread_parent.json.hbs"), r#"{"text": "NEW NAME"}"#).unwrap();
+    std::fs::write(dir.join("slack/call_started.json.hbs"), r#"{"text": "NEW NAME"}"#).unwrap();
     let r = renderer(&dir, TemplateOverrides::default()).unwrap();
-    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/thread_parent.json.hbs"));
-    let old_key = TemplateOverrides { call_started: Some("slack/call_started.json.hbs".into()), ..Default::default() };
+    assert_eq!(r.template_for("s", "call_started"), Some("slack/call_started.json.hbs"));
+    let old_key =
+        TemplateOverrides { thread_parent: Some("slack/thread_parent.json.hbs".into()), ..Default::default() };
     let r = renderer(&dir, old_key).unwrap();
-    assert_eq!(r.template_for("s", "thread_parent"), Some("slack/call_started.json.hbs"));
+    assert_eq!(r.template_for("s", "call_started"), Some("slack/thread_parent.json.hbs"));
 }

@@ -91,7 +91,7 @@ pub(super) async fn receive(
         });
     }
 
-    let event = match event::parse(&body, chrono::Utc::now()).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+    let mut event = match event::parse(&body, chrono::Utc::now()).map_err(|e| ApiError::BadRequest(e.to_string()))? {
         Incoming::Event(e) => e,
         Incoming::Unknown(kind) => {
             if !once.is_empty() && state.store.accept(None, once).await.map_err(ApiError::Unavailable)? != Accepted::New
@@ -105,14 +105,14 @@ pub(super) async fn receive(
     // At debug level: at info, formatting the span's fields cost every request an allocation, and
     // every log line about an event names its call already.
     let span = tracing::debug_span!("event", call_id = %event.call_id, event_type = event.event_type.as_str());
-    accept(&state, config, &event, &body, once).instrument(span).await
+    accept(&state, config, &mut event, &body, once).instrument(span).await
 }
 
 /// Routes and commits a parsed event (within its `event` span); its channels' lanes render it.
 async fn accept(
     state: &State,
     config: &crate::setup::Config,
-    event: &event::Event,
+    event: &mut event::Event,
     body: &[u8],
     mut once: Vec<OnceKey>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,12 +120,16 @@ async fn accept(
     if let Some(key) = (!window.is_zero()).then(|| event::dedup_key(event, body)).flatten() {
         once.push(OnceKey { key, expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
-    let planned = intake::route(config, event);
+    // What the call told earlier (its agent, above all) is routed on as if this event said it.
+    let may_start = state.calls.fill(&*state.store, event).await.map_err(ApiError::Unavailable)?;
+    let planned = intake::route(config, event, may_start);
     let channels = planned.channels.clone();
+    let started: Vec<String> = planned.started.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
     let kept = config.admin.enabled.then(|| planned.event.clone());
-    if !channels.is_empty() || !once.is_empty() {
+    if !channels.is_empty() || !once.is_empty() || planned.call.is_some() {
         let committed = state.store.accept(Some(planned), once).await.map_err(|e| {
-            state.refused_bytes.fetch_max(body.len() * 2, Ordering::Relaxed);
+            // The event is written twice (its row and its recent row), with some room.
+            state.refused_bytes.fetch_max(body.len() * 3, Ordering::Relaxed);
             ApiError::Unavailable(e)
         })?;
         match committed {
@@ -139,7 +143,8 @@ async fn accept(
             }
         }
     }
-    for c in &channels {
+    state.calls.learned(event);
+    for c in started.iter().chain(&channels) {
         state.dispatcher.wake(c);
     }
     if let Some(json) = kept {

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{now_ms, Accepted, Content, Fence, NewEvent, OnceKey, Queued, Store, StoreError, Transcript};
+use super::{
+    now_ms, Accepted, CallNote, Content, Fence, NewEvent, OnceKey, Queued, Remembered, Store, StoreError, Transcript,
+};
 
 /// An event for `channels` whose JSON carries `text`.
 pub fn event(channels: &[&str], text: &str) -> NewEvent {
@@ -15,6 +17,23 @@ pub fn event(channels: &[&str], text: &str) -> NewEvent {
         channels: channels.iter().map(|c| c.to_string()).collect(),
         routes: vec!["route-1".into()],
         recent: true,
+        call: None,
+        started: None,
+    }
+}
+
+/// An event of call `call` for `channels` telling `note`, with the call's `call_started`
+/// (carrying `started`) in case it is the call's first.
+pub fn of_call(call: &str, channels: &[&str], text: &str, note: CallNote, started: &str) -> NewEvent {
+    NewEvent {
+        call_id: call.into(),
+        call: Some(note),
+        started: Some(Box::new(NewEvent {
+            call_id: call.into(),
+            event_type: "call_started".into(),
+            ..event(channels, started)
+        })),
+        ..event(channels, text)
     }
 }
 
@@ -263,6 +282,117 @@ pub async fn recent_events_show_each_posts_status_until_forgotten(store: Arc<dyn
     assert!(store.activity(0).await.unwrap().is_empty());
 }
 
+/// A call is remembered from its events (the first agent, caller and `call_data` told, times,
+/// utterances, its end); its `call_started` is committed once, ahead of its first event, even
+/// when its first events arrive together.
+pub async fn calls_are_remembered_and_started_once(shared_store: Arc<dyn Store>, _shared: bool) {
+    let store = &*shared_store;
+    let told = CallNote {
+        agent_id: Some("agent_1".into()),
+        call_data: Some("{\"agentId\":\"agent_1\"}".into()),
+        utterance: true,
+        ..CallNote::default()
+    };
+    accept(store, of_call("k", &["a"], "hello", told, "started-1")).await.unwrap();
+    let named = CallNote {
+        user_name: Some("Ann".into()),
+        agent_id: Some("agent_2".into()),
+        utterance: true,
+        ..CallNote::default()
+    };
+    accept(store, of_call("k", &["a"], "again", named, "started-2")).await.unwrap();
+    let ended = CallNote { ended: true, ..CallNote::default() };
+    accept(store, NewEvent { call_id: "k".into(), call: Some(ended), ..event(&["a"], "bye") }).await.unwrap();
+    assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["started-1", "hello", "again", "bye"]);
+    let Remembered {
+        agent_id,
+        user_name,
+        call_data,
+        utterances,
+        ended_at_ms,
+        first_at_ms,
+        last_at_ms,
+        timed_out_at_ms,
+        ..
+    } = store.call("k").await.unwrap().expect("remembered");
+    assert_eq!(agent_id.as_deref(), Some("agent_1"), "the first agent told stays");
+    assert_eq!(user_name.as_deref(), Some("Ann"), "what an earlier event lacked, a later one tells");
+    assert_eq!(call_data.as_deref(), Some("{\"agentId\":\"agent_1\"}"));
+    assert_eq!(utterances, 2);
+    assert!(ended_at_ms.is_some() && timed_out_at_ms.is_none());
+    assert!(first_at_ms <= last_at_ms);
+    assert_eq!(store.call("nobody").await.unwrap(), None);
+
+    // Eight first events of one new call at once: one `call_started`, ahead of all of them.
+    let together: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, note) = (shared_store.clone(), CallNote { utterance: true, ..CallNote::default() });
+            let first = of_call("z", &["b"], &format!("m{i}"), note, "started");
+            tokio::spawn(async move { store.accept(Some(first), vec![]).await })
+        })
+        .collect();
+    for outcome in together {
+        assert_eq!(outcome.await.unwrap().unwrap(), Accepted::New);
+    }
+    let queued = texts(&store.pending("b", 20).await.unwrap());
+    assert_eq!(queued.len(), 9, "{queued:?}");
+    assert_eq!(queued[0], "started", "{queued:?}");
+    assert_eq!(queued.iter().filter(|t| *t == "started").count(), 1, "{queued:?}");
+    assert_eq!(store.call("z").await.unwrap().unwrap().utterances, 8);
+}
+
+/// A call quiet since before the cut-off with no `call_ended` is timed out once, its event
+/// committed with it (queued for the channels holding its thread or transcript as `make` says);
+/// an ended call never is.
+pub async fn quiet_calls_time_out_once(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
+    let open = CallNote { agent_id: Some("agent_9".into()), utterance: true, ..CallNote::default() };
+    accept(store, NewEvent { call_id: "open".into(), call: Some(open), ..event(&["a"], "hi") }).await.unwrap();
+    let ended = CallNote { ended: true, ..CallNote::default() };
+    accept(store, NewEvent { call_id: "done".into(), call: Some(ended), ..event(&["a"], "bye") }).await.unwrap();
+    let t = hold(store, "t").await;
+    store.set_thread(&t, "open", "1700.1".into()).await.unwrap();
+    assert!(
+        store.time_out_calls(now_ms() - 60_000, Arc::new(|_, _| unreachable!())).await.unwrap().is_empty(),
+        "not quiet long enough"
+    );
+
+    let make: super::MakeTimedOut = Arc::new(|call, holding| NewEvent {
+        call_id: call.call_id.clone(),
+        event_type: "call_timed_out".into(),
+        channels: holding.to_vec(),
+        ..event(&[], &format!("timed out {} {}", call.agent_id.as_deref().unwrap_or("-"), call.utterances))
+    });
+    let cutoff = now_ms() + 1;
+    // Two relays sweeping at once: the call is timed out by one of them.
+    let (one, two) =
+        tokio::join!(store.time_out_calls(cutoff, make.clone()), store.time_out_calls(cutoff, make.clone()));
+    let made: Vec<NewEvent> = one.unwrap().into_iter().chain(two.unwrap()).collect();
+    assert_eq!(made.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["open"]);
+    assert_eq!(texts(&store.pending("t", 10).await.unwrap()), ["timed out agent_9 1"]);
+    assert!(store.call("open").await.unwrap().unwrap().timed_out_at_ms.is_some());
+    assert!(store.time_out_calls(now_ms() + 1, make).await.unwrap().is_empty(), "once per call");
+}
+
+/// A remembered call keeps its recent events past `forget_recent` (its page shows the whole
+/// conversation); once the call is forgotten, they go too.
+pub async fn a_remembered_calls_events_outlive_the_recent_window(store: Arc<dyn Store>, _shared: bool) {
+    let store = &*store;
+    let note = CallNote { utterance: true, ..CallNote::default() };
+    accept(store, NewEvent { call_id: "kept".into(), call: Some(note), ..event(&["a"], "said") }).await.unwrap();
+    accept(store, NewEvent { call_id: "plain".into(), ..event(&["a"], "other") }).await.unwrap();
+    store.forget_recent(now_ms() + 1).await.unwrap();
+    let kept = store.recent(None, 10).await.unwrap();
+    assert_eq!(kept.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["kept"]);
+    assert_eq!(kept[0].event.as_deref(), Some("{\"text\":\"said\"}"), "the event itself, for the call page");
+    store.forget_calls(now_ms() - 60_000).await.unwrap();
+    assert!(store.call("kept").await.unwrap().is_some(), "not quiet long enough to forget");
+    store.forget_calls(now_ms() + 1).await.unwrap();
+    assert_eq!(store.call("kept").await.unwrap(), None);
+    store.forget_recent(now_ms() + 1).await.unwrap();
+    assert!(store.recent(None, 10).await.unwrap().is_empty());
+}
+
 /// Every contract test above, as `#[tokio::test]`s in a module `contract_suite`, for one backend:
 /// `$fresh().await` gives `Some((guard, store))` (the guard keeps whatever the store needs alive)
 /// or `None` to skip (no server, outside CI); `$shared` says whether several relays share it.
@@ -276,7 +406,10 @@ macro_rules! contract_tests {
             threads_are_remembered_per_channel_until_forgotten,
             transcripts_are_saved_and_forgotten_with_the_call,
             recent_events_show_each_posts_status_until_forgotten,
-            leases_fence_off_the_previous_holder
+            leases_fence_off_the_previous_holder,
+            calls_are_remembered_and_started_once,
+            quiet_calls_time_out_once,
+            a_remembered_calls_events_outlive_the_recent_window
         );
     };
     (@each $fresh:ident, $shared:expr; $($name:ident),*) => {

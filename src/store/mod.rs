@@ -16,7 +16,7 @@ use async_trait::async_trait;
 /// An accepted event, as the receiver commits it: the normalised event once, and a queue entry
 /// for each channel its routes chose. Nothing is rendered yet; each channel's lane renders the
 /// event with the configuration in force when it sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewEvent {
     /// The event's call id.
     pub call_id: String,
@@ -30,7 +30,55 @@ pub struct NewEvent {
     pub routes: Vec<String>,
     /// Whether to keep it among the recent events (`admin.keep_events` is not zero).
     pub recent: bool,
+    /// What it tells about its call, remembered with it (see [`Calls::call`]); `None` for an
+    /// event of no call (`test`).
+    pub call: Option<CallNote>,
+    /// The call's `call_started`, committed (before this event, so queued ahead of it on every
+    /// channel) only when this event is the first the store sees of its call.
+    pub started: Option<Box<NewEvent>>,
 }
+
+/// What an accepted event tells about its call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallNote {
+    /// The agent, when the event names it.
+    pub agent_id: Option<String>,
+    /// The caller, when the event names them.
+    pub user_name: Option<String>,
+    /// `call_data` as JSON, when the event has any.
+    pub call_data: Option<String>,
+    /// The event is an utterance (`message`).
+    pub utterance: bool,
+    /// The event is the call's `call_ended`.
+    pub ended: bool,
+}
+
+/// A call as the store remembers it: what its events told, and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// The call.
+    pub call_id: String,
+    /// The agent, from the first event that named it.
+    pub agent_id: Option<String>,
+    /// The caller, from the first event that named them.
+    pub user_name: Option<String>,
+    /// `call_data` as JSON, from the first event that had any.
+    pub call_data: Option<String>,
+    /// When its first event was accepted (Unix milliseconds).
+    pub first_at_ms: i64,
+    /// When its latest event was accepted (Unix milliseconds).
+    pub last_at_ms: i64,
+    /// How many `message` events it had.
+    pub utterances: i64,
+    /// When its `call_ended` was accepted.
+    pub ended_at_ms: Option<i64>,
+    /// When the relay gave up waiting for its end (`call_timed_out`).
+    pub timed_out_at_ms: Option<i64>,
+}
+
+/// Makes a timed-out call's `call_timed_out` event: from the call as remembered and the
+/// channels holding its thread or live transcript (which the event closes).
+pub type MakeTimedOut = std::sync::Arc<dyn Fn(&Remembered, &[String]) -> NewEvent + Send + Sync>;
 
 /// A recently accepted event and what became of each of its posts (the console's deliveries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +95,8 @@ pub struct RecentEvent {
     pub accepted_at_ms: i64,
     /// Each channel it was queued for, in route order, with its post's status.
     pub posts: Vec<PostStatus>,
+    /// The normalised event as JSON (`None` for events kept by a release before it was).
+    pub event: Option<String>,
 }
 
 /// Where one event's post to one channel stands.
@@ -283,6 +333,16 @@ pub trait Calls: Send + Sync {
     async fn transcript(&self, channel: &str, call_id: &str) -> Result<Option<Transcript>, StoreError>;
     /// Saves a call's live transcript message on the fence's channel.
     async fn set_transcript(&self, fence: &Fence, call_id: &str, transcript: Transcript) -> Result<(), StoreError>;
+    /// The call as remembered (what its events told; see [`NewEvent::call`]), if it is.
+    async fn call(&self, call_id: &str) -> Result<Option<Remembered>, StoreError>;
+    /// Gives up waiting for the end of calls whose last event was accepted before
+    /// `idle_before_ms` and that have neither a `call_ended` nor a `call_timed_out`: marks each
+    /// timed out and commits the event `make` makes of it, together (once per call, whichever
+    /// relay gets there first). Returns the calls timed out (at most 100 per call).
+    async fn time_out_calls(&self, idle_before_ms: i64, make: MakeTimedOut) -> Result<Vec<NewEvent>, StoreError>;
+    /// Forgets calls whose last event was accepted before `before_ms` (their recent events go
+    /// with the next [`Stats::forget_recent`] that has their time come).
+    async fn forget_calls(&self, before_ms: i64) -> Result<(), StoreError>;
 }
 
 /// Lane leases with fencing tokens, the pacing and broken marks kept with them. Every method commits before it returns.
@@ -320,7 +380,9 @@ pub trait Stats: Send + Sync {
     async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError>;
     /// Delivered and failed events per channel and minute since `since_ms`.
     async fn activity(&self, since_ms: i64) -> Result<Vec<Activity>, StoreError>;
-    /// Forgets recent events accepted, and post statuses recorded, before `before_ms`.
+    /// Forgets recent events accepted, and post statuses recorded, before `before_ms`, except
+    /// those of calls still remembered (a call's page shows its whole conversation while the
+    /// call is remembered).
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError>;
 }
 

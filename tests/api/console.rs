@@ -431,9 +431,12 @@ async fn the_playground_previews_threads_and_transcripts_step_by_step_as_the_lan
     let sent: Vec<serde_json::Value> = app.slack_api.requests().into_iter().map(|(_, b)| as_planned(b)).collect();
     assert_eq!(shown, sent, "parent and reply, exactly as the lane posted them");
 
-    // The summary: a reply in the thread, then the parent edited with the outcome.
+    // The summary: a reply in the thread, then the parent edited with the outcome. The relay
+    // fills the agent in from the call's messages; the preview is of the summary as it took it.
     let ended = call_ended("call-p", "negative");
-    let shown = exact_bodies(&preview(&app, &[("channel", "thread"), ("event", &ended.to_string())]).await);
+    let mut as_taken = ended.clone();
+    as_taken["call_data"] = serde_json::json!({"agentId": "agent_456"});
+    let shown = exact_bodies(&preview(&app, &[("channel", "thread"), ("event", &as_taken.to_string())]).await);
     assert_eq!(app.post_event(&ended).await.status(), 200);
     assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
     let requests = app.slack_api.requests();

@@ -92,9 +92,9 @@ async fn two_interleaved_calls_end_in_two_threads_with_every_utterance_in_order(
         slack.iter().zip(&ts).filter(|(b, _)| b.get("thread_ts").is_none()).map(|(_, t)| t.clone()).collect();
     assert_eq!(parent_ts.len(), 2, "one parent per call: {slack:#?}");
     let threads = slack_threads(&slack, &parent_ts);
-    assert!(threads[0].0.contains("Live call with Alice"), "{threads:?}");
+    assert!(threads[0].0.contains("Call started with Alice"), "{threads:?}");
     assert_eq!(threads[0].1, ["a1", "a2", "a3"]);
-    assert!(threads[1].0.contains("Live call with Bob"));
+    assert!(threads[1].0.contains("Call started with Bob"));
     assert_eq!(threads[1].1, ["b1", "b2"]);
     let summary = slack.iter().find(|b| b["text"].as_str().unwrap_or("").contains("Call ended")).unwrap();
     assert_eq!(summary["thread_ts"], json!(parent_ts[0]), "the summary goes into call A's thread");
@@ -161,7 +161,7 @@ async fn a_text_channel_without_threads_and_a_refused_parent_fall_back_to_flat_p
     let app = spawn_with(THREADED).await;
     // Slack refuses the parent (and only the parent) for good.
     Mock::given(method("POST"))
-        .and(wiremock::matchers::body_string_contains("Live call"))
+        .and(wiremock::matchers::body_string_contains("Call started"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_blocks"})))
         .with_priority(1)
         .mount(&app.slack)
@@ -171,7 +171,8 @@ async fn a_text_channel_without_threads_and_a_refused_parent_fall_back_to_flat_p
         assert_eq!(app.post_event(&message("call-f", "user", text)).await.status(), 200);
     }
     let slack = app.received(&app.slack).await;
-    let flat: Vec<&Value> = slack.iter().filter(|b| !b["text"].as_str().unwrap_or("").contains("Live call")).collect();
+    let flat: Vec<&Value> =
+        slack.iter().filter(|b| !b["text"].as_str().unwrap_or("").contains("Call started")).collect();
     assert_eq!(slack_messages(&flat.into_iter().cloned().collect::<Vec<_>>()), ["one", "two"]);
     assert!(slack.iter().all(|b| b.get("thread_ts").is_none()), "posted flat, never lost");
     let discord = app.received(&app.discord).await;

@@ -92,6 +92,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("discord/message.json.hbs", include_str!("../../../templates/discord/message.json.hbs")),
     ("discord/call_ended.json.hbs", include_str!("../../../templates/discord/call_ended.json.hbs")),
     ("discord/test.json.hbs", include_str!("../../../templates/discord/test.json.hbs")),
+    ("discord/call_started.json.hbs", include_str!("../../../templates/discord/call_started.json.hbs")),
+    ("discord/call_timed_out.json.hbs", include_str!("../../../templates/discord/call_timed_out.json.hbs")),
     ("discord/thread_name.json.hbs", include_str!("../../../templates/discord/thread_name.json.hbs")),
     ("discord/transcript.json.hbs", include_str!("../../../templates/discord/transcript.json.hbs")),
 ];

@@ -104,14 +104,15 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
     let mut size = top.get("text").map_or(0, |t| t.to_string().len());
     for mut section in sections {
         let mut n = section.to_string().len();
-        if n > budget {
-            text::cut_longest_string(&mut section, budget, None);
-            notes.push("a card section's text cut to fit 32,000 bytes".into());
-            n = section.to_string().len();
-        }
         if size + n > budget && !group.is_empty() {
             posts.push(message(&top, &card, std::mem::take(&mut group), posts.is_empty()));
             size = 0;
+        }
+        // Alone in its message (after the text, in the first) and still too large: cut.
+        if size + n > budget {
+            text::cut_longest_string(&mut section, budget - size, None);
+            notes.push("a card section's text cut to fit 32,000 bytes".into());
+            n = section.to_string().len();
         }
         size += n + 1;
         group.push(section);

@@ -77,4 +77,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("google_chat/message.json.hbs", include_str!("../../../templates/google_chat/message.json.hbs")),
     ("google_chat/call_ended.json.hbs", include_str!("../../../templates/google_chat/call_ended.json.hbs")),
     ("google_chat/test.json.hbs", include_str!("../../../templates/google_chat/test.json.hbs")),
+    ("google_chat/call_started.json.hbs", include_str!("../../../templates/google_chat/call_started.json.hbs")),
+    ("google_chat/call_timed_out.json.hbs", include_str!("../../../templates/google_chat/call_timed_out.json.hbs")),
 ];

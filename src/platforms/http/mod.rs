@@ -64,4 +64,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("http/message.json.hbs", include_str!("../../../templates/http/message.json.hbs")),
     ("http/call_ended.json.hbs", include_str!("../../../templates/http/call_ended.json.hbs")),
     ("http/test.json.hbs", include_str!("../../../templates/http/test.json.hbs")),
+    ("http/call_started.json.hbs", include_str!("../../../templates/http/call_started.json.hbs")),
+    ("http/call_timed_out.json.hbs", include_str!("../../../templates/http/call_timed_out.json.hbs")),
 ];

@@ -46,7 +46,7 @@ impl Rules for Slack {
     }
 
     fn extra_kinds(&self) -> &'static [&'static str] {
-        &["thread_parent", "transcript"]
+        &["transcript"]
     }
 
     fn fit(&self, _: &Channel, body: Value) -> Result<Fitted, Refused> {
@@ -128,6 +128,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("slack/message.json.hbs", include_str!("../../../templates/slack/message.json.hbs")),
     ("slack/call_ended.json.hbs", include_str!("../../../templates/slack/call_ended.json.hbs")),
     ("slack/test.json.hbs", include_str!("../../../templates/slack/test.json.hbs")),
-    ("slack/thread_parent.json.hbs", include_str!("../../../templates/slack/thread_parent.json.hbs")),
+    ("slack/call_started.json.hbs", include_str!("../../../templates/slack/call_started.json.hbs")),
+    ("slack/call_timed_out.json.hbs", include_str!("../../../templates/slack/call_timed_out.json.hbs")),
     ("slack/transcript.json.hbs", include_str!("../../../templates/slack/transcript.json.hbs")),
 ];

@@ -69,7 +69,7 @@ pub fn fit(body: Value) -> Result<Fitted, Refused> {
         for mut element in elements {
             let mut n = element.to_string().len();
             if n > MAX_BODY_BYTES {
-                text::cut_longest_string(&mut element, MAX_BODY_BYTES, Some("text"));
+                text::cut_longest_string(&mut element, MAX_BODY_BYTES, None);
                 notes.push("a card element's text cut to fit 28 KB".to_owned());
                 n = element.to_string().len();
             }

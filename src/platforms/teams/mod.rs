@@ -67,4 +67,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("teams/message.json.hbs", include_str!("../../../templates/teams/message.json.hbs")),
     ("teams/call_ended.json.hbs", include_str!("../../../templates/teams/call_ended.json.hbs")),
     ("teams/test.json.hbs", include_str!("../../../templates/teams/test.json.hbs")),
+    ("teams/call_started.json.hbs", include_str!("../../../templates/teams/call_started.json.hbs")),
+    ("teams/call_timed_out.json.hbs", include_str!("../../../templates/teams/call_timed_out.json.hbs")),
 ];

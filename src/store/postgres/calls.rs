@@ -3,7 +3,24 @@
 use async_trait::async_trait;
 
 use super::*;
-use crate::store::{now_ms, Calls, Fence, StoreError, Transcript};
+use crate::store::{now_ms, Calls, Fence, MakeTimedOut, NewEvent, Remembered, StoreError, Transcript};
+
+/// The columns of a remembered call, in [`remembered`]'s order.
+const CALL: &str = "call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at, timed_out_at";
+
+fn remembered(r: &tokio_postgres::Row) -> Remembered {
+    Remembered {
+        call_id: r.get(0),
+        agent_id: r.get(1),
+        user_name: r.get(2),
+        call_data: r.get(3),
+        first_at_ms: r.get(4),
+        last_at_ms: r.get(5),
+        utterances: r.get(6),
+        ended_at_ms: r.get(7),
+        timed_out_at_ms: r.get(8),
+    }
+}
 
 #[async_trait]
 impl Calls for PgStore {
@@ -77,5 +94,66 @@ impl Calls for PgStore {
         .await
         .map_err(|e| classify(&e))?;
         tx.commit().await.map_err(|e| classify(&e))
+    }
+
+    async fn call(&self, call_id: &str) -> Result<Option<Remembered>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt(&format!("SELECT {CALL} FROM calls WHERE call_id = $1"), &[&call_id])
+            .await
+            .map(|r| r.as_ref().map(remembered))
+            .map_err(|e| classify(&e))
+    }
+
+    async fn time_out_calls(&self, idle_before_ms: i64, make: MakeTimedOut) -> Result<Vec<NewEvent>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| classify(&e))?;
+        let now = now_ms();
+        // Locked while this relay times them out; another relay's sweep skips them.
+        let due: Vec<Remembered> = tx
+            .query(
+                &format!(
+                    "WITH due AS (SELECT call_id FROM calls
+                         WHERE ended_at IS NULL AND timed_out_at IS NULL AND last_at < $1
+                         ORDER BY last_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+                     UPDATE calls SET timed_out_at = $2 FROM due WHERE calls.call_id = due.call_id
+                     RETURNING {}",
+                    CALL.split(", ").map(|c| format!("calls.{c}")).collect::<Vec<_>>().join(", ")
+                ),
+                &[&idle_before_ms, &now],
+            )
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(remembered)
+            .collect();
+        let mut made = Vec::with_capacity(due.len());
+        for call in &due {
+            let holding: Vec<String> = tx
+                .query(
+                    "SELECT channel FROM threads WHERE call_id = $1
+                     UNION SELECT channel FROM transcripts WHERE call_id = $1 ORDER BY 1",
+                    &[&call.call_id],
+                )
+                .await
+                .map_err(|e| classify(&e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            made.push(make(call, &holding));
+        }
+        let events: Vec<&NewEvent> = made.iter().collect();
+        insert_events(&tx, &events, now).await.map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))?;
+        Ok(made)
+    }
+
+    async fn forget_calls(&self, before_ms: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM calls WHERE last_at < $1", &[&before_ms])
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
     }
 }

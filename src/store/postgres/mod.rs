@@ -262,70 +262,141 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
             tx.execute("DELETE FROM seen WHERE key = ANY($1)", &[&release]).await.map_err(|e| classify(&e))?;
         }
     }
-    let events: Vec<&NewEvent> = batch
+    let accepted: Vec<&NewEvent> = batch
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| **o == Accepted::New)
-        .filter_map(|(j, _)| j.event.as_ref().filter(|e| !e.channels.is_empty()))
+        .filter_map(|(j, _)| j.event.as_ref())
         .collect();
-    if !events.is_empty() {
-        let mut ids: Vec<i64> = tx
-            .query(
-                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
-                &[&(events.len() as i64)],
-            )
-            .await
-            .map_err(|e| classify(&e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        ids.sort_unstable();
-        // PostgreSQL text cannot hold NUL; the event JSON escapes it, these fields are raw.
-        let clean = |s: &str| s.replace('\0', "\u{fffd}");
-        let calls: Vec<String> = events.iter().map(|e| clean(&e.call_id)).collect();
-        let types: Vec<String> = events.iter().map(|e| clean(&e.event_type)).collect();
-        let bodies: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        tx.execute(
-            "INSERT INTO events (id, call_id, event_type, event, accepted_at)
-             SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
-            &[&ids, &calls, &types, &bodies, &now],
-        )
-        .await
-        .map_err(|e| classify(&e))?;
-        let (channels, owners): (Vec<&str>, Vec<i64>) =
-            events.iter().zip(&ids).flat_map(|(e, id)| e.channels.iter().map(move |c| (c.as_str(), *id))).unzip();
-        tx.execute(
-            "INSERT INTO queue (channel, event_id)
-             SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
-            &[&channels, &owners],
-        )
-        .await
-        .map_err(|e| classify(&e))?;
-        let kept: Vec<(&NewEvent, i64)> =
-            events.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
-        let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
-        let routes: Vec<String> = kept.iter().map(|(e, _)| list(&e.routes)).collect();
-        let routed: Vec<String> = kept.iter().map(|(e, _)| list(&e.channels)).collect();
-        let (ids, calls, types): (Vec<i64>, Vec<String>, Vec<String>) = (
-            kept.iter().map(|(_, i)| *i).collect(),
-            kept.iter().map(|(e, _)| clean(&e.call_id)).collect(),
-            kept.iter().map(|(e, _)| clean(&e.event_type)).collect(),
-        );
-        tx.execute(
-            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
-             SELECT i, c, t, r, ch, $6 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
-                 AS u(i, c, t, r, ch)",
-            &[&ids, &calls, &types, &routes, &routed, &now],
-        )
-        .await
-        .map_err(|e| classify(&e))?;
-        let mut woken = channels;
-        woken.sort_unstable();
-        woken.dedup();
-        wake(&tx, &woken).await.map_err(|e| classify(&e))?;
+    let mut first = remember(&tx, &accepted, now).await.map_err(|e| classify(&e))?;
+    // Each call's `call_started` goes ahead of the first of its events when the call is new.
+    let mut events: Vec<&NewEvent> = Vec::with_capacity(accepted.len());
+    for e in accepted {
+        if let Some(started) = e.started.as_deref().filter(|_| first.remove(&e.call_id)) {
+            events.push(started);
+        }
+        events.push(e);
     }
+    insert_events(&tx, &events, now).await.map_err(|e| classify(&e))?;
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(outcomes.into_iter().map(Ok).collect())
+}
+
+/// Commits events (those some channel takes) with ids drawn in the given order, their queue
+/// entries in that order, their recent rows when kept, and the wake-ups of their channels.
+async fn insert_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[&NewEvent],
+    now: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let events: Vec<&NewEvent> = events.iter().copied().filter(|e| !e.channels.is_empty()).collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
+            &[&(events.len() as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ids.sort_unstable();
+    let calls: Vec<String> = events.iter().map(|e| clean(&e.call_id)).collect();
+    let types: Vec<String> = events.iter().map(|e| clean(&e.event_type)).collect();
+    let bodies: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    tx.execute(
+        "INSERT INTO events (id, call_id, event_type, event, accepted_at)
+         SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
+        &[&ids, &calls, &types, &bodies, &now],
+    )
+    .await?;
+    let (channels, owners): (Vec<&str>, Vec<i64>) =
+        events.iter().zip(&ids).flat_map(|(e, id)| e.channels.iter().map(move |c| (c.as_str(), *id))).unzip();
+    tx.execute(
+        "INSERT INTO queue (channel, event_id)
+         SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
+        &[&channels, &owners],
+    )
+    .await?;
+    let kept: Vec<(&NewEvent, i64)> =
+        events.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
+    let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
+    let routes: Vec<String> = kept.iter().map(|(e, _)| list(&e.routes)).collect();
+    let routed: Vec<String> = kept.iter().map(|(e, _)| list(&e.channels)).collect();
+    let (ids, calls, types): (Vec<i64>, Vec<String>, Vec<String>) = (
+        kept.iter().map(|(_, i)| *i).collect(),
+        kept.iter().map(|(e, _)| clean(&e.call_id)).collect(),
+        kept.iter().map(|(e, _)| clean(&e.event_type)).collect(),
+    );
+    let bodies: Vec<&str> = kept.iter().map(|(e, _)| e.event.as_str()).collect();
+    tx.execute(
+        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, event)
+         SELECT i, c, t, r, ch, $6, e
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
+             AS u(i, c, t, r, ch, e)",
+        &[&ids, &calls, &types, &routes, &routed, &now, &bodies],
+    )
+    .await?;
+    let mut woken = channels;
+    woken.sort_unstable();
+    woken.dedup();
+    wake(tx, &woken).await?;
+    Ok(())
+}
+
+/// PostgreSQL text cannot hold NUL; the event JSON escapes it, other fields are raw.
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+/// Remembers what a batch of events tells about their calls, in one statement (the rows of one
+/// call merged in acceptance order; written in call order, so two relays lock calls alike and
+/// cannot deadlock). Returns the calls this batch is the first to see.
+async fn remember(
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[&NewEvent],
+    now: i64,
+) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    let mut calls: std::collections::BTreeMap<String, crate::store::CallNote> = std::collections::BTreeMap::new();
+    let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for e in events {
+        let Some(note) = &e.call else { continue };
+        let merged = calls.entry(clean(&e.call_id)).or_default();
+        merged.agent_id = merged.agent_id.take().or_else(|| note.agent_id.as_deref().map(clean));
+        merged.user_name = merged.user_name.take().or_else(|| note.user_name.as_deref().map(clean));
+        merged.call_data = merged.call_data.take().or_else(|| note.call_data.clone());
+        merged.ended |= note.ended;
+        *counts.entry(clean(&e.call_id)).or_default() += i64::from(note.utterance);
+    }
+    if calls.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<&str> = calls.keys().map(String::as_str).collect();
+    let agents: Vec<Option<&str>> = calls.values().map(|n| n.agent_id.as_deref()).collect();
+    let names: Vec<Option<&str>> = calls.values().map(|n| n.user_name.as_deref()).collect();
+    let data: Vec<Option<&str>> = calls.values().map(|n| n.call_data.as_deref()).collect();
+    let utterances: Vec<i64> = calls.keys().map(|c| counts[c]).collect();
+    let ended: Vec<bool> = calls.values().map(|n| n.ended).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
+             SELECT c, a, u, d, $7::bigint, $7::bigint, n, CASE WHEN e THEN $7::bigint END
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, a, u, d, n, e)
+             ORDER BY c
+             ON CONFLICT (call_id) DO UPDATE SET
+                 agent_id = COALESCE(calls.agent_id, excluded.agent_id),
+                 user_name = COALESCE(calls.user_name, excluded.user_name),
+                 call_data = COALESCE(calls.call_data, excluded.call_data),
+                 last_at = GREATEST(calls.last_at, excluded.last_at),
+                 utterances = calls.utterances + excluded.utterances,
+                 ended_at = COALESCE(calls.ended_at, excluded.ended_at)
+             RETURNING call_id, (xmax = 0)",
+            &[&ids, &agents, &names, &data, &utterances, &ended, &now],
+        )
+        .await?;
+    Ok(rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect())
 }
 
 /// Tells every listening relay (at commit) that `channels` have new entries.

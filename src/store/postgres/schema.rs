@@ -5,8 +5,9 @@ use deadpool_postgres::Client;
 
 /// The version this release writes. 3: the columns for bodies rendered before version 2
 /// (`queue.body`, `queue.coalesce`, `dead_letters.body`) are gone; nothing ever wrote them here,
-/// since PostgreSQL stores began at version 2.
-pub const VERSION: i32 = 3;
+/// since PostgreSQL stores began at version 2. 4: `calls` remembers each call, `recent` keeps
+/// each event's JSON (the call page's conversation).
+pub const VERSION: i32 = 4;
 
 /// Serialises schema changes across relays (`pg_advisory_xact_lock` key).
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_7265_6c61; // "callrela"
@@ -70,8 +71,21 @@ CREATE TABLE IF NOT EXISTS recent (
     event_type  TEXT    NOT NULL,
     routes      TEXT    NOT NULL,
     channels    TEXT    NOT NULL,
-    accepted_at BIGINT  NOT NULL
+    accepted_at BIGINT  NOT NULL,
+    event       TEXT
 );
+CREATE TABLE IF NOT EXISTS calls (
+    call_id      TEXT    PRIMARY KEY,
+    agent_id     TEXT,
+    user_name    TEXT,
+    call_data    TEXT,
+    first_at     BIGINT  NOT NULL,
+    last_at      BIGINT  NOT NULL,
+    utterances   BIGINT  NOT NULL,
+    ended_at     BIGINT,
+    timed_out_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS calls_open ON calls (last_at) WHERE ended_at IS NULL AND timed_out_at IS NULL;
 CREATE TABLE IF NOT EXISTS outcomes (
     event_id BIGINT  NOT NULL,
     channel  TEXT    NOT NULL,
@@ -97,10 +111,12 @@ pub async fn upgrade(client: &mut Client) -> Result<(), String> {
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| e.to_string())?;
     tx.batch_execute(TABLES).await.map_err(|e| e.to_string())?;
-    // From version 2: drop the columns of pre-version-2 bodies (always empty here).
+    // From version 2: drop the columns of pre-version-2 bodies (always empty here); from
+    // version 3: `recent` gains the event's JSON.
     tx.batch_execute(
         "ALTER TABLE queue DROP COLUMN IF EXISTS body, DROP COLUMN IF EXISTS coalesce;
-         ALTER TABLE dead_letters DROP COLUMN IF EXISTS body;",
+         ALTER TABLE dead_letters DROP COLUMN IF EXISTS body;
+         ALTER TABLE recent ADD COLUMN IF NOT EXISTS event TEXT;",
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ use crate::store::{Activity, RecentEvent, Stats, StoreError};
 impl Stats for PgStore {
     async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError> {
         let client = self.client().await?;
-        const COLUMNS: &str = "SELECT event_id, call_id, event_type, routes, channels, accepted_at FROM recent";
+        const COLUMNS: &str = "SELECT event_id, call_id, event_type, routes, channels, accepted_at, event FROM recent";
         let limit = limit.min(i64::MAX as usize) as i64;
         let rows = match call {
             Some(call) => {
@@ -40,6 +40,7 @@ impl Stats for PgStore {
                     routes: serde_json::from_str(r.get(3)).unwrap_or_default(),
                     accepted_at_ms: r.get(5),
                     posts: Vec::new(),
+                    event: r.get(6),
                 };
                 crate::store::with_posts(event, r.get(4), &mut outcomes)
             })
@@ -71,15 +72,25 @@ impl Stats for PgStore {
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
         // Old rows are (nearly) a prefix in id order: no index on the time is written per accept.
+        // Those of calls still remembered stay, for their call's page.
         client
             .execute(
                 "DELETE FROM recent WHERE event_id < COALESCE(
                      (SELECT event_id FROM recent WHERE accepted_at >= $1 ORDER BY event_id LIMIT 1),
-                     (SELECT MAX(event_id) + 1 FROM recent), 0)",
+                     (SELECT MAX(event_id) + 1 FROM recent), 0)
+                 AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.call_id = recent.call_id)",
                 &[&before_ms],
             )
             .await
             .map_err(|e| classify(&e))?;
-        client.execute("DELETE FROM outcomes WHERE at < $1", &[&before_ms]).await.map(|_| ()).map_err(|e| classify(&e))
+        client
+            .execute(
+                "DELETE FROM outcomes WHERE at < $1
+                 AND NOT EXISTS (SELECT 1 FROM recent WHERE recent.event_id = outcomes.event_id)",
+                &[&before_ms],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
     }
 }

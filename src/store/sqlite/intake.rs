@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::*;
-use crate::store::{now_ms, Accepted, Intake, NewEvent, OnceKey, StoreError};
+use crate::store::{now_ms, Accepted, CallNote, Intake, NewEvent, OnceKey, StoreError};
 
 #[async_trait]
 impl Intake for SqliteStore {
@@ -19,35 +19,20 @@ impl Intake for SqliteStore {
                         return Ok(Accepted::Seen(k.key.clone()));
                     }
                 }
-                let mut remember = conn.prepare_cached("INSERT INTO seen (key, expires_at) VALUES (?1, ?2)")?;
+                let mut keep = conn.prepare_cached("INSERT INTO seen (key, expires_at) VALUES (?1, ?2)")?;
                 for k in &once {
-                    remember.execute(params![k.key, k.expires_at_ms])?;
+                    keep.execute(params![k.key, k.expires_at_ms])?;
                 }
             }
-            if let Some(e) = event.filter(|e| !e.channels.is_empty()) {
-                conn.prepare_cached(
-                    "INSERT INTO events (call_id, event_type, event, accepted_at) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![e.call_id, e.event_type, e.event, now])?;
-                let event_id = conn.last_insert_rowid();
-                let mut entry = conn.prepare_cached("INSERT INTO queue (channel, event_id) VALUES (?1, ?2)")?;
-                for channel in &e.channels {
-                    entry.execute(params![channel, event_id])?;
+            if let Some(e) = event {
+                let first = match &e.call {
+                    Some(note) => remember(conn, &e.call_id, note, now, e.started.is_some())?,
+                    None => false,
+                };
+                if let Some(started) = e.started.as_deref().filter(|_| first) {
+                    insert_event(conn, started, now)?;
                 }
-                if e.recent {
-                    conn.prepare_cached(
-                        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        event_id,
-                        e.call_id,
-                        e.event_type,
-                        json_list(&e.routes),
-                        json_list(&e.channels),
-                        now
-                    ])?;
-                }
+                insert_event(conn, &e, now)?;
             }
             Ok(Accepted::New)
         })
@@ -61,4 +46,73 @@ impl Intake for SqliteStore {
         })
         .await
     }
+}
+
+/// Commits an event and its queue entries (nothing when no channel takes it), and its recent
+/// row when it is kept.
+pub(super) fn insert_event(conn: &Connection, e: &NewEvent, now: i64) -> rusqlite::Result<()> {
+    if e.channels.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached("INSERT INTO events (call_id, event_type, event, accepted_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![e.call_id, e.event_type, e.event, now])?;
+    let event_id = conn.last_insert_rowid();
+    let mut entry = conn.prepare_cached("INSERT INTO queue (channel, event_id) VALUES (?1, ?2)")?;
+    for channel in &e.channels {
+        entry.execute(params![channel, event_id])?;
+    }
+    if e.recent {
+        conn.prepare_cached(
+            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            event_id,
+            e.call_id,
+            e.event_type,
+            json_list(&e.routes),
+            json_list(&e.channels),
+            now,
+            e.event
+        ])?;
+    }
+    Ok(())
+}
+
+/// Remembers what an event tells about its call; whether it is the first the store sees of the
+/// call (asked only when `may_be_first`: one statement less per event otherwise).
+fn remember(conn: &Connection, call_id: &str, note: &CallNote, now: i64, may_be_first: bool) -> rusqlite::Result<bool> {
+    let values = params![
+        call_id,
+        note.agent_id,
+        note.user_name,
+        note.call_data,
+        now,
+        i64::from(note.utterance),
+        note.ended.then_some(now)
+    ];
+    if may_be_first {
+        let created = conn
+            .prepare_cached(
+                "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) ON CONFLICT (call_id) DO NOTHING",
+            )?
+            .execute(values)?;
+        if created == 1 {
+            return Ok(true);
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+         ON CONFLICT (call_id) DO UPDATE SET
+             agent_id = COALESCE(calls.agent_id, excluded.agent_id),
+             user_name = COALESCE(calls.user_name, excluded.user_name),
+             call_data = COALESCE(calls.call_data, excluded.call_data),
+             last_at = MAX(calls.last_at, excluded.last_at),
+             utterances = calls.utterances + excluded.utterances,
+             ended_at = COALESCE(calls.ended_at, excluded.ended_at)",
+    )?
+    .execute(values)?;
+    Ok(false)
 }

@@ -21,11 +21,12 @@ impl Stats for SqliteStore {
                         routes: serde_json::from_str(&routes).unwrap_or_default(),
                         accepted_at_ms: r.get(5)?,
                         posts: Vec::new(),
+                        event: r.get(6)?,
                     },
                     r.get(4)?,
                 ))
             };
-            const COLUMNS: &str = "SELECT id, call_id, event_type, routes, channels, accepted_at FROM recent";
+            const COLUMNS: &str = "SELECT id, call_id, event_type, routes, channels, accepted_at, event FROM recent";
             let found: Vec<(RecentEvent, String)> = match &call {
                 Some(call) => conn
                     .prepare_cached(&format!("{COLUMNS} WHERE call_id = ?1 ORDER BY id LIMIT ?2"))?
@@ -74,14 +75,20 @@ impl Stats for SqliteStore {
 
     async fn forget_recent(&self, before_ms: i64) -> Result<(), StoreError> {
         self.run(move |conn| {
-            // Rows are written in id order with non-decreasing times: the old ones are a prefix.
+            // Rows are written in id order with non-decreasing times: the old ones are a prefix,
+            // less those of calls still remembered (kept for their call's page).
             conn.prepare_cached(
                 "DELETE FROM recent WHERE id < COALESCE(
                      (SELECT id FROM recent WHERE accepted_at >= ?1 ORDER BY id LIMIT 1),
-                     (SELECT MAX(id) + 1 FROM recent), 0)",
+                     (SELECT MAX(id) + 1 FROM recent), 0)
+                 AND NOT EXISTS (SELECT 1 FROM calls WHERE calls.call_id = recent.call_id)",
             )?
             .execute(params![before_ms])?;
-            conn.prepare_cached("DELETE FROM outcomes WHERE at < ?1")?.execute(params![before_ms]).map(|_| ())
+            conn.prepare_cached(
+                "DELETE FROM outcomes WHERE at < ?1 AND NOT EXISTS (SELECT 1 FROM recent WHERE recent.id = outcomes.recent_id)",
+            )?
+            .execute(params![before_ms])
+            .map(|_| ())
         })
         .await
     }

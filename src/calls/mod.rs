@@ -1,0 +1,108 @@
+//! The relay's memory of each call, the receiver's side: what a call told earlier fills its later
+//! events before they are routed (Beyond Presence's `call_ended` names no agent), and whether the
+//! call may be new (then its event carries a `call_started` for the store to commit if so). The
+//! store holds the memory, shared by replicas and kept across restarts; this is a cache in front
+//! of it, so an event of a call this relay knows costs no read. [`timeouts`] makes
+//! `call_timed_out` events.
+
+pub mod timeouts;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventType};
+use crate::store::{Store, StoreError};
+
+/// Calls kept in the cache; beyond it, the cache starts over (the store still knows them all).
+const CACHED: usize = 50_000;
+
+/// What this relay learned of recent calls.
+#[derive(Default)]
+pub struct Memory(Mutex<HashMap<String, Known>>);
+
+/// One call as this relay knows it.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    agent_id: Option<String>,
+    user_name: Option<String>,
+    call_data: Map<String, Value>,
+}
+
+impl Known {
+    fn complete(&self) -> bool {
+        self.agent_id.is_some() && self.user_name.is_some() && !self.call_data.is_empty()
+    }
+
+    /// Fills what `event` lacks.
+    fn fill(&self, event: &mut Event) {
+        if event.agent_id.is_none() {
+            event.agent_id.clone_from(&self.agent_id);
+        }
+        if event.user_name.is_none() {
+            event.user_name.clone_from(&self.user_name);
+        }
+        if event.call_data.is_empty() {
+            event.call_data.clone_from(&self.call_data);
+        }
+    }
+
+    /// Learns what `event` says that this does not know yet.
+    fn learn(&mut self, event: &Event) {
+        if self.agent_id.is_none() {
+            self.agent_id.clone_from(&event.agent_id);
+        }
+        if self.user_name.is_none() {
+            self.user_name.clone_from(&event.user_name);
+        }
+        if self.call_data.is_empty() {
+            self.call_data.clone_from(&event.call_data);
+        }
+    }
+}
+
+impl Memory {
+    /// Fills `event` (agent, caller, `call_data`) from what its call told earlier: from this
+    /// relay's cache, else the store (after a restart, or when another replica took the call's
+    /// earlier events). Returns whether the call may be new (this relay has not seen it).
+    /// A `message` of a known call never waits on the store; any other event does when the
+    /// cache lacks something the store may know.
+    pub async fn fill(&self, store: &dyn Store, event: &mut Event) -> Result<bool, StoreError> {
+        if event.call_id.is_empty() || event.event_type == EventType::Test {
+            return Ok(false);
+        }
+        let cached = self.0.lock().expect("not poisoned").get(&event.call_id).cloned();
+        if let Some(known) = &cached {
+            known.fill(event);
+        }
+        let lacking = event.agent_id.is_none() || event.user_name.is_none() || event.call_data.is_empty();
+        let ask = match &cached {
+            None => lacking,
+            Some(known) => lacking && !known.complete() && event.event_type != EventType::Message,
+        };
+        if ask {
+            if let Some(call) = store.call(&event.call_id).await? {
+                let stored = Known {
+                    agent_id: call.agent_id,
+                    user_name: call.user_name,
+                    call_data: call.call_data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default(),
+                };
+                stored.fill(event);
+            }
+        }
+        Ok(cached.is_none())
+    }
+
+    /// After `event` was committed: its call has started, and is known as `event` tells it.
+    pub fn learned(&self, event: &Event) {
+        if event.call_id.is_empty() || event.event_type == EventType::Test {
+            return;
+        }
+        let mut known = self.0.lock().expect("not poisoned");
+        if known.len() >= CACHED && !known.contains_key(&event.call_id) {
+            known.clear();
+        }
+        known.entry(event.call_id.clone()).or_default().learn(event);
+    }
+}
