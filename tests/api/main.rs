@@ -2,6 +2,7 @@
 //! real configuration files, and the real binary for the command line.
 
 mod browser;
+mod calls;
 mod cli;
 mod config;
 mod console;

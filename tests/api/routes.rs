@@ -144,3 +144,73 @@ channels = ["summaries", "live"]
     assert_eq!(app.received(&app.slack).await.len(), 1);
     assert_eq!(app.received(&app.discord).await.len(), 1);
 }
+
+/// The README's routing examples, read from the README itself, against real Beyond Presence
+/// payloads: summaries carry no agent, so "long vip calls" works only because the relay
+/// remembers the agent the call's messages named.
+#[tokio::test]
+async fn the_readmes_routing_examples_work_as_written_on_real_payloads() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let examples = readme.split("Examples:\n\n```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(examples.contains("long vip calls") && examples.contains("\"agent_id\""), "{examples}");
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[channels.sales-live]
+kind = "slack"
+webhook_url = "{{slack}}"
+rate_limit = ["1000/1s"]
+coalesce = false
+[channels.escalations]
+kind = "slack"
+webhook_url = "{{slack_base}}/services/T000/B000/escalations"
+rate_limit = ["1000/1s"]
+coalesce = false
+{examples}"#
+    );
+    let app = spawn_with(&toml).await;
+    // `escalations` is a further incoming webhook on the same Slack stand-in.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/services/T000/B000/escalations"))
+        .respond_with(crate::standins::slack::SlackWebhook)
+        .mount(&app.slack)
+        .await;
+    let said = |call: &str, agent: &str, text: &str| {
+        let mut m = message(call, "user", text);
+        m["call_data"]["agentId"] = json!(agent);
+        m
+    };
+    let ended = |call: &str, sentiment: &str, minutes: f64| {
+        let mut e = call_ended(call, sentiment);
+        e["evaluation"]["duration_minutes"] = json!(minutes);
+        e
+    };
+    for event in [
+        said("c-sales", "agent_456", "sales hello"),
+        said("c-other", "agent_1", "other hello"),
+        said("c-vip-long", "vip_7", "vip hello"),
+        said("c-vip-short", "vip_7", "vip short hello"),
+        ended("c-vip-long", "positive", 45.0),
+        ended("c-vip-short", "positive", 3.0),
+        ended("c-other", "negative", 2.0),
+        ended("c-sales", "positive", 40.0),
+    ] {
+        assert_eq!(app.post_event(&event).await.status(), 200);
+    }
+    let requests = app.requests(&app.slack).await;
+    let to = |path: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.url.path() == path)
+            .map(|r| strings(&serde_json::from_slice(&r.body).unwrap()).join(" "))
+            .collect()
+    };
+    let sales = to(SLACK_PATH);
+    assert_eq!(sales.len(), 1, "agent_456's live message only: {sales:#?}");
+    assert!(sales[0].contains("sales hello"));
+    let escalated = to("/services/T000/B000/escalations");
+    assert_eq!(escalated.len(), 2, "{escalated:#?}");
+    assert!(escalated.iter().any(|e| e.contains("`c-vip-long`")), "the long vip call, by its messages' agent");
+    assert!(escalated.iter().any(|e| e.contains("`c-other`") && e.contains("negative")), "the unhappy caller");
+}
