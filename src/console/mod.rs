@@ -5,6 +5,7 @@
 //! strict Content-Security-Policy, a login form off loopback and a CSRF token on every form.
 
 mod auth;
+mod call;
 mod frame;
 mod pages;
 mod playground;
@@ -75,8 +76,8 @@ pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Optio
             .route("/logout", web::post().to(auth::logout))
             .route("/", web::get().to(pages::overview))
             .route("/fragments/overview", web::get().to(pages::overview_fragment))
-            .route("/calls/{call_id}", web::get().to(pages::call))
-            .route("/fragments/calls/{call_id}", web::get().to(pages::call_fragment))
+            .route("/calls/{call_id}", web::get().to(call::page))
+            .route("/fragments/calls/{call_id}", web::get().to(call::fragment))
             .route("/dead-letters", web::get().to(pages::dead_letters))
             .route("/dead-letters/replay", web::post().to(pages::replay))
             .route("/dead-letters/purge", web::post().to(pages::purge))

@@ -1,5 +1,5 @@
 //! The console's pages: the deliveries overview (channels, counts and chart, recent events;
-//! refreshed in place by the script), call pages, and the dead letters with replay and purge (the
+//! refreshed in place by the script) and the dead letters with replay and purge (the
 //! same effect as `callrelay dlq`).
 
 use std::collections::BTreeMap;
@@ -169,38 +169,6 @@ pub async fn overview_fragment(
 ) -> actix_web::Result<HttpResponse> {
     auth::session(&req, &state, &sessions)?;
     Ok(html_page(overview_parts(&state).await))
-}
-
-/// One call: all its events (kept) in order, with each post's status.
-pub async fn call(
-    req: HttpRequest,
-    state: web::Data<State>,
-    sessions: web::Data<Sessions>,
-    call_id: web::Path<String>,
-) -> actix_web::Result<HttpResponse> {
-    let session = auth::session(&req, &state, &sessions)?;
-    let events = match state.store.recent(Some(&call_id), 10_000).await {
-        Ok(e) => e,
-        Err(e) => return Ok(HttpResponse::ServiceUnavailable().body(format!("the store cannot be read: {e}"))),
-    };
-    Ok(html_page(layout(
-        &format!("Call {call_id}"),
-        auth::logout_csrf(&state, &sessions, &session).as_deref(),
-        html! {
-            @if events.is_empty() { p { "No events of this call are kept (" code { "admin.keep_events" } ")." } }
-            @else { div data-refresh={ "/fragments/calls/" (urlencode(&call_id)) } { (events_table(&events)) } }
-        },
-    )))
-}
-
-pub async fn call_fragment(
-    req: HttpRequest,
-    state: web::Data<State>,
-    sessions: web::Data<Sessions>,
-    call_id: web::Path<String>,
-) -> actix_web::Result<HttpResponse> {
-    auth::session(&req, &state, &sessions)?;
-    Ok(html_page(events_table(&state.store.recent(Some(&call_id), 10_000).await.unwrap_or_default())))
 }
 
 pub async fn dead_letters(

@@ -237,3 +237,36 @@ channels = ["team", "space"]
     }
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_calls_page_shows_the_conversation_with_hostile_text_inert() {
+    let Some(b) = browser().await else { return };
+    let app = spawn_app().await;
+    let hostile = "<img src=x onerror=alert(1)> <script>alert(2)</script> @everyone";
+    let mut agent = message("call-page", "ai", "Hello! How can I help you today?");
+    agent["message"]["sent_at"] = serde_json::json!("2024-01-15T10:30:00Z");
+    let mut caller = message("call-page", "user", &format!("My card was declined: {hostile}"));
+    caller["message"]["sent_at"] = serde_json::json!("2024-01-15T10:30:06Z");
+    for event in [agent, caller, call_ended("call-page", "negative")] {
+        assert_eq!(app.post_event(&event).await.status(), 200);
+    }
+    assert!(app.dispatcher.idle(Duration::from_secs(20)).await);
+    let c = &b.client;
+    c.goto(&format!("{}/calls/call-page", app.console.as_ref().unwrap())).await.unwrap();
+    let said = wait_for_text(c, "ol.conversation", "Summary").await;
+    let at = |what: &str| said.find(what).unwrap_or_else(|| panic!("no {what:?} in {said}"));
+    assert!(
+        at("Call started") < at("How can I help")
+            && at("How can I help") < at(hostile)
+            && at(hostile) < at("Account Support"),
+        "{said}"
+    );
+    assert!(said.contains("🤖 Agent") && said.contains("👤 John Doe") && said.contains("said 10:30:06"), "{said}");
+    assert!(said.contains("live: delivered") && said.contains("summaries: delivered"), "where each went: {said}");
+    let facts = wait_for_text(c, "dl.call-facts", "agent_456").await;
+    assert!(facts.contains("Utterances\n2") || facts.contains("Utterances 2"), "{facts}");
+    no_dialog(c.get_alert_text().await);
+    assert!(c.find_all(Locator::Css("main img, main script")).await.unwrap().is_empty(), "no element injected");
+    screenshot(c, "console-call.png").await;
+    b.client.clone().close().await.unwrap();
+}

@@ -275,11 +275,26 @@ async fn deliveries_show_recent_events_per_call_with_each_posts_status_and_the_l
     assert!(row("summaries").contains("<td class=\"num\">1</td><td class=\"num\">0</td>"), "{}", row("summaries"));
 
     let call = reqwest::get(format!("{base}/calls/call-42")).await.unwrap().text().await.unwrap();
-    let (m, e) = (call.find("<td>message</td>").unwrap(), call.find("<td>call_ended</td>").unwrap());
-    assert!(m < e, "the call's events in order");
-    assert_eq!(call.matches("<td>message</td>").count(), 2);
-    assert!(!call.contains("call-43"), "only this call");
-    assert!(call.contains("<td>live messages</td>") && call.contains("<td>summaries</td>"), "routes matched: {call}");
+    let at = |what: &str| call.find(what).unwrap_or_else(|| panic!("no {what:?} in {call}"));
+    assert!(
+        at("📞 Call started") < at("first") && at("first") < at("second") && at("second") < at("📋 Summary"),
+        "the call's events in order: {call}"
+    );
+    assert!(
+        call.contains("<p class=\"words\">first</p>") && call.contains("👤 John Doe"),
+        "each utterance, its sender: {call}"
+    );
+    assert!(call.contains("said 10:30:00"), "when it was said: {call}");
+    assert!(
+        call.contains("<strong>Account Support</strong>") && call.contains("Sentiment: negative"),
+        "the summary: {call}"
+    );
+    assert!(!call.contains("call-43") && !call.contains("elsewhere"), "only this call");
+    assert!(
+        call.contains("<dt>Agent</dt><dd>agent_456</dd>") && call.contains("<dt>Utterances</dt><dd>2</dd>"),
+        "{call}"
+    );
+    assert!(call.contains("<dd>ended "), "{call}");
     assert!(
         call.contains("live: <span class=\"state delivered\">delivered</span> after 1 failed attempt</div>"),
         "{call}"

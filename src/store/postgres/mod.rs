@@ -282,27 +282,31 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
     Ok(outcomes.into_iter().map(Ok).collect())
 }
 
-/// Commits events (those some channel takes) with ids drawn in the given order, their queue
-/// entries in that order, their recent rows when kept, and the wake-ups of their channels.
+/// Commits events with ids drawn in the given order: those some channel takes with their queue
+/// entries in that order, and the recent rows of those kept (routed or not: a call's page shows
+/// every utterance), then the wake-ups of their channels.
 async fn insert_events(
     tx: &tokio_postgres::Transaction<'_>,
-    events: &[&NewEvent],
+    all: &[&NewEvent],
     now: i64,
 ) -> Result<(), tokio_postgres::Error> {
-    let events: Vec<&NewEvent> = events.iter().copied().filter(|e| !e.channels.is_empty()).collect();
-    if events.is_empty() {
+    let all: Vec<&NewEvent> = all.iter().copied().filter(|e| !e.channels.is_empty() || e.recent).collect();
+    if all.is_empty() {
         return Ok(());
     }
     let mut ids: Vec<i64> = tx
         .query(
             "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
-            &[&(events.len() as i64)],
+            &[&(all.len() as i64)],
         )
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
     ids.sort_unstable();
+    let kept: Vec<(&NewEvent, i64)> = all.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
+    let (events, ids): (Vec<&NewEvent>, Vec<i64>) =
+        all.iter().zip(&ids).filter(|(e, _)| !e.channels.is_empty()).map(|(e, i)| (*e, *i)).unzip();
     let calls: Vec<String> = events.iter().map(|e| clean(&e.call_id)).collect();
     let types: Vec<String> = events.iter().map(|e| clean(&e.event_type)).collect();
     let bodies: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
@@ -320,8 +324,6 @@ async fn insert_events(
         &[&channels, &owners],
     )
     .await?;
-    let kept: Vec<(&NewEvent, i64)> =
-        events.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
     let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
     let routes: Vec<String> = kept.iter().map(|(e, _)| list(&e.routes)).collect();
     let routed: Vec<String> = kept.iter().map(|(e, _)| list(&e.channels)).collect();

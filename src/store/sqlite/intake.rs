@@ -48,18 +48,19 @@ impl Intake for SqliteStore {
     }
 }
 
-/// Commits an event and its queue entries (nothing when no channel takes it), and its recent
-/// row when it is kept.
+/// Commits an event and its queue entries (when a channel takes it), and its recent row when it
+/// is kept (routed or not: a call's page shows every utterance; an unrouted event's recent row
+/// has event id 0, which no entry has).
 pub(super) fn insert_event(conn: &Connection, e: &NewEvent, now: i64) -> rusqlite::Result<()> {
-    if e.channels.is_empty() {
-        return Ok(());
-    }
-    conn.prepare_cached("INSERT INTO events (call_id, event_type, event, accepted_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![e.call_id, e.event_type, e.event, now])?;
-    let event_id = conn.last_insert_rowid();
-    let mut entry = conn.prepare_cached("INSERT INTO queue (channel, event_id) VALUES (?1, ?2)")?;
-    for channel in &e.channels {
-        entry.execute(params![channel, event_id])?;
+    let mut event_id = 0;
+    if !e.channels.is_empty() {
+        conn.prepare_cached("INSERT INTO events (call_id, event_type, event, accepted_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![e.call_id, e.event_type, e.event, now])?;
+        event_id = conn.last_insert_rowid();
+        let mut entry = conn.prepare_cached("INSERT INTO queue (channel, event_id) VALUES (?1, ?2)")?;
+        for channel in &e.channels {
+            entry.execute(params![channel, event_id])?;
+        }
     }
     if e.recent {
         conn.prepare_cached(
