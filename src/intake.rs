@@ -16,12 +16,27 @@ pub fn context(event: &Event) -> Value {
     serde_json::to_value(event).expect("an Event always serialises")
 }
 
+/// The relay's own queue of events held until their call is looked up in the Beyond Presence
+/// API (see [`crate::calls::lookup`]); no channel may have a name starting with `@`.
+pub const LOOKUP_QUEUE: &str = "@lookup";
+
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
 /// matched; disabled channels are skipped and counted), what it tells about its call, and, when
 /// `may_start` (this relay does not know the call yet), the call's `call_started`, which the
-/// store commits ahead of it only if the call is new there.
-pub fn route(config: &Config, event: &Event, may_start: bool) -> NewEvent {
-    let mut routed = route_one(config, event);
+/// store commits ahead of it only if the call is new there. `hold`: instead of routing them, queue
+/// both for the call's lookup, which routes them once it answers.
+pub fn route(config: &Config, event: &Event, may_start: bool, hold: bool) -> NewEvent {
+    let one = |event: &Event| match hold {
+        false => route_one(config, event),
+        true => NewEvent {
+            call_id: event.call_id.clone(),
+            event_type: event.event_type.as_str().to_owned(),
+            event: serde_json::to_string(event).expect("an Event always serialises"),
+            channels: vec![LOOKUP_QUEUE.to_owned()],
+            ..NewEvent::default()
+        },
+    };
+    let mut routed = one(event);
     if !event.call_id.is_empty() && event.event_type != EventType::Test {
         routed.call = Some(CallNote {
             agent_id: event.agent_id.clone(),
@@ -31,7 +46,7 @@ pub fn route(config: &Config, event: &Event, may_start: bool) -> NewEvent {
             ended: event.event_type == EventType::CallEnded,
         });
         if may_start {
-            routed.started = Some(Box::new(route_one(config, &event.started())));
+            routed.started = Some(Box::new(one(&event.started())));
         }
     }
     routed
@@ -79,24 +94,38 @@ pub fn timed_out(config: &Config, call: &Remembered, holding: &[String], now: Da
 /// One event routed: the channels its routes chose (enabled ones), nothing about its call.
 fn route_one(config: &Config, event: &Event) -> NewEvent {
     let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
-    let (routes, routed) = config.router.route_named(event.event_type, &ctx);
+    let json = serde_json::to_string(event).expect("an Event always serialises");
+    route_context(config, event.event_type, &event.call_id, &ctx, json)
+}
+
+/// A held event (its normalised JSON, `context`) routed now, as [`route`] would have routed it
+/// when it was accepted; `call` tells what was learned of its call meanwhile (the agent).
+pub fn route_held(config: &Config, event_type: EventType, context: &Value, call: Option<CallNote>) -> NewEvent {
+    let call_id = context.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut routed = route_context(config, event_type, &call_id, context, context.to_string());
+    routed.call = call;
+    routed
+}
+
+fn route_context(config: &Config, event_type: EventType, call_id: &str, ctx: &Value, json: String) -> NewEvent {
+    let (routes, routed) = config.router.route_named(event_type, ctx);
     if routed.is_empty() {
-        telemetry::event_unrouted(event.event_type, &event.call_id);
+        telemetry::event_unrouted(event_type, call_id);
     }
     let channels = routed
         .into_iter()
         .filter(|name| match &config.channels[name].target {
             Ok(_) => true,
             Err(why) => {
-                telemetry::channel_skipped(name, why, &event.call_id);
+                telemetry::channel_skipped(name, why, call_id);
                 false
             }
         })
         .collect();
     NewEvent {
-        call_id: event.call_id.clone(),
-        event_type: event.event_type.as_str().to_owned(),
-        event: serde_json::to_string(event).expect("an Event always serialises"),
+        call_id: call_id.to_owned(),
+        event_type: event_type.as_str().to_owned(),
+        event: json,
         channels,
         routes,
         recent: config.admin.enabled && !config.admin.keep_events.is_zero(),

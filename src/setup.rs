@@ -37,6 +37,8 @@ pub struct Config {
     pub admin: crate::config::AdminConfig,
     /// `[calls]`: call memory and time-outs.
     pub calls: crate::config::CallsConfig,
+    /// `[beyond_presence]`: call lookups in the Beyond Presence API.
+    pub beyond_presence: crate::config::BeyondPresenceConfig,
     /// The templates directory, resolved against the config file's directory.
     pub templates_dir: PathBuf,
     /// Channels by name.
@@ -108,6 +110,7 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         log: file.log,
         admin: file.admin,
         calls: file.calls,
+        beyond_presence: file.beyond_presence,
         templates_dir: loaded.templates_dir,
         channels,
         router,

@@ -185,6 +185,22 @@ pub fn call_timed_out(call_id: &str, end_after: std::time::Duration, deliveries:
     );
 }
 
+/// The Beyond Presence API answered a call's lookup.
+pub fn looked_up(call_id: &str) {
+    counter!("callrelay_lookups_total", "outcome" => "answered").increment(1);
+    tracing::debug!(call_id, "Looked the call up in the Beyond Presence API.");
+}
+
+/// A call's lookup got no usable answer: its held events are routed without one.
+pub fn lookup_failed(call_id: &str, why: &str) {
+    counter!("callrelay_lookups_total", "outcome" => "failed").increment(1);
+    tracing::warn!(
+        call_id,
+        why,
+        "No answer from the Beyond Presence API about the call; its events go on without one."
+    );
+}
+
 /// A route sent an event to a channel that is disabled.
 pub fn channel_skipped(channel: &str, why: &str, call_id: &str) {
     counter!("callrelay_deliveries_total", "channel" => channel.to_owned(), "outcome" => "channel_disabled")

@@ -39,6 +39,8 @@ pub struct State {
     pub last_events: LastEvents,
     /// What this relay knows of recent calls (in front of the store's call memory).
     pub calls: crate::calls::Memory,
+    /// Wakes the Beyond Presence lookups when an event is held for one.
+    pub lookups: Arc<tokio::sync::Notify>,
 }
 
 /// The last [`LastEvents::KEPT`] events this relay accepted (normalised JSON), in memory: the
@@ -105,8 +107,10 @@ impl State {
             refused_bytes: Default::default(),
             last_events: Default::default(),
             calls: Default::default(),
+            lookups: Default::default(),
         });
         crate::calls::timeouts::spawn(Arc::downgrade(&state.clone().into_inner()));
+        crate::calls::lookup::spawn(Arc::downgrade(&state.clone().into_inner()));
         state
     }
 }

@@ -3,8 +3,10 @@
 //! call may be new (then its event carries a `call_started` for the store to commit if so). The
 //! store holds the memory, shared by replicas and kept across restarts; this is a cache in front
 //! of it, so an event of a call this relay knows costs no read. [`timeouts`] makes
-//! `call_timed_out` events.
+//! `call_timed_out` events; [`lookup`] asks the Beyond Presence API about calls whose agent no
+//! event named.
 
+pub mod lookup;
 pub mod timeouts;
 
 use std::collections::HashMap;
@@ -28,6 +30,19 @@ struct Known {
     agent_id: Option<String>,
     user_name: Option<String>,
     call_data: Map<String, Value>,
+    lookup: Lookup,
+}
+
+/// Where the call's lookup in the Beyond Presence API stands on this relay.
+#[derive(Debug, Clone, Default)]
+enum Lookup {
+    /// None asked for.
+    #[default]
+    None,
+    /// Events of the call are held for it: later ones wait behind them, in order.
+    Pending,
+    /// Answered (the API's call object; empty when it did not answer in time).
+    Done(Map<String, Value>),
 }
 
 impl Known {
@@ -45,6 +60,9 @@ impl Known {
         }
         if event.call_data.is_empty() {
             event.call_data.clone_from(&self.call_data);
+        }
+        if let Lookup::Done(answer) = &self.lookup {
+            enrich(event, answer);
         }
     }
 
@@ -87,6 +105,7 @@ impl Memory {
                     agent_id: call.agent_id,
                     user_name: call.user_name,
                     call_data: call.call_data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default(),
+                    lookup: Lookup::None,
                 };
                 stored.fill(event);
             }
@@ -94,8 +113,22 @@ impl Memory {
         Ok(cached.is_none())
     }
 
-    /// After `event` was committed: its call has started, and is known as `event` tells it.
-    pub fn learned(&self, event: &Event) {
+    /// Whether `event` (filled) must wait for its call's lookup: no event of its call named the
+    /// agent and the call was not looked up yet, or earlier events of the call wait already.
+    pub fn needs_lookup(&self, event: &Event) -> bool {
+        if event.call_id.is_empty() || event.event_type == EventType::Test {
+            return false;
+        }
+        match self.0.lock().expect("not poisoned").get(&event.call_id).map(|k| &k.lookup) {
+            Some(Lookup::Pending) => true,
+            Some(Lookup::Done(_)) => false,
+            Some(Lookup::None) | None => event.agent_id.is_none(),
+        }
+    }
+
+    /// After `event` was committed: its call has started, and is known as `event` tells it;
+    /// `held`: it waits for its call's lookup.
+    pub fn learned(&self, event: &Event, held: bool) {
         if event.call_id.is_empty() || event.event_type == EventType::Test {
             return;
         }
@@ -103,6 +136,32 @@ impl Memory {
         if known.len() >= CACHED && !known.contains_key(&event.call_id) {
             known.clear();
         }
-        known.entry(event.call_id.clone()).or_default().learn(event);
+        let call = known.entry(event.call_id.clone()).or_default();
+        call.learn(event);
+        if held && matches!(call.lookup, Lookup::None) {
+            call.lookup = Lookup::Pending;
+        }
+    }
+
+    /// The call was looked up (`answer`: the API's call object, empty without one): its held
+    /// events were routed, and later ones carry the answer.
+    pub fn looked_up(&self, call_id: &str, answer: &Map<String, Value>) {
+        let mut known = self.0.lock().expect("not poisoned");
+        let call = known.entry(call_id.to_owned()).or_default();
+        if call.agent_id.is_none() {
+            call.agent_id = answer.get("agent_id").and_then(Value::as_str).map(str::to_owned);
+        }
+        call.lookup = Lookup::Done(answer.clone());
+    }
+}
+
+/// Offers the API's answer about the call to routes and templates as `call.*`, and its agent as
+/// `agent_id` when no event named one.
+pub fn enrich(event: &mut Event, answer: &Map<String, Value>) {
+    for (k, v) in answer {
+        event.call.insert(k.clone(), v.clone());
+    }
+    if event.agent_id.is_none() {
+        event.agent_id = answer.get("agent_id").and_then(Value::as_str).map(str::to_owned);
     }
 }

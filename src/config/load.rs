@@ -187,6 +187,27 @@ pub fn read(source: &ConfigSource) -> Result<Loaded, ConfigError> {
             "must be at least 3s (it is renewed every third of it)".into(),
         ));
     }
+    for name in raw.channels.keys().filter(|n| n.starts_with('@')) {
+        problems.push(problem(
+            &file,
+            lines.find(&["channels".into(), name.clone()]),
+            &format!("channel `{name}`"),
+            "a channel's name may not start with `@` (the relay's own queues do)".into(),
+        ));
+    }
+    let api = &raw.beyond_presence.api_url;
+    let api_ok = url::Url::parse(api).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    });
+    if !api_ok {
+        problems.push(problem(
+            &file,
+            lines.find(&["beyond_presence".into(), "api_url".into()]),
+            "key `beyond_presence.api_url`",
+            format!("`{api}` is not an https:// URL (plain http only on loopback)"),
+        ));
+    }
     if !raw.server.path.starts_with('/') {
         problems.push(problem(
             &file,

@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// What the relay remembers of each call, and when it stops waiting for a call's end.
     #[serde(default)]
     pub calls: CallsConfig,
+    /// Looking calls up in the Beyond Presence API (optional).
+    #[serde(default)]
+    pub beyond_presence: BeyondPresenceConfig,
     /// Destinations, by name. The name is what routes refer to and what logs show.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -178,6 +181,32 @@ pub struct CallsConfig {
 impl Default for CallsConfig {
     fn default() -> Self {
         Self { end_after: Duration::from_secs(30 * 60), forget_after: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// `[beyond_presence]`: with an API key, an event whose call's memory lacks the agent (a
+/// `call_ended` of a call whose messages named none, or reached no relay) is looked up in the
+/// Beyond Presence API (`GET {api_url}/calls/{call_id}`), and the answer (`id`, `agent_id`,
+/// `started_at`, `ended_at`, `tags`) is offered to routes and templates as `call.*`. The
+/// request path never waits on it: the event is committed and answered first, then routed when
+/// the lookup answers, or after `lookup_timeout` without it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BeyondPresenceConfig {
+    /// The API key (`"${BEY_API_KEY}"`; a secret, sent as `x-api-key`, never logged). Default:
+    /// none (no lookups).
+    pub api_key: Option<Secret>,
+    /// The API's base URL. Default `"https://api.bey.dev/v1"`.
+    pub api_url: String,
+    /// Longest an event waits for its call's lookup before it is routed without it. Default
+    /// `"5s"`.
+    #[serde(with = "humantime_serde")]
+    pub lookup_timeout: Duration,
+}
+
+impl Default for BeyondPresenceConfig {
+    fn default() -> Self {
+        Self { api_key: None, api_url: "https://api.bey.dev/v1".into(), lookup_timeout: Duration::from_secs(5) }
     }
 }
 

@@ -296,7 +296,8 @@ fn edit_budgets(config: &Config) -> BTreeMap<String, Arc<Mutex<Pacer>>> {
 /// configuration, is left to it).
 async fn dead_letter_orphans(config: &Config, store: &Arc<dyn Store>, owner: &str) {
     let Ok(depths) = store.depths().await else { return };
-    for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel)) {
+    // The relay's own queues (`@…`, such as the lookup queue) are no channels.
+    for d in depths.iter().filter(|d| !config.channels.contains_key(&d.channel) && !d.channel.starts_with('@')) {
         let Some(fence) = leases::take_once(store, &d.channel, owner, config.store.lease).await else { continue };
         if let Ok(q) = store.pending(&d.channel, usize::MAX >> 1).await {
             let ids = q.iter().map(|q| q.id).collect();

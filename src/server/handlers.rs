@@ -122,7 +122,9 @@ async fn accept(
     }
     // What the call told earlier (its agent, above all) is routed on as if this event said it.
     let may_start = state.calls.fill(&*state.store, event).await.map_err(ApiError::Unavailable)?;
-    let planned = intake::route(config, event, may_start);
+    // With a Beyond Presence API key, a call no event named the agent of is looked up first.
+    let hold = config.beyond_presence.api_key.is_some() && state.calls.needs_lookup(event);
+    let planned = intake::route(config, event, may_start, hold);
     let channels = planned.channels.clone();
     let started: Vec<String> = planned.started.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
     let kept = config.admin.enabled.then(|| planned.event.clone());
@@ -143,17 +145,22 @@ async fn accept(
             }
         }
     }
-    state.calls.learned(event);
+    state.calls.learned(event, hold);
+    if hold {
+        state.lookups.notify_one();
+    }
     for c in started.iter().chain(&channels) {
         state.dispatcher.wake(c);
     }
     if let Some(json) = kept {
         state.last_events.push(event.event_type.as_str().to_owned(), event.call_id.clone(), json);
     }
-    telemetry::event_accepted(event.event_type, &event.call_id, channels.len());
+    // Held for the call's lookup: routed (and counted) once it answers.
+    let deliveries = if hold { 0 } else { channels.len() };
+    telemetry::event_accepted(event.event_type, &event.call_id, deliveries);
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(format!(r#"{{"status":"accepted","deliveries":{}}}"#, channels.len())))
+        .body(format!(r#"{{"status":"accepted","deliveries":{deliveries}}}"#)))
 }
 
 /// The browser-side URL check sends a CORS preflight before its test POST; it carries no

@@ -296,6 +296,10 @@ pub trait Queue: Send + Sync {
     async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
     /// Removes delivered entries (and events no entry points at any more).
     async fn delivered(&self, fence: &Fence, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Replaces entries of one of the relay's own queues (events held there, such as those
+    /// waiting for their call's lookup) by `events`, committed in order as accepted events are
+    /// (queue entries, recent rows, what each tells about its call), in one transaction.
+    async fn reroute(&self, fence: &Fence, ids: Vec<i64>, events: Vec<NewEvent>) -> Result<(), StoreError>;
     /// Records that the first `parts` posts of an entry were delivered.
     async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError>;
     /// Counts a failed attempt and records the platform's answer.

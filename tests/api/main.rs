@@ -13,6 +13,7 @@ mod google_chat;
 mod helpers;
 mod hostile;
 mod http;
+mod lookup;
 mod mentions;
 mod ops;
 mod platform_rules;

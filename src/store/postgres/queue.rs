@@ -42,6 +42,17 @@ impl Queue for PgStore {
         tx.commit().await.map_err(|e| classify(&e))
     }
 
+    async fn reroute(&self, fence: &Fence, ids: Vec<i64>, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = fenced(&mut client, fence).await?;
+        let now = now_ms();
+        remove_entries(&tx, &ids).await.map_err(|e| classify(&e))?;
+        let events: Vec<&NewEvent> = events.iter().collect();
+        remember(&tx, &events, now).await.map_err(|e| classify(&e))?;
+        insert_events(&tx, &events, now).await.map_err(|e| classify(&e))?;
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+
     async fn parts_delivered(&self, fence: &Fence, id: i64, parts: u32) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = fenced(&mut client, fence).await?;

@@ -82,7 +82,13 @@ pub(super) fn insert_event(conn: &Connection, e: &NewEvent, now: i64) -> rusqlit
 
 /// Remembers what an event tells about its call; whether it is the first the store sees of the
 /// call (asked only when `may_be_first`: one statement less per event otherwise).
-fn remember(conn: &Connection, call_id: &str, note: &CallNote, now: i64, may_be_first: bool) -> rusqlite::Result<bool> {
+pub(super) fn remember(
+    conn: &Connection,
+    call_id: &str,
+    note: &CallNote,
+    now: i64,
+    may_be_first: bool,
+) -> rusqlite::Result<bool> {
     let values = params![
         call_id,
         note.agent_id,

@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
+use crate::store::NewEvent;
+
 use super::*;
 use crate::store::{now_ms, Content, DeadLetter, Depth, Fence, Queue, Queued, StoreError};
 
@@ -41,6 +43,21 @@ impl Queue for SqliteStore {
         self.fenced(fence, move |conn| {
             note_outcome(conn, &ids, "delivered", None)?;
             remove_entries(conn, &ids)
+        })
+        .await
+    }
+
+    async fn reroute(&self, fence: &Fence, ids: Vec<i64>, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        self.fenced(fence, move |conn| {
+            remove_entries(conn, &ids)?;
+            let now = now_ms();
+            for e in &events {
+                if let Some(note) = &e.call {
+                    super::intake::remember(conn, &e.call_id, note, now, false)?;
+                }
+                super::intake::insert_event(conn, e, now)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! (the pages are named in each file). Every test that talks to a platform uses these, so a
 //! feature is tested against the same answers as the rest.
 
+pub mod beyond_presence;
 pub mod discord;
 pub mod google_chat;
 pub mod http;
