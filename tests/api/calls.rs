@@ -74,9 +74,25 @@ async fn live(slack: &wiremock::MockServer) -> Vec<String> {
         .collect()
 }
 
+/// `toml` with its store on a fresh PostgreSQL schema; `None` (with a note) without a server.
+async fn on_postgres(toml: &str) -> Option<String> {
+    let url = fresh_schema().await?;
+    Some(toml.replacen("[server]", &format!("[store]\nurl = \"{url}\"\n\n[server]"), 1))
+}
+
 #[tokio::test]
 async fn a_route_on_agent_id_gets_that_agents_summaries_though_call_ended_names_no_agent() {
-    let app = spawn_with(BY_AGENT).await;
+    routes_by_agent(BY_AGENT).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_route_on_agent_id_gets_that_agents_summaries() {
+    let Some(toml) = on_postgres(BY_AGENT).await else { return };
+    routes_by_agent(&toml).await;
+}
+
+async fn routes_by_agent(toml: &str) {
+    let app = spawn_with(toml).await;
     for (call, agent, text) in [("c-1", "agent_456", "one"), ("c-2", "agent_999", "two"), ("c-1", "agent_456", "three")]
     {
         assert_eq!(app.post_event(&said_to(call, agent, text)).await.status(), 200);
@@ -187,7 +203,17 @@ channels = ["thread", "calls"]
 
 #[tokio::test]
 async fn a_call_that_goes_quiet_times_out_once_closing_its_thread_parent_and_transcript() {
-    let app = spawn_with(QUIET).await;
+    times_out(QUIET).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_call_that_goes_quiet_times_out_once() {
+    let Some(toml) = on_postgres(QUIET).await else { return };
+    times_out(&toml).await;
+}
+
+async fn times_out(toml: &str) {
+    let app = spawn_with(toml).await;
     for text in ["hello", "are you there?"] {
         assert_eq!(app.post_event(&message("c-quiet", "user", text)).await.status(), 200);
     }
