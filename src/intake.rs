@@ -20,12 +20,26 @@ pub fn context(event: &Event) -> Value {
 /// API (see [`crate::calls::lookup`]); no channel may have a name starting with `@`.
 pub const LOOKUP_QUEUE: &str = "@lookup";
 
+/// What this relay knows of an event's call, for [`route`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    /// This relay has not seen the call: it may be new, so the event carries its `call_started`.
+    pub may_start: bool,
+    /// The event tells something of its call (agent, caller, `call_data`) this relay did not
+    /// know yet: the store is told (otherwise only its time and kind are, which is cheaper).
+    pub news: bool,
+    /// The event waits for its call's lookup in the Beyond Presence API.
+    pub hold: bool,
+    /// The call's last-event time is to be moved to now (see [`crate::calls::Memory::touch`]).
+    pub touch: bool,
+}
+
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
 /// matched; disabled channels are skipped and counted), what it tells about its call, and, when
-/// `may_start` (this relay does not know the call yet), the call's `call_started`, which the
-/// store commits ahead of it only if the call is new there. `hold`: instead of routing them, queue
-/// both for the call's lookup, which routes them once it answers.
-pub fn route(config: &Config, event: &Event, may_start: bool, hold: bool) -> NewEvent {
+/// the call may be new, its `call_started`, which the store commits ahead of it only if the call
+/// is new there. Held for a lookup: both go to the lookup queue instead, routed once it answers.
+pub fn route(config: &Config, event: &Event, known: Known) -> NewEvent {
+    let Known { may_start, news, hold, touch } = known;
     let one = |event: &Event| match hold {
         false => route_one(config, event),
         true => NewEvent {
@@ -38,12 +52,15 @@ pub fn route(config: &Config, event: &Event, may_start: bool, hold: bool) -> New
     };
     let mut routed = one(event);
     if !event.call_id.is_empty() && event.event_type != EventType::Test {
+        let told = news || may_start;
         routed.call = Some(CallNote {
-            agent_id: event.agent_id.clone(),
-            user_name: event.user_name.clone(),
-            call_data: (!event.call_data.is_empty()).then(|| Value::Object(event.call_data.clone()).to_string()),
+            agent_id: event.agent_id.clone().filter(|_| told),
+            user_name: event.user_name.clone().filter(|_| told),
+            call_data: (told && !event.call_data.is_empty())
+                .then(|| Value::Object(event.call_data.clone()).to_string()),
             utterance: event.event_type == EventType::Message,
             ended: event.event_type == EventType::CallEnded,
+            touch: touch || told,
         });
         if may_start {
             routed.started = Some(Box::new(one(&event.started())));
@@ -95,7 +112,43 @@ pub fn timed_out(config: &Config, call: &Remembered, holding: &[String], now: Da
 fn route_one(config: &Config, event: &Event) -> NewEvent {
     let ctx = if config.router.needs_context() { context(event) } else { Value::Null };
     let json = serde_json::to_string(event).expect("an Event always serialises");
-    route_context(config, event.event_type, &event.call_id, &ctx, json)
+    let mut routed = route_context(config, event.event_type, &event.call_id, &ctx, json);
+    if routed.recent {
+        let message =
+            event.message.as_ref().map(|m| json!({"is_agent": m.is_agent, "message": m.message, "sent_at": m.sent_at}));
+        let evaluation = (event.event_type == EventType::CallEnded).then(|| {
+            let e = &event.evaluation;
+            json!({"topic": e.topic, "user_sentiment": e.user_sentiment, "duration_minutes": e.duration_minutes})
+        });
+        let count = (event.event_type == EventType::CallEnded).then_some(event.messages.len());
+        routed.shown = Some(shown(&event.user_name, &event.agent_id, message, evaluation, count, &event.call));
+    }
+    routed
+}
+
+/// What the call page shows of an event: the caller, the agent, the utterance (sender, text,
+/// time), the summary's facts and transcript length, what the relay knows of the call; nothing
+/// else (a compact row per event, not the event again).
+fn shown(
+    user_name: &Option<String>,
+    agent_id: &Option<String>,
+    message: Option<Value>,
+    evaluation: Option<Value>,
+    messages_count: Option<usize>,
+    call: &Map<String, Value>,
+) -> String {
+    let mut v = json!({"user_name": user_name, "agent_id": agent_id});
+    for (key, value) in
+        [("message", message), ("evaluation", evaluation), ("messages_count", messages_count.map(Value::from))]
+    {
+        if let Some(value) = value {
+            v[key] = value;
+        }
+    }
+    if !call.is_empty() {
+        v["call"] = Value::Object(call.clone());
+    }
+    v.to_string()
 }
 
 /// A held event (its normalised JSON, `context`) routed now, as [`route`] would have routed it
@@ -104,6 +157,20 @@ pub fn route_held(config: &Config, event_type: EventType, context: &Value, call:
     let call_id = context.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut routed = route_context(config, event_type, &call_id, context, context.to_string());
     routed.call = call;
+    if routed.recent {
+        let text = |key: &str| context.get(key).and_then(Value::as_str).map(str::to_owned);
+        let message = context
+            .get("message")
+            .filter(|m| !m.is_null())
+            .map(|m| json!({"is_agent": m.get("is_agent"), "message": m.get("message"), "sent_at": m.get("sent_at")}));
+        let ended = event_type == EventType::CallEnded;
+        let evaluation = context.get("evaluation").filter(|_| ended).map(|e| {
+            json!({"topic": e.get("topic"), "user_sentiment": e.get("user_sentiment"), "duration_minutes": e.get("duration_minutes")})
+        });
+        let count = ended.then(|| context.get("messages").and_then(Value::as_array).map_or(0, Vec::len));
+        let call = context.get("call").and_then(Value::as_object).cloned().unwrap_or_default();
+        routed.shown = Some(shown(&text("user_name"), &text("agent_id"), message, evaluation, count, &call));
+    }
     routed
 }
 
@@ -131,5 +198,6 @@ fn route_context(config: &Config, event_type: EventType, call_id: &str, ctx: &Va
         recent: config.admin.enabled && !config.admin.keep_events.is_zero(),
         call: None,
         started: None,
+        shown: None,
     }
 }

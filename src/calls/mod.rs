@@ -31,6 +31,8 @@ struct Known {
     user_name: Option<String>,
     call_data: Map<String, Value>,
     lookup: Lookup,
+    /// When this relay last moved the call's last-event time in the store.
+    touched: Option<std::time::Instant>,
 }
 
 /// Where the call's lookup in the Beyond Presence API stands on this relay.
@@ -106,11 +108,37 @@ impl Memory {
                     user_name: call.user_name,
                     call_data: call.call_data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default(),
                     lookup: Lookup::None,
+                    touched: None,
                 };
                 stored.fill(event);
             }
         }
         Ok(cached.is_none())
+    }
+
+    /// Whether this event of `call_id` moves the call's last-event time in the store: the first
+    /// since `every` (a quarter of `calls.end_after`, at most a second), so a busy call's events
+    /// do not each rewrite the index of open calls, and a call is never timed out while it
+    /// speaks.
+    pub fn touch(&self, call_id: &str, end_after: std::time::Duration) -> bool {
+        let every = (end_after / 4).min(std::time::Duration::from_secs(1));
+        let now = std::time::Instant::now();
+        let mut known = self.0.lock().expect("not poisoned");
+        let Some(call) = known.get_mut(call_id) else { return true };
+        if call.touched.is_some_and(|t| now.duration_since(t) < every) {
+            return false;
+        }
+        call.touched = Some(now);
+        true
+    }
+
+    /// Whether `event` (filled) tells something of its call this relay did not know yet.
+    pub fn is_news(&self, event: &Event) -> bool {
+        let known = self.0.lock().expect("not poisoned");
+        let Some(call) = known.get(&event.call_id) else { return true };
+        (event.agent_id.is_some() && call.agent_id.is_none())
+            || (event.user_name.is_some() && call.user_name.is_none())
+            || (!event.call_data.is_empty() && call.call_data.is_empty())
     }
 
     /// Whether `event` (filled) must wait for its call's lookup: no event of its call named the

@@ -63,7 +63,7 @@ fn text<'a>(event: &'a Value, pointer: &str) -> Option<&'a str> {
 
 /// One event of the conversation.
 fn entry(e: &RecentEvent) -> Markup {
-    let event: Value = e.event.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+    let event: Value = e.shown.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
     let caller = text(&event, "/user_name").unwrap_or("Caller");
     let accepted = when(e.accepted_at_ms, "%H:%M:%S");
     let (class, who, said): (&str, String, Markup) = match e.event_type.as_str() {
@@ -77,7 +77,7 @@ fn entry(e: &RecentEvent) -> Markup {
             let topic = text(&event, "/evaluation/topic").unwrap_or("Call summary");
             let sentiment = text(&event, "/evaluation/user_sentiment").unwrap_or("not rated");
             let minutes = event.pointer("/evaluation/duration_minutes").and_then(Value::as_f64);
-            let count = event.pointer("/messages").and_then(Value::as_array).map_or(0, Vec::len);
+            let count = event.pointer("/messages_count").and_then(Value::as_u64).unwrap_or(0);
             let body = html! {
                 p.words { strong { (topic) } }
                 p { "Sentiment: " (sentiment)

@@ -124,7 +124,9 @@ async fn accept(
     let may_start = state.calls.fill(&*state.store, event).await.map_err(ApiError::Unavailable)?;
     // With a Beyond Presence API key, a call no event named the agent of is looked up first.
     let hold = config.beyond_presence.api_key.is_some() && state.calls.needs_lookup(event);
-    let planned = intake::route(config, event, may_start, hold);
+    let touch = state.calls.touch(&event.call_id, config.calls.end_after);
+    let known = intake::Known { may_start, news: state.calls.is_news(event), hold, touch };
+    let planned = intake::route(config, event, known);
     let channels = planned.channels.clone();
     let started: Vec<String> = planned.started.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
     let kept = config.admin.enabled.then(|| planned.event.clone());

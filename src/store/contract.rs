@@ -19,6 +19,7 @@ pub fn event(channels: &[&str], text: &str) -> NewEvent {
         recent: true,
         call: None,
         started: None,
+        shown: None,
     }
 }
 
@@ -379,12 +380,18 @@ pub async fn quiet_calls_time_out_once(store: Arc<dyn Store>, _shared: bool) {
 pub async fn a_remembered_calls_events_outlive_the_recent_window(store: Arc<dyn Store>, _shared: bool) {
     let store = &*store;
     let note = CallNote { utterance: true, ..CallNote::default() };
-    accept(store, NewEvent { call_id: "kept".into(), call: Some(note), ..event(&["a"], "said") }).await.unwrap();
+    let said = NewEvent {
+        call_id: "kept".into(),
+        call: Some(note),
+        shown: Some("{\"said\":1}".into()),
+        ..event(&["a"], "said")
+    };
+    accept(store, said).await.unwrap();
     accept(store, NewEvent { call_id: "plain".into(), ..event(&["a"], "other") }).await.unwrap();
     store.forget_recent(now_ms() + 1).await.unwrap();
     let kept = store.recent(None, 10).await.unwrap();
     assert_eq!(kept.iter().map(|e| e.call_id.as_str()).collect::<Vec<_>>(), ["kept"]);
-    assert_eq!(kept[0].event.as_deref(), Some("{\"text\":\"said\"}"), "the event itself, for the call page");
+    assert_eq!(kept[0].shown.as_deref(), Some("{\"said\":1}"), "what the call page shows of it");
     store.forget_calls(now_ms() - 60_000).await.unwrap();
     assert!(store.call("kept").await.unwrap().is_some(), "not quiet long enough to forget");
     store.forget_calls(now_ms() + 1).await.unwrap();

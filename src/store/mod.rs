@@ -36,6 +36,10 @@ pub struct NewEvent {
     /// The call's `call_started`, committed (before this event, so queued ahead of it on every
     /// channel) only when this event is the first the store sees of its call.
     pub started: Option<Box<NewEvent>>,
+    /// What the console's call page shows of it (compact JSON: caller, agent, the utterance or
+    /// the summary's facts), kept with its recent row. A fraction of the event's size: the event
+    /// itself is not written twice.
+    pub shown: Option<String>,
 }
 
 /// What an accepted event tells about its call.
@@ -51,6 +55,9 @@ pub struct CallNote {
     pub utterance: bool,
     /// The event is the call's `call_ended`.
     pub ended: bool,
+    /// Whether to move the call's last-event time to now (every event does, but a busy call's
+    /// are written at most every so often: see [`crate::calls::Memory::touch`]).
+    pub touch: bool,
 }
 
 /// A call as the store remembers it: what its events told, and when.
@@ -95,8 +102,9 @@ pub struct RecentEvent {
     pub accepted_at_ms: i64,
     /// Each channel it was queued for, in route order, with its post's status.
     pub posts: Vec<PostStatus>,
-    /// The normalised event as JSON (`None` for events kept by a release before it was).
-    pub event: Option<String>,
+    /// What the call page shows of the event (see [`NewEvent::shown`]; `None` for events kept
+    /// by a release before it was).
+    pub shown: Option<String>,
 }
 
 /// Where one event's post to one channel stands.

@@ -332,13 +332,13 @@ async fn insert_events(
         kept.iter().map(|(e, _)| clean(&e.call_id)).collect(),
         kept.iter().map(|(e, _)| clean(&e.event_type)).collect(),
     );
-    let bodies: Vec<&str> = kept.iter().map(|(e, _)| e.event.as_str()).collect();
+    let shown: Vec<Option<&str>> = kept.iter().map(|(e, _)| e.shown.as_deref()).collect();
     tx.execute(
-        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, event)
+        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
          SELECT i, c, t, r, ch, $6, e
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
              AS u(i, c, t, r, ch, e)",
-        &[&ids, &calls, &types, &routes, &routed, &now, &bodies],
+        &[&ids, &calls, &types, &routes, &routed, &now, &shown],
     )
     .await?;
     let mut woken = channels;

@@ -6,7 +6,7 @@ use deadpool_postgres::Client;
 /// The version this release writes. 3: the columns for bodies rendered before version 2
 /// (`queue.body`, `queue.coalesce`, `dead_letters.body`) are gone; nothing ever wrote them here,
 /// since PostgreSQL stores began at version 2. 4: `calls` remembers each call, `recent` keeps
-/// each event's JSON (the call page's conversation).
+/// what the call page shows of each event.
 pub const VERSION: i32 = 4;
 
 /// Serialises schema changes across relays (`pg_advisory_xact_lock` key).
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS recent (
     routes      TEXT    NOT NULL,
     channels    TEXT    NOT NULL,
     accepted_at BIGINT  NOT NULL,
-    event       TEXT
+    shown       TEXT
 );
 CREATE TABLE IF NOT EXISTS calls (
     call_id      TEXT    PRIMARY KEY,
@@ -112,11 +112,11 @@ pub async fn upgrade(client: &mut Client) -> Result<(), String> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| e.to_string())?;
     tx.batch_execute(TABLES).await.map_err(|e| e.to_string())?;
     // From version 2: drop the columns of pre-version-2 bodies (always empty here); from
-    // version 3: `recent` gains the event's JSON.
+    // version 3: `recent` gains what the call page shows of each event.
     tx.batch_execute(
         "ALTER TABLE queue DROP COLUMN IF EXISTS body, DROP COLUMN IF EXISTS coalesce;
          ALTER TABLE dead_letters DROP COLUMN IF EXISTS body;
-         ALTER TABLE recent ADD COLUMN IF NOT EXISTS event TEXT;",
+         ALTER TABLE recent ADD COLUMN IF NOT EXISTS shown TEXT;",
     )
     .await
     .map_err(|e| e.to_string())?;

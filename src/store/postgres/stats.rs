@@ -9,7 +9,7 @@ use crate::store::{Activity, RecentEvent, Stats, StoreError};
 impl Stats for PgStore {
     async fn recent(&self, call: Option<&str>, limit: usize) -> Result<Vec<RecentEvent>, StoreError> {
         let client = self.client().await?;
-        const COLUMNS: &str = "SELECT event_id, call_id, event_type, routes, channels, accepted_at, event FROM recent";
+        const COLUMNS: &str = "SELECT event_id, call_id, event_type, routes, channels, accepted_at, shown FROM recent";
         let limit = limit.min(i64::MAX as usize) as i64;
         let rows = match call {
             Some(call) => {
@@ -40,7 +40,7 @@ impl Stats for PgStore {
                     routes: serde_json::from_str(r.get(3)).unwrap_or_default(),
                     accepted_at_ms: r.get(5),
                     posts: Vec::new(),
-                    event: r.get(6),
+                    shown: r.get(6),
                 };
                 crate::store::with_posts(event, r.get(4), &mut outcomes)
             })

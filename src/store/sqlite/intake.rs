@@ -64,7 +64,7 @@ pub(super) fn insert_event(conn: &Connection, e: &NewEvent, now: i64) -> rusqlit
     }
     if e.recent {
         conn.prepare_cached(
-            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, event)
+            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
@@ -74,7 +74,7 @@ pub(super) fn insert_event(conn: &Connection, e: &NewEvent, now: i64) -> rusqlit
             json_list(&e.routes),
             json_list(&e.channels),
             now,
-            e.event
+            e.shown
         ])?;
     }
     Ok(())
@@ -98,6 +98,23 @@ pub(super) fn remember(
         i64::from(note.utterance),
         note.ended.then_some(now)
     ];
+    // A call's later events mostly tell only their time and kind: one small update.
+    if !may_be_first && note.agent_id.is_none() && note.user_name.is_none() && note.call_data.is_none() {
+        let updated = if note.touch || note.ended {
+            conn.prepare_cached(
+                "UPDATE calls SET last_at = MAX(last_at, ?2), utterances = utterances + ?3,
+                     ended_at = COALESCE(ended_at, ?4) WHERE call_id = ?1",
+            )?
+            .execute(params![call_id, now, i64::from(note.utterance), note.ended.then_some(now)])?
+        } else {
+            // Without a new last-event time the open calls' index is not written either.
+            conn.prepare_cached("UPDATE calls SET utterances = utterances + ?2 WHERE call_id = ?1")?
+                .execute(params![call_id, i64::from(note.utterance)])?
+        };
+        if updated == 1 {
+            return Ok(false);
+        }
+    }
     if may_be_first {
         let created = conn
             .prepare_cached(

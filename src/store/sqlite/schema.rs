@@ -11,16 +11,18 @@
 //!   AUTOINCREMENT), so `recent` has its own never-reused id, and an entry's post belongs to the
 //!   newest `recent` row of its event id. `recent` has no index but its key (each index is
 //!   written on every accept: measured, the two dropped ones cost a quarter of ingest): old rows
-//!   are deleted by id range, and a call's page scans the kept hour.
+//!   are deleted by id range, and a call's page scans the kept hour. Posts a version-1 relay had
+//!   queued become version-2 entries carrying their body, and are sent as they were rendered.
 //! - Version 3: `calls` remembers each call (its agent, caller and `call_data`, first and last
 //!   event, utterances, end or time-out), with a partial index on the open calls' last event
-//!   for the time-out sweep; `recent` keeps the event's JSON (the call page's conversation). Posts a version-1 relay had queued become version-2 entries carrying
-//!   their body, and are sent as they were rendered.
+//!   for the time-out sweep; `recent` keeps what the call page shows of each event (caller,
+//!   agent, the utterance or the summary's facts), and the rows of calls still remembered.
 
 use rusqlite::Connection;
 
 /// The version this release writes. 3: `calls` remembers each call (agent, caller,
-/// `call_data`, times, utterances, end), and `recent` keeps each event's JSON for the call page.
+/// `call_data`, times, utterances, end), and `recent` keeps what the call page shows of each
+/// event.
 pub const VERSION: i64 = 3;
 
 /// `events` and `queue` rows are written in id order and `queue.event_id` never decreases along
@@ -93,7 +95,7 @@ CREATE TABLE IF NOT EXISTS recent (
     routes      TEXT    NOT NULL,
     channels    TEXT    NOT NULL,
     accepted_at INTEGER NOT NULL,
-    event       TEXT
+    shown       TEXT
 );
 CREATE INDEX IF NOT EXISTS recent_by_event ON recent (event_id);
 CREATE TABLE IF NOT EXISTS calls (
@@ -151,11 +153,11 @@ pub fn upgrade(conn: &Connection) -> Result<(), String> {
         1 => FROM_1,
         _ => "",
     };
-    // Version 2 → 3: `recent` (when version 2 had created it) gains the event's JSON.
+    // Version 2 → 3: `recent` (when version 2 had created it) gains what the call page shows of each event.
     let has_recent: bool = conn
         .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'recent'", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
-    let from_2 = if found == 2 && has_recent { "ALTER TABLE recent ADD COLUMN event TEXT;" } else { "" };
+    let from_2 = if found == 2 && has_recent { "ALTER TABLE recent ADD COLUMN shown TEXT;" } else { "" };
     let script = format!("BEGIN IMMEDIATE; {from_2} {TABLES} {steps} PRAGMA user_version = {VERSION}; COMMIT;");
     conn.execute_batch(&script).map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");

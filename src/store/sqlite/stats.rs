@@ -21,12 +21,12 @@ impl Stats for SqliteStore {
                         routes: serde_json::from_str(&routes).unwrap_or_default(),
                         accepted_at_ms: r.get(5)?,
                         posts: Vec::new(),
-                        event: r.get(6)?,
+                        shown: r.get(6)?,
                     },
                     r.get(4)?,
                 ))
             };
-            const COLUMNS: &str = "SELECT id, call_id, event_type, routes, channels, accepted_at, event FROM recent";
+            const COLUMNS: &str = "SELECT id, call_id, event_type, routes, channels, accepted_at, shown FROM recent";
             let found: Vec<(RecentEvent, String)> = match &call {
                 Some(call) => conn
                     .prepare_cached(&format!("{COLUMNS} WHERE call_id = ?1 ORDER BY id LIMIT ?2"))?
