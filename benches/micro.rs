@@ -25,11 +25,11 @@ fn intake_and_render(c: &mut Criterion) {
         c.bench_function(&format!("intake (parse+route+serialise): {name}"), |b| {
             b.iter(|| {
                 let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
-                intake::route(&config, &e, Default::default())
+                intake::route(&config, &e, Default::default(), false)
             })
         });
         let Ok(Incoming::Event(e)) = event::parse(&body, chrono::Utc::now()) else { panic!() };
-        let stored = intake::route(&config, &e, Default::default());
+        let stored = intake::route(&config, &e, Default::default(), false);
         c.bench_function(&format!("lane (render a stored event): {name}"), |b| {
             b.iter(|| {
                 let ctx: Value = serde_json::from_str(&stored.event).unwrap();

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::calls::Recall;
 use crate::event::{Event, EventType};
 use crate::setup::Config;
 use crate::store::{CallNote, NewEvent, Remembered};
@@ -20,26 +21,12 @@ pub fn context(event: &Event) -> Value {
 /// API (see [`crate::calls::lookup`]); no channel may have a name starting with `@`.
 pub const LOOKUP_QUEUE: &str = "@lookup";
 
-/// What this relay knows of an event's call, for [`route`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Known {
-    /// This relay has not seen the call: it may be new, so the event carries its `call_started`.
-    pub may_start: bool,
-    /// The event tells something of its call (agent, caller, `call_data`) this relay did not
-    /// know yet: the store is told (otherwise only its time and kind are, which is cheaper).
-    pub news: bool,
-    /// The event waits for its call's lookup in the Beyond Presence API.
-    pub hold: bool,
-    /// The call's last-event time is to be moved to now (see [`crate::calls::Memory::touch`]).
-    pub touch: bool,
-}
-
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route
 /// matched; disabled channels are skipped and counted), what it tells about its call, and, when
 /// the call may be new, its `call_started`, which the store commits ahead of it only if the call
 /// is new there. Held for a lookup: both go to the lookup queue instead, routed once it answers.
-pub fn route(config: &Config, event: &Event, known: Known) -> NewEvent {
-    let Known { may_start, news, hold, touch } = known;
+pub fn route(config: &Config, event: &Event, known: Recall, hold: bool) -> NewEvent {
+    let Recall { may_start, news, touch } = known;
     let one = |event: &Event| match hold {
         false => route_one(config, event),
         true => NewEvent {

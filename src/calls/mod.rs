@@ -85,60 +85,52 @@ impl Known {
 impl Memory {
     /// Fills `event` (agent, caller, `call_data`) from what its call told earlier: from this
     /// relay's cache, else the store (after a restart, or when another replica took the call's
-    /// earlier events). Returns whether the call may be new (this relay has not seen it).
-    /// A `message` of a known call never waits on the store; any other event does when the
-    /// cache lacks something the store may know.
-    pub async fn fill(&self, store: &dyn Store, event: &mut Event) -> Result<bool, StoreError> {
+    /// earlier events); says what this relay knows of the call (see [`Recall`]). A `message` of
+    /// a known call never waits on the store; any other event does when the cache lacks
+    /// something the store may know. `end_after`: `calls.end_after`, for [`Recall::touch`].
+    pub async fn recall(
+        &self,
+        store: &dyn Store,
+        event: &mut Event,
+        end_after: std::time::Duration,
+    ) -> Result<Recall, StoreError> {
         if event.call_id.is_empty() || event.event_type == EventType::Test {
-            return Ok(false);
+            return Ok(Recall::default());
         }
-        let cached = self.0.lock().expect("not poisoned").get(&event.call_id).cloned();
-        if let Some(known) = &cached {
-            known.fill(event);
-        }
-        let lacking = event.agent_id.is_none() || event.user_name.is_none() || event.call_data.is_empty();
-        let ask = match &cached {
-            None => lacking,
-            Some(known) => lacking && !known.complete() && event.event_type != EventType::Message,
+        let (recall, ask) = {
+            let mut known = self.0.lock().expect("not poisoned");
+            match known.get_mut(&event.call_id) {
+                None => (Recall { may_start: true, news: true, touch: true }, true),
+                Some(call) => {
+                    let news = (event.agent_id.is_some() && call.agent_id.is_none())
+                        || (event.user_name.is_some() && call.user_name.is_none())
+                        || (!event.call_data.is_empty() && call.call_data.is_empty());
+                    call.fill(event);
+                    // A busy call's time moves at most every so often (see `Recall::touch`).
+                    let every = (end_after / 4).min(std::time::Duration::from_secs(1));
+                    let now = std::time::Instant::now();
+                    let touch = call.touched.is_none_or(|t| now.duration_since(t) >= every);
+                    if touch {
+                        call.touched = Some(now);
+                    }
+                    let ask = !call.complete() && event.event_type != EventType::Message;
+                    (Recall { may_start: false, news, touch }, ask)
+                }
+            }
         };
-        if ask {
+        let lacking = event.agent_id.is_none() || event.user_name.is_none() || event.call_data.is_empty();
+        if ask && lacking {
             if let Some(call) = store.call(&event.call_id).await? {
                 let stored = Known {
                     agent_id: call.agent_id,
                     user_name: call.user_name,
                     call_data: call.call_data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default(),
-                    lookup: Lookup::None,
-                    touched: None,
+                    ..Known::default()
                 };
                 stored.fill(event);
             }
         }
-        Ok(cached.is_none())
-    }
-
-    /// Whether this event of `call_id` moves the call's last-event time in the store: the first
-    /// since `every` (a quarter of `calls.end_after`, at most a second), so a busy call's events
-    /// do not each rewrite the index of open calls, and a call is never timed out while it
-    /// speaks.
-    pub fn touch(&self, call_id: &str, end_after: std::time::Duration) -> bool {
-        let every = (end_after / 4).min(std::time::Duration::from_secs(1));
-        let now = std::time::Instant::now();
-        let mut known = self.0.lock().expect("not poisoned");
-        let Some(call) = known.get_mut(call_id) else { return true };
-        if call.touched.is_some_and(|t| now.duration_since(t) < every) {
-            return false;
-        }
-        call.touched = Some(now);
-        true
-    }
-
-    /// Whether `event` (filled) tells something of its call this relay did not know yet.
-    pub fn is_news(&self, event: &Event) -> bool {
-        let known = self.0.lock().expect("not poisoned");
-        let Some(call) = known.get(&event.call_id) else { return true };
-        (event.agent_id.is_some() && call.agent_id.is_none())
-            || (event.user_name.is_some() && call.user_name.is_none())
-            || (!event.call_data.is_empty() && call.call_data.is_empty())
+        Ok(recall)
     }
 
     /// Whether `event` (filled) must wait for its call's lookup: no event of its call named the
@@ -181,6 +173,20 @@ impl Memory {
         }
         call.lookup = Lookup::Done(answer.clone());
     }
+}
+
+/// What this relay knows of an event's call (see [`Memory::recall`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recall {
+    /// This relay has not seen the call: it may be new, so the event carries its `call_started`.
+    pub may_start: bool,
+    /// The event tells something of its call (agent, caller, `call_data`) this relay did not know
+    /// yet: the store is told (otherwise only the event's kind and time are, which is cheaper).
+    pub news: bool,
+    /// The event moves the call's last-event time in the store: the first of the call since a
+    /// quarter of `calls.end_after` (a second at most), so a busy call's utterances do not each
+    /// rewrite the index of open calls, and a call is never timed out while it speaks.
+    pub touch: bool,
 }
 
 /// Offers the API's answer about the call to routes and templates as `call.*`, and its agent as

@@ -121,12 +121,11 @@ async fn accept(
         once.push(OnceKey { key, expires_at_ms: now_ms() + window.as_millis() as i64 });
     }
     // What the call told earlier (its agent, above all) is routed on as if this event said it.
-    let may_start = state.calls.fill(&*state.store, event).await.map_err(ApiError::Unavailable)?;
+    let known =
+        state.calls.recall(&*state.store, event, config.calls.end_after).await.map_err(ApiError::Unavailable)?;
     // With a Beyond Presence API key, a call no event named the agent of is looked up first.
     let hold = config.beyond_presence.api_key.is_some() && state.calls.needs_lookup(event);
-    let touch = state.calls.touch(&event.call_id, config.calls.end_after);
-    let known = intake::Known { may_start, news: state.calls.is_news(event), hold, touch };
-    let planned = intake::route(config, event, known);
+    let planned = intake::route(config, event, known, hold);
     let channels = planned.channels.clone();
     let started: Vec<String> = planned.started.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
     let kept = config.admin.enabled.then(|| planned.event.clone());

@@ -56,7 +56,7 @@ pub struct CallNote {
     /// The event is the call's `call_ended`.
     pub ended: bool,
     /// Whether to move the call's last-event time to now (every event does, but a busy call's
-    /// are written at most every so often: see [`crate::calls::Memory::touch`]).
+    /// are written at most every so often: see [`crate::calls::Recall::touch`]).
     pub touch: bool,
 }
 
