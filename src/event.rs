@@ -172,16 +172,22 @@ pub enum ParseError {
     },
 }
 
-/// Parses and normalises one request body.
+/// Parses and normalises one request body, as Beyond Presence posts it: a type only the relay
+/// makes (`call_started`, `call_timed_out`) is one this relay does not take from outside.
 pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<Incoming, ParseError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
-    from_value(&value, received_at)
+    read(&value, received_at, &EventType::SENT)
 }
 
-/// Normalises an already parsed body.
+/// Normalises an already parsed body of any type, the relay's own included (with their `call`
+/// object): for samples, previews and `render --event`, never for what the webhook receives.
 pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming, ParseError> {
+    read(value, received_at, &EventType::ALL)
+}
+
+fn read(value: &Value, received_at: DateTime<Utc>, known: &[EventType]) -> Result<Incoming, ParseError> {
     let name = value.get("event_type").and_then(Value::as_str).ok_or(ParseError::NoEventType)?;
-    let Some(event_type) = EventType::SENT.into_iter().find(|t| t.as_str() == name) else {
+    let Some(event_type) = known.iter().copied().find(|t| t.as_str() == name) else {
         return Ok(Incoming::Unknown(name.to_owned()));
     };
     let call_data = value.get("call_data").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -218,7 +224,10 @@ pub fn from_value(value: &Value, received_at: DateTime<Utc>) -> Result<Incoming,
         EventType::Test => {
             event.test_message = text(value.get("message"));
         }
-        EventType::CallStarted | EventType::CallTimedOut => unreachable!("not among the types sent"),
+        EventType::CallStarted | EventType::CallTimedOut => {
+            call_id.ok_or(missing("call_id"))?;
+            event.call = value.get("call").and_then(Value::as_object).cloned().unwrap_or_default();
+        }
     }
     Ok(Incoming::Event(Box::new(event)))
 }
@@ -392,9 +401,15 @@ mod tests {
             .contains("`message.message`"));
         assert!(err(json!({"event_type":"call_ended"})).contains("`call_id`"));
         assert_eq!(
-            from_value(&json!({"event_type":"call_started"}), now()).unwrap(),
+            parse(br#"{"event_type":"call_started"}"#, now()).unwrap(),
             Incoming::Unknown("call_started".into())
         );
+        assert_eq!(
+            parse(br#"{"event_type":"call_timed_out","call_id":"c"}"#, now()).unwrap(),
+            Incoming::Unknown("call_timed_out".into()),
+            "the relay's own types are never taken from outside"
+        );
+        assert!(err(json!({"event_type":"call_started"})).contains("`call_id`"), "a sample of one needs its call");
         assert!(matches!(parse(b"{not json", now()), Err(ParseError::Json(_))));
         assert!(matches!(parse(b"\"\xff\"", now()), Err(ParseError::Json(_))));
     }

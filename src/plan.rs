@@ -234,6 +234,10 @@ pub fn usual_call(config: &crate::setup::Config, channel: &str, event_type: Even
         .iter()
         .any(|r| r.channels.iter().any(|c| c == channel) && r.events.contains(&EventType::Message));
     match event_type {
+        // A time-out goes to the channels holding the call's thread, whatever their routes.
+        EventType::CallTimedOut if threaded => {
+            Call { thread: Thread::Open("the call's thread".into()), ..Call::new_call() }
+        }
         EventType::CallEnded if threaded && gets_messages => {
             Call { thread: Thread::Open("the call's thread".into()), ..Call::new_call() }
         }

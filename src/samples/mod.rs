@@ -1,5 +1,6 @@
-//! Built-in sample events, as Beyond Presence sends them: what `check` renders every template
-//! against, what `render` shows without `--event`, and what `simulate` plays.
+//! Built-in sample events, as Beyond Presence sends them (and the relay's own `call_started` and
+//! `call_timed_out`, as the relay makes them): what `check` renders every template against, what
+//! `render` shows without `--event`, and what the console offers.
 
 mod check;
 
@@ -82,6 +83,19 @@ pub fn all() -> Vec<Sample> {
         Sample {
             name: "call_ended with hostile text",
             body: json!({"event_type":"call_ended","call_id":"call_{{x}}","evaluation":{"topic":hostile,"user_sentiment":hostile,"duration_minutes":"1e3","messages_count":"many"},"messages":[{"sender":"user","message":hostile},{"sender":"ai","message":hostile}],"user_name":hostile}),
+        },
+        Sample {
+            name: "call_started (made by the relay from a call's first event)",
+            body: json!({"event_type":"call_started","call_id":"call_0001","user_name":"John Doe","call_data":{"userName":"John Doe","agentId":"agent_456"}}),
+        },
+        Sample {
+            name: "call_started with hostile text",
+            body: json!({"event_type":"call_started","call_id":"call_\"<!channel>","user_name":hostile,"call_data":{"userName":hostile,"agentId":hostile}}),
+        },
+        Sample {
+            name: "call_timed_out (made by the relay for a call that went quiet)",
+            body: json!({"event_type":"call_timed_out","call_id":"call_0004","user_name":"Ana María","call_data":{"agentId":"agent_456"},
+                         "call":{"started_at":"2024-01-15T10:30:00+00:00","last_event_at":"2024-01-15T10:34:10+00:00","utterances":7,"silent_minutes":30.0}}),
         },
         Sample {
             name: "test event",

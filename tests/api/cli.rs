@@ -67,6 +67,46 @@ fn check_names_file_line_and_channel_of_a_template_bug() {
 }
 
 #[test]
+fn check_renders_the_relays_own_events_through_their_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates/discord")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/discord/call_timed_out.json.hbs"),
+        "{\"content\": \"{{call.no_such}}\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("relay.toml"),
+        "[channels.ops]\nkind = \"discord\"\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\n\
+         [[routes]]\nevents = [\"call_started\", \"call_timed_out\"]\nchannels = [\"ops\"]\n",
+    )
+    .unwrap();
+    let out = bin().args(["check", "--config"]).arg(dir.path().join("relay.toml")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("discord/call_timed_out.json.hbs") && err.contains("sample \"call_timed_out"), "{err}");
+    assert!(!err.contains("call_started.json.hbs"), "the shipped call_started renders every sample: {err}");
+
+    // `render` shows a call_started as the channel would get it.
+    let event = dir.path().join("started.json");
+    std::fs::write(
+        &event,
+        r#"{"event_type":"call_started","call_id":"c-1","user_name":"Ann","call_data":{"agentId":"a-1"}}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("templates/discord/call_timed_out.json.hbs")).unwrap();
+    let out = bin()
+        .args(["render", "--config"])
+        .arg(dir.path().join("relay.toml"))
+        .arg("--event")
+        .arg(&event)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("Call started") && stdout.contains("a-1"), "{stdout}");
+}
+
+#[test]
 fn render_prints_the_exact_body_for_each_routed_channel() {
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
