@@ -18,7 +18,7 @@ pub fn context(event: &Event) -> Value {
 }
 
 /// The relay's own queue of events held until their call is looked up in the Beyond Presence
-/// API (see [`crate::calls::lookup`]); no channel may have a name starting with `@`.
+/// API (the application's lookups worker); no channel may have a name starting with `@`.
 pub const LOOKUP_QUEUE: &str = "@lookup";
 
 /// Routes `event`: the event to commit with the channels to queue it for (none when no route

@@ -1,9 +1,12 @@
 //! The running application, which both listeners serve: the configuration snapshot in force
-//! (swapped whole on reload), the store, the delivery lanes, reload counters and the last events
-//! accepted. The webhook receiver ([`crate::server`]) and the console ([`crate::console`]) are
-//! two siblings over it.
+//! (swapped whole on reload), the store, the delivery lanes, reload counters, the last events
+//! accepted, what it knows of recent calls, and its workers (live reload, call time-outs,
+//! Beyond Presence lookups). The webhook receiver ([`crate::server`]) and the console
+//! ([`crate::console`]) are two siblings over it.
 
+mod lookups;
 mod reload;
+mod timeouts;
 
 use std::sync::Arc;
 
@@ -109,8 +112,8 @@ impl State {
             calls: Default::default(),
             lookups: Default::default(),
         });
-        crate::calls::timeouts::spawn(Arc::downgrade(&state.clone().into_inner()));
-        crate::calls::lookup::spawn(Arc::downgrade(&state.clone().into_inner()));
+        timeouts::spawn(Arc::downgrade(&state.clone().into_inner()));
+        lookups::spawn(Arc::downgrade(&state.clone().into_inner()));
         state
     }
 }

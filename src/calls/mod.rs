@@ -2,12 +2,9 @@
 //! events before they are routed (Beyond Presence's `call_ended` names no agent), and whether the
 //! call may be new (then its event carries a `call_started` for the store to commit if so). The
 //! store holds the memory, shared by replicas and kept across restarts; this is a cache in front
-//! of it, so an event of a call this relay knows costs no read. [`timeouts`] makes
-//! `call_timed_out` events; [`lookup`] asks the Beyond Presence API about calls whose agent no
-//! event named.
-
-pub mod lookup;
-pub mod timeouts;
+//! of it, so an event of a call this relay knows costs no read. The application's workers make
+//! `call_timed_out` events (`app::timeouts`) and ask the Beyond Presence API about calls whose
+//! agent no event named (`app::lookups`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::app::State;
+use super::State;
 use crate::intake;
 use crate::store::{now_ms, MakeTimedOut};
 use crate::telemetry;

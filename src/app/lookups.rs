@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::app::State;
+use super::State;
 use crate::config::BeyondPresenceConfig;
 use crate::event::EventType;
 use crate::intake::{self, LOOKUP_QUEUE};
