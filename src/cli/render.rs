@@ -65,7 +65,7 @@ pub(super) fn run(config: &Config, event_file: Option<&Path>, only: Option<&str>
             };
             let started = match &planned.start {
                 Some(Ok(Start::Parent(parent))) => {
-                    Some(format!("parent post (thread_parent), the posts below reply to it:\n{parent}"))
+                    Some(format!("parent post (call_started), the posts below reply to it:\n{parent}"))
                 }
                 Some(Ok(Start::Named(name))) => {
                     Some(format!("the first post creates the thread {name:?}; the rest go into it"))

@@ -109,7 +109,7 @@ fn render(state: &State, form: &Form) -> Markup {
     html! {
         @match &planned.start {
             Some(Ok(Start::Parent(parent))) => section.post.step {
-                h3 { "First, the call's thread parent (" code { "thread_parent" } ")" }
+                h3 { "First, the call's thread parent (" code { "call_started" } ")" }
                 (look(parent))
             },
             Some(Ok(Start::Named(thread))) => section.post.step {

@@ -27,7 +27,7 @@ pub struct TextRules {
 /// How a platform keeps a call's posts together with `threads = "per_call"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadStyle {
-    /// A parent message (the `thread_parent` template) is posted first; every later post replies
+    /// A parent message (the `call_started` template) is posted first; every later post replies
     /// to its id, and it is edited with the call's outcome after the summary (Slack apps).
     Parent,
     /// The call's first post names a new thread (the `thread_name` template, cut to
@@ -53,7 +53,7 @@ pub trait Rules: Send + Sync {
     fn text(&self) -> TextRules {
         TextRules { escape: str::to_owned, escaped_len: |_| 1, bold: "**" }
     }
-    /// Template kinds beyond one per event type (`thread_parent`, `thread_name`, `transcript`).
+    /// Template kinds beyond one per event type (`thread_name`, `transcript`).
     /// Default: none.
     fn extra_kinds(&self) -> &'static [&'static str] {
         &[]

@@ -144,7 +144,7 @@ impl Renderer {
         }
     }
 
-    /// The template a channel uses for a kind (an event type's name, `thread_parent`,
+    /// The template a channel uses for a kind (an event type's name,
     /// `thread_name`, `transcript`).
     pub fn template_for(&self, channel: &str, kind: &str) -> Option<&str> {
         self.chosen.get(channel)?.get(kind).map(String::as_str)

@@ -244,7 +244,7 @@ fn render_shows_how_each_post_lands_in_the_calls_thread() {
     let out = bin().arg("render").arg("--config").arg(&file).output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(said.contains("→ channel `live`, thread per call: parent post (thread_parent)"), "{said}");
+    assert!(said.contains("→ channel `live`, thread per call: parent post (call_started)"), "{said}");
     assert!(said.contains("→ channel `forum`, thread per call: the first post creates the thread \"📞 John Doe"));
     assert!(said.contains("then the thread's parent is edited to:"));
 }
