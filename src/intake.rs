@@ -67,7 +67,7 @@ pub fn timed_out(config: &Config, call: &Remembered, holding: &[String], now: Da
     let event = Event {
         event_type: EventType::CallTimedOut,
         call_id: call.call_id.clone(),
-        received_at: now,
+        received_at: chrono::SubsecRound::trunc_subsecs(now, 3),
         user_name: call.user_name.clone(),
         agent_id: call.agent_id.clone(),
         call_data,
