@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A/B ingest of two callrelay binaries, as users run them: the shipped relay.toml (dedup on,
-recent events kept), every request a distinct `message` event over 100 calls (benches/distinct.lua),
+"""A/B ingest of two callrelay binaries, as users run them: the shipped relay.toml's channels and
+routes with every default (dedup on, recent events kept; written out here, so that builds whose
+files differ read the same one), every request a distinct `message` event over 100 calls (benches/distinct.lua),
 load from wrk (2 threads, 32 connections), rounds alternating between the binaries so a noisy
 machine's drift falls on both. A second row turns dedup and recent events off.
 
@@ -11,7 +12,32 @@ Needs wrk (apt-get install wrk). The channels post to a local sink that answers 
 import http.server, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG = os.path.join(HERE, "..", "relay.toml")
+# The shipped relay.toml's channels and routes; every other key at its default.
+CONFIG = """
+[channels.live]
+kind = "slack"
+webhook_url = "${SLACK_WEBHOOK_URL}"
+
+[channels.summaries]
+kind = "discord"
+webhook_url = "${DISCORD_WEBHOOK_URL}"
+username = "Call Relay"
+
+[[routes]]
+name = "live messages"
+events = ["message"]
+channels = ["live"]
+
+[[routes]]
+name = "summaries"
+events = ["call_ended"]
+channels = ["summaries"]
+
+[[routes]]
+name = "connection test"
+events = ["test"]
+channels = ["live"]
+"""
 SCRIPT = os.path.join(HERE, "distinct.lua")
 PORT = 18080
 
@@ -30,7 +56,8 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
 def run(binary, sink, stripped, seconds=8):
     d = tempfile.mkdtemp()
-    shutil.copy(CONFIG, d)
+    with open(os.path.join(d, "relay.toml"), "w") as f:
+        f.write(CONFIG)
     env = dict(os.environ, SLACK_WEBHOOK_URL=sink + "/services/T/B/x", DISCORD_WEBHOOK_URL=sink + "/api/webhooks/1/x",
                CALLRELAY__SERVER__LISTEN=f"127.0.0.1:{PORT}", CALLRELAY__ADMIN__LISTEN="127.0.0.1:0", RUST_LOG="warn")
     if stripped:
