@@ -96,3 +96,33 @@ async fn a_store_from_a_newer_release_is_refused_untouched() {
     let err = SqliteStore::open(&path, None).err().unwrap().to_string();
     assert!(err.contains("newer callrelay") && err.contains("version 9"), "{err}");
 }
+
+/// A store version 2 left (the release before call memory): its queue, dead letters and recent
+/// events are kept; it gains `calls`, and `recent` the call page's view (none for old rows).
+#[tokio::test]
+async fn a_version_2_store_is_upgraded_keeping_its_queue_and_recent_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("v2_tables.sql")).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO events (id, call_id, event_type, event, accepted_at) VALUES (1, 'c', 'message', '{"text":"old"}', 1);
+               INSERT INTO queue (channel, event_id) VALUES ('a', 1);
+               INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
+                   VALUES (1, 'c', 'message', '["r"]', '["a"]', 1);
+               PRAGMA user_version = 2;"#,
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, None).unwrap();
+    let version: i64 = store.run(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0))).await.unwrap();
+    assert_eq!(version, schema::VERSION);
+    assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["old"], "the queue is kept");
+    let kept = store.recent(Some("c"), 10).await.unwrap();
+    assert_eq!((kept.len(), kept[0].shown.clone()), (1, None), "old recent rows have no view");
+    let note = CallNote { agent_id: Some("agent_1".into()), utterance: true, ..CallNote::default() };
+    accept(&store, NewEvent { call_id: "c".into(), call: Some(note), ..event(&["a"], "new") }).await.unwrap();
+    assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["old", "new"]);
+    assert_eq!(store.call("c").await.unwrap().unwrap().agent_id.as_deref(), Some("agent_1"));
+}
