@@ -28,11 +28,14 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 const PACE: Duration = Duration::from_millis(50);
 /// First wait before trying a failed lookup again; doubled per attempt, up to a second.
 const RETRY_BASE: Duration = Duration::from_millis(100);
+/// Longest wait for one answer (less when less time is left).
+const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Works the lookup queue while the application lives.
 pub fn spawn(state: Weak<State>) {
     tokio::spawn(async move {
-        let mut worker = Worker { cache: Default::default(), last_request: None, fence: None };
+        let client = crate::platforms::http_client(MAX_WAIT);
+        let mut worker = Worker { client, cache: Default::default(), last_request: None, fence: None };
         loop {
             let Some(state) = state.upgrade() else { return };
             let wake = state.lookups.clone();
@@ -49,16 +52,29 @@ pub fn spawn(state: Weak<State>) {
 }
 
 struct Worker {
-    /// Answers by call (an empty map: none in time).
+    /// One client for every lookup (its connections are reused); each request has its own
+    /// timeout, the time left.
+    client: reqwest::Client,
+    /// Answers by call (an empty map: none in time). Not the receiver's memory of the call:
+    /// that learns the answer only once the held events are routed, so none overtakes them.
     cache: std::collections::HashMap<String, Map<String, Value>>,
     last_request: Option<Instant>,
     fence: Option<Fence>,
 }
 
 impl Worker {
-    /// Routes the held events waiting now; whether there were any.
+    /// Routes the held events waiting now; whether there were any. The queue is read first and
+    /// its lease taken only when it holds something, so an idle relay writes nothing for it.
     async fn turn(&mut self, state: &State) -> bool {
         let config = state.snapshot.load().config.clone();
+        let batch = match state.store.pending(LOOKUP_QUEUE, BATCH).await {
+            Ok(b) if !b.is_empty() => b,
+            Ok(_) => return false,
+            Err(e) => {
+                telemetry::store_failed("read the lookup queue", &e.to_string());
+                return false;
+            }
+        };
         let ttl = config.store.lease.as_millis() as i64;
         let held = self.fence.as_ref().map(|f| f.token);
         self.fence = match state.store.lease(LOOKUP_QUEUE, state.dispatcher.owner(), ttl, held).await {
@@ -66,14 +82,6 @@ impl Worker {
             Ok(None) => return false,
             Err(e) => {
                 telemetry::store_failed("take the lookup queue's lease", &e.to_string());
-                return false;
-            }
-        };
-        let batch = match state.store.pending(LOOKUP_QUEUE, BATCH).await {
-            Ok(b) if !b.is_empty() => b,
-            Ok(_) => return false,
-            Err(e) => {
-                telemetry::store_failed("read the lookup queue", &e.to_string());
                 return false;
             }
         };
@@ -146,8 +154,8 @@ impl Worker {
                 tokio::time::sleep_until(last + PACE).await;
             }
             self.last_request = Some(Instant::now());
-            let client = crate::platforms::http_client(left.min(Duration::from_secs(10)));
-            let answer = client.get(&url).header("x-api-key", key.expose()).send().await;
+            let request = self.client.get(&url).header("x-api-key", key.expose()).timeout(left.min(MAX_WAIT));
+            let answer = request.send().await;
             let retry_after = match answer {
                 Ok(r) if r.status().is_success() => match r.json::<Value>().await {
                     Ok(Value::Object(call)) => {

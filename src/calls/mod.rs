@@ -182,7 +182,8 @@ pub struct Recall {
     pub news: bool,
     /// The event moves the call's last-event time in the store: the first of the call since a
     /// quarter of `calls.end_after` (a second at most), so a busy call's utterances do not each
-    /// rewrite the index of open calls, and a call is never timed out while it speaks.
+    /// rewrite the index of open calls. The stored time is then at most that much behind the
+    /// call's last event, so a call may time out that much early (a second of 30 minutes).
     pub touch: bool,
 }
 
