@@ -4,8 +4,10 @@
 //! also copies the shared broken-channel marks into this relay's view, for `/readyz`, and
 //! forgets the console's recent events older than `admin.keep_events`.
 //!
-//! On SQLite (one relay) every lease is granted at once; on PostgreSQL a channel whose holder died
-//! is taken over when its lease expires, and a stopping relay releases its leases first.
+//! A channel whose holder died is taken over when its lease expires (on SQLite, at once when the
+//! holder was a process on this machine that has ended), and a stopping relay releases its
+//! leases first, so its successor (another replica, or the relay an in-place restart started)
+//! takes them within a second.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,9 @@ use tokio::time::Instant;
 use super::Broken;
 use crate::store::{Fence, Store};
 use crate::telemetry;
+
+/// How often a channel this relay does not hold is asked for.
+const TAKE_RETRY: Duration = Duration::from_secs(1);
 
 /// What a lane holds: its fence, until when (by this relay's clock, counted from before the
 /// store was asked, so never later than the store's), and the pacing the previous holder saved.
@@ -30,14 +35,11 @@ pub(super) struct Held {
 /// A lane's view of its lease.
 pub(super) type Slot = watch::Receiver<Option<Held>>;
 
-/// This relay's name in the store's `lanes` table: host, process and a random part, so a
-/// restarted relay is a new holder (it waits for its old leases to expire, or be released).
+/// This relay's name in the store's `lanes` table (see [`crate::store::holder`]): a restarted
+/// relay is a new holder, which waits for its old leases to be released or expire, or, on
+/// SQLite, takes them at once when the old process has ended.
 pub fn owner_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "relay".into());
-    format!("{}/{}/{:08x}", host.trim(), std::process::id(), fastrand::u32(..))
+    crate::store::holder::this_relay()
 }
 
 pub(super) struct Keeper {
@@ -52,12 +54,22 @@ pub(super) struct Keeper {
 }
 
 impl Keeper {
-    /// Renews until asked to stop (after the lanes stopped), then releases what it holds.
+    /// Renews until asked to stop (after the lanes stopped), then releases what it holds. A
+    /// channel it does not hold is asked for again every [`TAKE_RETRY`], so a lease released by
+    /// a stopping relay (its successor's, during an in-place restart) is taken within a second.
     pub async fn run(mut self) {
+        let mut next_round = Instant::now();
         while !*self.stop.borrow() {
-            self.round().await;
+            if Instant::now() >= next_round {
+                self.round().await;
+                next_round = Instant::now() + self.ttl / 3;
+            } else {
+                self.lease_each(true).await;
+            }
+            let all_held = self.slots.values().all(|s| s.borrow().is_some());
+            let until = if all_held { next_round } else { next_round.min(Instant::now() + TAKE_RETRY) };
             tokio::select! {
-                _ = tokio::time::sleep(self.ttl / 3) => {}
+                _ = tokio::time::sleep_until(until) => {}
                 _ = self.stop.changed() => {}
             }
         }
@@ -71,10 +83,14 @@ impl Keeper {
         }
     }
 
-    async fn round(&mut self) {
+    /// Renews or takes every lease (`unheld_only`: takes those it does not hold).
+    async fn lease_each(&mut self, unheld_only: bool) {
         let ttl_ms = self.ttl.as_millis().min(i64::MAX as u128) as i64;
         for (channel, slot) in &self.slots {
             let held = slot.borrow().as_ref().map(|h| h.fence.token);
+            if unheld_only && held.is_some() {
+                continue;
+            }
             let asked = Instant::now();
             match self.store.lease(channel, &self.owner, ttl_ms, held).await {
                 Ok(Some(lease)) => {
@@ -94,6 +110,11 @@ impl Keeper {
                 Err(e) => telemetry::store_failed("renew a lane lease", &e.to_string()),
             }
         }
+    }
+
+    /// Every lease, then the housekeeping: old recent events, the shared broken marks.
+    async fn round(&mut self) {
+        self.lease_each(false).await;
         let keep = self.keep_recent.as_millis().min(i64::MAX as u128) as i64;
         if let Err(e) = self.store.forget_recent(crate::store::now_ms().saturating_sub(keep)).await {
             telemetry::store_failed("forget old recent events", &e.to_string());

@@ -63,7 +63,7 @@ pub fn texts(q: &[Queued]) -> Vec<String> {
 }
 
 /// Each event is queued once per channel, in acceptance order, with its call and type.
-pub async fn queues_per_channel_in_order(store: Arc<dyn Store>, _shared: bool) {
+pub async fn queues_per_channel_in_order(store: Arc<dyn Store>) {
     let store = &*store;
     accept(store, event(&["a", "b"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
@@ -84,7 +84,7 @@ pub async fn queues_per_channel_in_order(store: Arc<dyn Store>, _shared: bool) {
 }
 
 /// Parts, failed attempts, dead letters (with their event), replays and purges.
-pub async fn parts_attempts_dead_letters_and_replays(store: Arc<dyn Store>, _shared: bool) {
+pub async fn parts_attempts_dead_letters_and_replays(store: Arc<dyn Store>) {
     let store = &*store;
     accept(store, event(&["a"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
@@ -118,7 +118,7 @@ pub async fn parts_attempts_dead_letters_and_replays(store: Arc<dyn Store>, _sha
 }
 
 /// Many accepts at once all commit, none lost.
-pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>, _shared: bool) {
+pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
@@ -133,7 +133,7 @@ pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>, _shared: bool)
 }
 
 /// A once-key refuses a second event carrying it until it expires; nothing of the second is kept.
-pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>, _shared: bool) {
+pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>) {
     let store = &*store;
     let key = |k: &str, ms: i64| OnceKey { key: k.into(), expires_at_ms: now_ms() + ms };
     assert_eq!(store.accept(Some(event(&["a"], "1")), vec![key("e1", 60_000)]).await.unwrap(), Accepted::New);
@@ -152,7 +152,7 @@ pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>, _
 }
 
 /// A call's thread per channel is remembered until the time set after the call ended.
-pub async fn threads_are_remembered_per_channel_until_forgotten(store: Arc<dyn Store>, _shared: bool) {
+pub async fn threads_are_remembered_per_channel_until_forgotten(store: Arc<dyn Store>) {
     let store = &*store;
     assert_eq!(store.thread("a", "call-1").await.unwrap(), None);
     let (a, b) = (hold(store, "a").await, hold(store, "b").await);
@@ -169,7 +169,7 @@ pub async fn threads_are_remembered_per_channel_until_forgotten(store: Arc<dyn S
 }
 
 /// A call's live transcript message is saved, replaced, and forgotten with the call.
-pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: Arc<dyn Store>, _shared: bool) {
+pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: Arc<dyn Store>) {
     let store = &*store;
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
     let t = Transcript { message_id: "m1".into(), thread: Some("t1".into()), part: 1, lines: "[]".into() };
@@ -184,11 +184,11 @@ pub async fn transcripts_are_saved_and_forgotten_with_the_call(store: Arc<dyn St
     assert_eq!(store.transcript("a", "call-1").await.unwrap(), None);
 }
 
-/// A channel's lease: renewed by its holder, taken by another relay once free (at once on a
-/// store that serves one relay; after expiry or release on a `shared` one) with a new token; the
+/// A channel's lease: renewed by its holder, refused to another relay while held, taken by it
+/// once expired or released, with a new token; the
 /// old token's writes are refused and change nothing; the pacing state and the broken mark go
 /// to whoever holds the channel next.
-pub async fn leases_fence_off_the_previous_holder(store: Arc<dyn Store>, shared: bool) {
+pub async fn leases_fence_off_the_previous_holder(store: Arc<dyn Store>) {
     let store = &*store;
     accept(store, event(&["a"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
@@ -197,18 +197,14 @@ pub async fn leases_fence_off_the_previous_holder(store: Arc<dyn Store>, shared:
     assert_eq!(renewed.token, first.token, "a renewal keeps the token");
     let old = Fence { channel: "a".into(), token: first.token };
     store.save_pacing(&old, r#"{"sent":[1]}"#.into()).await.unwrap();
-    if shared {
-        assert_eq!(store.lease("a", "relay-2", 60_000, None).await.unwrap(), None, "held by relay-1");
-        // relay-1 stops renewing: its lease runs out.
-        store.lease("a", "relay-1", 1, Some(first.token)).await.unwrap().unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert_eq!(store.lease("a", "relay-2", 60_000, None).await.unwrap(), None, "held by relay-1");
+    // relay-1 stops renewing: its lease runs out.
+    store.lease("a", "relay-1", 1, Some(first.token)).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let second = store.lease("a", "relay-2", 60_000, None).await.unwrap().expect("taken over");
     assert!(second.token > first.token, "a new holder, a new token");
     assert_eq!(second.pacing.as_deref(), Some(r#"{"sent":[1]}"#), "the budget carries over");
-    if shared {
-        assert_eq!(store.lease("a", "relay-1", 60_000, Some(first.token)).await.unwrap(), None, "no renewal back");
-    }
+    assert_eq!(store.lease("a", "relay-1", 60_000, Some(first.token)).await.unwrap(), None, "no renewal back");
 
     let q = store.pending("a", 10).await.unwrap();
     let fenced = |r: Result<(), StoreError>| assert_eq!(r, Err(StoreError::Fenced("a".into())));
@@ -243,7 +239,7 @@ pub async fn leases_fence_off_the_previous_holder(store: Arc<dyn Store>, shared:
 
 /// Recent events keep each post's latest status (waiting, retrying, delivered, dead-lettered),
 /// per call in order or newest first, count per minute, and are forgotten on request.
-pub async fn recent_events_show_each_posts_status_until_forgotten(store: Arc<dyn Store>, _shared: bool) {
+pub async fn recent_events_show_each_posts_status_until_forgotten(store: Arc<dyn Store>) {
     let store = &*store;
     accept(store, event(&["a", "b"], "1")).await.unwrap();
     accept(store, event(&["a"], "2")).await.unwrap();
@@ -286,7 +282,7 @@ pub async fn recent_events_show_each_posts_status_until_forgotten(store: Arc<dyn
 /// A call is remembered from its events (the first agent, caller and `call_data` told, times,
 /// utterances, its end); its `call_started` is committed once, ahead of its first event, even
 /// when its first events arrive together.
-pub async fn calls_are_remembered_and_started_once(shared_store: Arc<dyn Store>, _shared: bool) {
+pub async fn calls_are_remembered_and_started_once(shared_store: Arc<dyn Store>) {
     let store = &*shared_store;
     let told = CallNote {
         agent_id: Some("agent_1".into()),
@@ -345,7 +341,7 @@ pub async fn calls_are_remembered_and_started_once(shared_store: Arc<dyn Store>,
 /// A call quiet since before the cut-off with no `call_ended` is timed out once, its event
 /// committed with it (queued for the channels holding its thread or transcript as `make` says);
 /// an ended call never is.
-pub async fn quiet_calls_time_out_once(store: Arc<dyn Store>, _shared: bool) {
+pub async fn quiet_calls_time_out_once(store: Arc<dyn Store>) {
     let store = &*store;
     let open = CallNote { agent_id: Some("agent_9".into()), utterance: true, ..CallNote::default() };
     accept(store, NewEvent { call_id: "open".into(), call: Some(open), ..event(&["a"], "hi") }).await.unwrap();
@@ -377,7 +373,7 @@ pub async fn quiet_calls_time_out_once(store: Arc<dyn Store>, _shared: bool) {
 
 /// A remembered call keeps its recent events past `forget_recent` (its page shows the whole
 /// conversation); once the call is forgotten, they go too.
-pub async fn a_remembered_calls_events_outlive_the_recent_window(store: Arc<dyn Store>, _shared: bool) {
+pub async fn a_remembered_calls_events_outlive_the_recent_window(store: Arc<dyn Store>) {
     let store = &*store;
     let note = CallNote { utterance: true, ..CallNote::default() };
     let said = NewEvent {
@@ -402,10 +398,10 @@ pub async fn a_remembered_calls_events_outlive_the_recent_window(store: Arc<dyn 
 
 /// Every contract test above, as `#[tokio::test]`s in a module `contract_suite`, for one backend:
 /// `$fresh().await` gives `Some((guard, store))` (the guard keeps whatever the store needs alive)
-/// or `None` to skip (no server, outside CI); `$shared` says whether several relays share it.
+/// or `None` to skip (no server, outside CI).
 macro_rules! contract_tests {
-    ($fresh:ident, shared = $shared:expr) => {
-        $crate::store::contract::contract_tests!(@each $fresh, $shared;
+    ($fresh:ident) => {
+        $crate::store::contract::contract_tests!(@each $fresh;
             queues_per_channel_in_order,
             parts_attempts_dead_letters_and_replays,
             concurrent_accepts_all_commit,
@@ -419,13 +415,13 @@ macro_rules! contract_tests {
             a_remembered_calls_events_outlive_the_recent_window
         );
     };
-    (@each $fresh:ident, $shared:expr; $($name:ident),*) => {
+    (@each $fresh:ident; $($name:ident),*) => {
         mod contract_suite {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let Some((_guard, store)) = super::$fresh().await else { return };
-                    $crate::store::contract::$name(store, $shared).await;
+                    $crate::store::contract::$name(store).await;
                 }
             )*
         }

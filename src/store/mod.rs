@@ -5,6 +5,7 @@
 //! folder with a file per concern: embedded SQLite ([`sqlite::SqliteStore`], the default, one
 //! relay) and PostgreSQL ([`postgres::PgStore`], shared by several relays).
 
+pub mod holder;
 pub mod postgres;
 pub mod sqlite;
 
@@ -363,8 +364,9 @@ pub trait Leases: Send + Sync {
     /// Takes or renews the lease on `channel`'s lane for `owner` until `ttl_ms` from now (by the
     /// database's clock). `held`: the token this owner holds, to renew it. Granted when the
     /// channel is free, its lease expired, or `held` is still current; otherwise `None`. A new
-    /// holder gets a new token, which fences off the previous holder's writes. (SQLite serves
-    /// one relay: there every call is granted, a new token whenever `held` is not current.)
+    /// holder gets a new token, which fences off the previous holder's writes. (SQLite, shared
+    /// only on one machine, also grants a lease whose holder's process has ended: see
+    /// [`holder::gone`].)
     async fn lease(
         &self,
         channel: &str,

@@ -44,7 +44,7 @@ async fn fresh_contract() -> Option<((), Arc<dyn crate::store::Store>)> {
     Some(((), Arc::new(fresh().await?)))
 }
 
-contract::contract_tests!(fresh_contract, shared = true);
+contract::contract_tests!(fresh_contract);
 
 #[tokio::test]
 async fn two_relays_starting_together_and_racing_for_one_event_accept_it_once() {

@@ -1,7 +1,7 @@
 //! Lane leases with fencing tokens, the pacing and broken marks kept with them. (the SQLite store)
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::*;
 use crate::store::{now_ms, Fence, LaneState, Lease, Leases, StoreError};
@@ -17,17 +17,27 @@ impl Leases for SqliteStore {
     ) -> Result<Option<Lease>, StoreError> {
         let (channel, owner) = (channel.to_owned(), owner.to_owned());
         self.run(move |conn| {
-            // One relay per file: always granted; the token moves on unless `held` is current.
+            // Granted as on PostgreSQL (free, expired, or renewed with the current token), and
+            // also when the holder is a relay process on this machine that has ended (a crash
+            // before this start): two relays share this file only during an in-place restart.
+            let holder: Option<String> = conn
+                .prepare_cached("SELECT owner FROM lanes WHERE channel = ?1")?
+                .query_row(params![channel], |r| r.get(0))
+                .optional()?;
+            let gone = holder.is_some_and(|h| h != owner && crate::store::holder::gone(&h));
+            let now = now_ms();
             conn.prepare_cached(
                 "INSERT INTO lanes (channel, owner, token, expires_at) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (channel) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
                      token = CASE WHEN lanes.owner = excluded.owner AND lanes.token = ?4
                                   THEN lanes.token ELSE lanes.token + 1 END
+                 WHERE (lanes.owner = excluded.owner AND lanes.token = ?4) OR lanes.expires_at < ?5 OR ?6
                  RETURNING token, pacing",
             )?
-            .query_row(params![channel, owner, now_ms() + ttl_ms, held.unwrap_or(-1)], |r| {
-                Ok(Some(Lease { token: r.get(0)?, pacing: r.get(1)? }))
+            .query_row(params![channel, owner, now + ttl_ms, held.unwrap_or(-1), now, gone], |r| {
+                Ok(Lease { token: r.get(0)?, pacing: r.get(1)? })
             })
+            .optional()
         })
         .await
     }

@@ -23,7 +23,7 @@ async fn fresh_contract() -> Option<(tempfile::TempDir, Arc<dyn crate::store::St
     Some((dir, Arc::new(store)))
 }
 
-contract::contract_tests!(fresh_contract, shared = false);
+contract::contract_tests!(fresh_contract);
 
 #[tokio::test]
 async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
@@ -35,7 +35,9 @@ async fn each_event_is_stored_once_collected_in_order_and_survives_reopening() {
         accept(&store, event(&["a"], "2")).await.unwrap();
         assert_eq!(count(&store, "events").await, 2, "one row per event, whatever the channels");
         let a = store.pending("a", 10).await.unwrap();
-        store.delivered(&hold(&store, "a").await, vec![a[0].id]).await.unwrap();
+        let fence = hold(&store, "a").await;
+        store.delivered(&fence, vec![a[0].id]).await.unwrap();
+        store.release(&fence).await.unwrap();
         assert_eq!(count(&store, "events").await, 2, "event 1 is still queued for b");
         let key = OnceKey { key: "kept".into(), expires_at_ms: now_ms() + 60_000 };
         assert_eq!(store.accept(None, vec![key]).await.unwrap(), Accepted::New);
@@ -125,4 +127,27 @@ async fn a_version_2_store_is_upgraded_keeping_its_queue_and_recent_events() {
     accept(&store, NewEvent { call_id: "c".into(), call: Some(note), ..event(&["a"], "new") }).await.unwrap();
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["old", "new"]);
     assert_eq!(store.call("c").await.unwrap().unwrap().agent_id.as_deref(), Some("agent_1"));
+}
+
+/// Two processes share the file during an in-place restart: a lease held by a living relay is
+/// refused to the other; one whose process ended (a crash) is taken at once, not after expiry.
+#[tokio::test]
+async fn a_lease_of_a_living_relay_is_refused_and_one_of_an_ended_relay_is_taken_at_once() {
+    let (_dir, store) = fresh();
+    let living = holder::this_relay();
+    let held = store.lease("a", &living, 60_000, None).await.unwrap().expect("free");
+    assert_eq!(store.lease("a", "another", 60_000, None).await.unwrap(), None, "held by a living relay");
+
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().nth(19).unwrap().to_owned();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let crashed = format!("{}/{pid}/{start}/0", host.trim());
+    store.lease("b", &crashed, 60_000, None).await.unwrap().expect("free");
+    child.wait().unwrap();
+
+    let taken = store.lease("b", &living, 60_000, None).await.unwrap().expect("its holder ended: taken at once");
+    assert_eq!(store.lease("a", &living, 60_000, Some(held.token)).await.unwrap().map(|l| l.token), Some(held.token));
+    assert!(taken.token > 1, "a new holder, a new token");
 }
