@@ -135,7 +135,23 @@ fn serve(config: Config) -> ExitCode {
             report.problems.join("\n  - ")
         ));
     }
-    // Sockets handed over by systemd (socket activation), taken once, at start.
+    // A successor must not change the store under the relay that still serves on it.
+    if crate::server::handover::succeeding() && config.store.url.is_none() {
+        match crate::store::sqlite::SqliteStore::upgrade_pending(&config.store.path) {
+            Ok(None) => {}
+            Ok(Some((found, to))) => {
+                return fail(&format!(
+                    "this release upgrades the store `{}` (key `store.path`) from version {found} to {to}, which \
+                     the running relay still uses: back the file up, then stop the relay and start this release \
+                     (`systemctl restart callrelay`) instead of restarting in place",
+                    config.store.path.display()
+                ))
+            }
+            Err(e) => return fail(&e),
+        }
+    }
+    // Sockets handed over by systemd (socket activation) or by the relay this one succeeds (an
+    // in-place restart), taken once, at start.
     let sockets = match crate::server::activation::take() {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -145,8 +161,10 @@ fn serve(config: Config) -> ExitCode {
         let source = config.source.display_name();
         let path = config.server.shown_path.clone();
         let app = Application::build_on(config, sockets.webhook).await?;
-        crate::console::start_on(app.state(), sockets.console);
+        let console = crate::console::start_on(app.state(), sockets.console).map(|(_, socket)| socket);
+        app.restart_in_place_on_signal(console)?;
         tracing::info!(config = %source, port = app.port(), path = %path, "callrelay is listening.");
+        crate::server::handover::announce_ready();
         app.run_until_stopped().await?;
         Ok(())
     });

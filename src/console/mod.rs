@@ -33,12 +33,13 @@ const SCRIPT: &str = include_str!("console.js");
 /// same configuration, store and lanes as the receiver's); the port bound. An address that cannot
 /// be bound is logged and the relay goes on without a console (taking events matters more).
 pub fn start(state: web::Data<State>) -> Option<u16> {
-    start_on(state, None)
+    start_on(state, None).map(|(port, _)| port)
 }
 
-/// As [`start`], serving on `listener` (a socket handed over by systemd, named `console`) instead
-/// of binding `admin.listen`, when one is given.
-pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Option<u16> {
+/// As [`start`], serving on `listener` (a socket handed over by systemd or by the relay this one
+/// succeeds, named `console`) instead of binding `admin.listen`, when one is given. Gives the
+/// port and a copy of the listening socket (for an in-place restart).
+pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Option<(u16, TcpListener)> {
     let admin = state.snapshot.load().config.admin.clone();
     if !admin.enabled {
         return None;
@@ -55,6 +56,7 @@ pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Optio
         }
     };
     let port = listener.local_addr().ok()?.port();
+    let copy = listener.try_clone().ok()?;
     let sessions = web::Data::new(Sessions::new());
     let server = HttpServer::new(move || {
         App::new()
@@ -99,7 +101,7 @@ pub fn start_on(state: web::Data<State>, listener: Option<TcpListener>) -> Optio
             tokio::spawn(server.run());
             // No `port=` field: that names the webhook listener in the line after this one.
             tracing::info!(console = %format!("http://{}", shown(&admin.listen, port)), "Console ready.");
-            Some(port)
+            Some((port, copy))
         }
         Err(e) => {
             tracing::error!(error = %e, "Cannot serve the console; the relay runs without it.");

@@ -5,6 +5,7 @@
 
 pub mod activation;
 mod handlers;
+pub mod handover;
 pub mod tls;
 
 use std::net::TcpListener;
@@ -21,6 +22,7 @@ use crate::dispatch::Dispatcher;
 use crate::setup::Config;
 use crate::store::Store;
 use tls::CertStore;
+use tokio::sync::Notify;
 
 pub use handlers::ApiError;
 
@@ -35,12 +37,17 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     state: web::Data<State>,
+    /// A copy of the listening socket, for a successor (see [`handover`]).
+    socket: TcpListener,
+    /// Woken once a successor serves: this relay then stops as on SIGTERM.
+    handed_over: Arc<Notify>,
 }
 
-/// On SIGTERM or SIGINT: stop accepting first, so every connection already taken is served (a
-/// socket handed over by systemd keeps queueing new ones for the next start), then stop
-/// gracefully: requests in flight finish within [`SHUTDOWN_GRACE`].
-fn stop_on_signal(handle: actix_web::dev::ServerHandle) {
+/// On SIGTERM or SIGINT, or once a successor serves: stop accepting first, so every connection
+/// already taken is served (a socket handed over by systemd, or to a successor, keeps queueing
+/// new ones for the next process), then stop gracefully: requests in flight finish within
+/// [`SHUTDOWN_GRACE`].
+fn stop_on_signal(handle: actix_web::dev::ServerHandle, handed_over: Arc<Notify>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -50,6 +57,7 @@ fn stop_on_signal(handle: actix_web::dev::ServerHandle) {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = handed_over.notified() => {}
         }
         handle.pause().await;
         // Connections accepted just before the pause reach their worker before it is stopped.
@@ -94,6 +102,7 @@ impl Application {
                 .with_context(|| format!("cannot listen on `{}` (key `server.listen`)", config.server.listen))?,
         };
         let port = listener.local_addr()?.port();
+        let socket = listener.try_clone().context("cannot copy the listening socket")?;
         let certs = config.server.tls.as_ref().map(CertStore::load).transpose()?;
         let path = config.server.path.clone();
         let (read_timeout, max_connections) = (config.server.read_timeout, config.server.max_connections);
@@ -123,7 +132,8 @@ impl Application {
             Some(certs) => http.listen_rustls_0_23(listener, certs.server_config()?)?.run(),
             None => http.listen(listener)?.run(),
         };
-        stop_on_signal(server.handle());
+        let handed_over = Arc::new(Notify::new());
+        stop_on_signal(server.handle(), handed_over.clone());
         // SIGHUP also re-reads the TLS certificate.
         let reload_certs = certs.map(|certs| {
             Box::new(move || match certs.reload() {
@@ -134,7 +144,15 @@ impl Application {
             }) as Box<dyn Fn() + Send + Sync>
         });
         crate::app::watch_for_reloads(source, templates_dir, state.clone(), reload_certs);
-        Ok(Application { port, server, state })
+        Ok(Application { port, server, state, socket, handed_over })
+    }
+
+    /// Restarts in place on `SIGUSR2` (see [`handover`]), handing the successor this relay's
+    /// socket and the console's (`console`, when it serves).
+    pub fn restart_in_place_on_signal(&self, console: Option<TcpListener>) -> anyhow::Result<()> {
+        let webhook = self.socket.try_clone().context("cannot copy the listening socket")?;
+        handover::restart_on_signal(handover::Sockets { webhook, console }, self.handed_over.clone());
+        Ok(())
     }
 
     /// The port actually bound.

@@ -95,6 +95,9 @@ fn systemd_unit_is_hardened_and_verifies() {
         "CALLRELAY__STORE__PATH=/var/lib/callrelay/",
         "ProtectHome=yes",
         "PrivateTmp=yes",
+        // Readiness, and the successor of an in-place restart taking over as the main process.
+        "Type=notify",
+        "NotifyAccess=all",
     ] {
         assert!(unit.contains(directive), "missing {directive}");
     }

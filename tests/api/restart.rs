@@ -1,12 +1,15 @@
 //! Restarting a single relay refuses nothing: the service manager holds the listening socket
-//! (socket activation, as a systemd `.socket` unit does) and the kernel queues connections while
-//! one relay stops and the next starts on the same socket.
+//! (socket activation, as a systemd `.socket` unit does), or the relay hands it to its successor
+//! (in-place restart on SIGUSR2), and the kernel queues connections while one relay stops and
+//! the next starts on the same socket.
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
+
+use wiremock::MockServer;
 
 use crate::helpers::*;
 
@@ -39,18 +42,7 @@ async fn a_restart_through_a_handed_over_socket_answers_every_request_and_delive
     let mut first = served_on(&file, &listener);
     assert_eq!(first.port, port, "the relay serves on the socket it was handed");
 
-    // A steady stream, a new connection per request (as Beyond Presence's calls arrive).
-    let url = format!("http://127.0.0.1:{port}/webhook");
-    let sender = tokio::spawn(async move {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let mut answers = Vec::new();
-        for i in 0..120 {
-            let answer = client.post(&url).json(&message("call-x", "user", &format!("m{i:03}"))).send().await;
-            answers.push(answer.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        answers
-    });
+    let sender = steady_stream(port, 120, "m");
     tokio::time::sleep(Duration::from_millis(400)).await;
     // `systemctl restart`: SIGTERM, wait for the exit, start again on the same socket.
     let status = std::process::Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
@@ -59,13 +51,170 @@ async fn a_restart_through_a_handed_over_socket_answers_every_request_and_delive
     let second = served_on(&file, &listener);
 
     let answers = sender.await.unwrap();
+    each_answered_200_and_delivered_once_in_order(&answers, &slack, "m").await;
+    second.wait_idle().await;
+}
+
+/// Sends `count` distinct messages of one call (`prefix` and a number), 10 ms apart, each on a new connection (as Beyond
+/// Presence's calls arrive); gives each request's status or error.
+fn steady_stream(port: u16, count: usize, prefix: &'static str) -> tokio::task::JoinHandle<Vec<Result<u16, String>>> {
+    let url = format!("http://127.0.0.1:{port}/webhook");
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let mut answers = Vec::new();
+        for i in 0..count {
+            let answer = client.post(&url).json(&message("call-x", "user", &format!("{prefix}{i:03}"))).send().await;
+            answers.push(answer.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        answers
+    })
+}
+
+/// Every answer was 200 and Slack got each of the stream's messages once, in order.
+async fn each_answered_200_and_delivered_once_in_order(
+    answers: &[Result<u16, String>],
+    slack: &MockServer,
+    prefix: &str,
+) {
     let refused: Vec<_> = answers.iter().enumerate().filter(|(_, a)| **a != Ok(200)).collect();
     assert!(refused.is_empty(), "every request answered 200: {refused:?}");
-    let want: Vec<String> = (0..120).map(|i| format!("m{i:03}")).collect();
-    wait_until("every event at Slack", Duration::from_secs(30), async || {
-        slack_messages(&bodies(&slack).await).len() >= want.len()
+    let want: Vec<String> = (0..answers.len()).map(|i| format!("{prefix}{i:03}")).collect();
+    let posted = async || -> Vec<String> {
+        slack_messages(&bodies(slack).await).into_iter().filter(|m| m.starts_with(prefix)).collect()
+    };
+    wait_until("every event at Slack", Duration::from_secs(30), async || posted().await.len() >= want.len()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(posted().await, want, "each once, in order");
+}
+
+/// The relay an in-place restart started: not the test's child (the old relay started it), so
+/// stopped by its process id, read from the old relay's log.
+struct Successor(i32);
+
+impl Successor {
+    fn from_log(log: &str) -> Successor {
+        let pid = log
+            .split("successor=")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the old relay names its successor: {log}"));
+        Successor(pid)
+    }
+}
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a process id read from the log; at worst it names no process.
+        unsafe { libc::kill(self.0, libc::SIGTERM) };
+    }
+}
+
+/// The port in the last "Console ready." line of `log`.
+fn console_ports(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("Console ready."))
+        .filter_map(|l| l.split("http://127.0.0.1:").nth(1))
+        .map(|r| r.chars().take_while(char::is_ascii_digit).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_place_restart_on_sigusr2_answers_every_request_and_delivers_each_once_in_order() {
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let (_dir, file) = write_config(DEFAULT_TOML, &slack, &discord);
+    let mut old = Served::start({
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&file);
+        cmd
+    });
+    let sender = steady_stream(old.port, 150, "m");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // An upgrade: the binary is replaced on disk (here: the same one), then `kill -USR2`.
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = old.child.wait();
+        (old, status)
+    });
+    let (old, status) = status.await.unwrap();
+    assert!(status.unwrap().success(), "the old relay exits once its successor serves: {}", old.log());
+    let successor = Successor::from_log(&old.log());
+    assert_ne!(successor.0 as u32, old.child.id());
+
+    let answers = sender.await.unwrap();
+    each_answered_200_and_delivered_once_in_order(&answers, &slack, "m").await;
+    let log = old.log();
+    let ports = console_ports(&log);
+    assert_eq!(ports.len(), 2, "both relays served the console: {log}");
+    assert_eq!(ports[0], ports[1], "the console keeps its address");
+    old.wait_idle().await;
+    assert!(
+        log.contains("Delivering as this lease holder.") && log.matches("callrelay is listening.").count() == 2,
+        "{log}"
+    );
+}
+
+/// Sends SIGUSR2 to `relay` and waits until its log holds `count` failed in-place restarts.
+async fn restart_fails(relay: &Served, count: usize) -> String {
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(relay.child.id() as i32, libc::SIGUSR2) }, 0);
+    wait_until("the failed restart to be logged", Duration::from_secs(20), async || {
+        relay.log().matches("In-place restart failed; this relay keeps serving.").count() >= count
     })
     .await;
-    second.wait_idle().await;
-    assert_eq!(slack_messages(&bodies(&slack).await), want, "each once, in order");
+    relay.log()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_that_cannot_start_leaves_the_old_relay_serving_with_the_error_logged() {
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let (dir, file) = write_config(DEFAULT_TOML, &slack, &discord);
+    let mut old = Served::start({
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&file);
+        cmd
+    });
+
+    // A broken configuration file.
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("[[routes]]", "[[routes]\n")).unwrap();
+    let log = restart_fails(&old, 1).await;
+    assert!(log.contains("before serving; its error is logged above"), "{log}");
+    assert!(log.contains(&file.display().to_string()), "the successor's error names the file: {log}");
+    assert!(old.child.try_wait().unwrap().is_none(), "the old relay still runs");
+    let answers = steady_stream(old.port, 20, "m").await.unwrap();
+    each_answered_200_and_delivered_once_in_order(&answers, &slack, "m").await;
+
+    // A release that would upgrade the store the old relay still uses (here: the store made to
+    // look older) refuses to start instead.
+    std::fs::write(&file, &good).unwrap();
+    let store = dir.path().join("data/callrelay.db");
+    let version = |v: i64| {
+        let conn = rusqlite::Connection::open(&store).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.pragma_update(None, "user_version", v).unwrap();
+    };
+    version(2);
+    let log = restart_fails(&old, 2).await;
+    assert!(log.contains("from version 2 to 3, which the running relay still uses"), "{log}");
+    assert!(old.child.try_wait().unwrap().is_none(), "the old relay still runs");
+
+    // Fixed: the next SIGUSR2 hands over.
+    version(3);
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
+    let (old, status) = tokio::task::spawn_blocking(move || {
+        let status = old.child.wait();
+        (old, status)
+    })
+    .await
+    .unwrap();
+    assert!(status.unwrap().success(), "{}", old.log());
+    let _successor = Successor::from_log(&old.log());
+    let answers = steady_stream(old.port, 20, "after").await.unwrap();
+    each_answered_200_and_delivered_once_in_order(&answers, &slack, "after").await;
 }

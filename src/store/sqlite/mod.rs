@@ -52,6 +52,22 @@ impl SqliteStore {
         Ok(SqliteStore { jobs: tx, path: path.to_path_buf() })
     }
 
+    /// The store version of the file at `path` when opening it would upgrade it (an older
+    /// release wrote it): `Some((found, this release's))`. Reads only; a missing file is `None`.
+    pub fn upgrade_pending(path: &Path) -> Result<Option<(i64, i64)>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let fail = |e: rusqlite::Error| StoreError::Open {
+            key: "store.path",
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(fail)?;
+        Ok((found > 0 && found < schema::VERSION).then_some((found, schema::VERSION)))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
