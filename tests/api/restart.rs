@@ -218,3 +218,63 @@ async fn a_successor_that_cannot_start_leaves_the_old_relay_serving_with_the_err
     let answers = steady_stream(old.port, 20, "after").await.unwrap();
     each_answered_200_and_delivered_once_in_order(&answers, &slack, "after").await;
 }
+
+/// Whether the relay on `port` holds `channel`'s lane (its `callrelay_lane_held` gauge).
+async fn holds(port: u16, channel: &str) -> bool {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().any(|l| l == format!("callrelay_lane_held{{channel=\"{channel}\"}} 1"))
+}
+
+/// What an in-place restart does for a moment, held for longer: two relays on one SQLite file,
+/// both taking events. One sends for each channel; when it is killed, the other takes the
+/// channel at once (its holder's process has ended), not after `store.lease`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_sqlite_file_send_each_event_once_and_a_crashed_holder_is_replaced_at_once() {
+    let slack = mock_slack().await;
+    let discord = mock_discord().await;
+    let toml = DEFAULT_TOML.replace("[server]", "[store]\nlease = \"60s\"\n\n[server]");
+    let (_dir, file) = write_config(&toml, &slack, &discord);
+    let start = || {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&file);
+        Served::start(cmd)
+    };
+    let (first, second) = (start(), start());
+    let client = reqwest::Client::new();
+    for i in 0..40 {
+        let port = if i % 2 == 0 { first.port } else { second.port };
+        let answer = client
+            .post(format!("http://127.0.0.1:{port}/webhook"))
+            .json(&message("call-x", "user", &format!("m{i:03}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let want: Vec<String> = (0..40).map(|i| format!("m{i:03}")).collect();
+    wait_until("every event at Slack", Duration::from_secs(20), async || {
+        slack_messages(&bodies(&slack).await).len() >= want.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(slack_messages(&bodies(&slack).await), want, "each once, in order");
+    let (a, b) = (holds(first.port, "live").await, holds(second.port, "live").await);
+    assert!(a != b, "exactly one relay sends for the channel (first: {a}, second: {b})");
+
+    // The holder crashes; the lease has 60 s left, but its process is gone.
+    let (mut holder, other) = if a { (first, second) } else { (second, first) };
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    let answer = client
+        .post(format!("http://127.0.0.1:{}/webhook", other.port))
+        .json(&message("call-x", "user", "after the crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    wait_until("the other relay to deliver, long before the lease runs out", Duration::from_secs(10), async || {
+        slack_messages(&bodies(&slack).await).last().map(String::as_str) == Some("after the crash")
+    })
+    .await;
+    assert!(holds(other.port, "live").await);
+}
