@@ -147,6 +147,11 @@ pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>) {
         Accepted::Seen("e1".into())
     );
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["1"], "a duplicate writes nothing");
+    assert_eq!(
+        store.accept(None, vec![key("e2", 60_000)]).await.unwrap(),
+        Accepted::New,
+        "the other keys of a refused event are not kept"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(store.accept(None, vec![key("short", 1)]).await.unwrap(), Accepted::New, "expired keys are forgotten");
 }

@@ -200,11 +200,11 @@ async fn a_successor_that_cannot_start_leaves_the_old_relay_serving_with_the_err
     };
     version(2);
     let log = restart_fails(&old, 2).await;
-    assert!(log.contains("from version 2 to 3, which the running relay still uses"), "{log}");
+    assert!(log.contains("from version 2 to 4, which the running relay still uses"), "{log}");
     assert!(old.child.try_wait().unwrap().is_none(), "the old relay still runs");
 
     // Fixed: the next SIGUSR2 hands over.
-    version(3);
+    version(4);
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
     let (old, status) = tokio::task::spawn_blocking(move || {

@@ -1,5 +1,7 @@
 //! Intake: committing accepted events and their once-keys, and whether a write would succeed now. (the SQLite store)
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use async_trait::async_trait;
 use rusqlite::params;
 
@@ -9,19 +11,25 @@ use crate::store::{now_ms, Accepted, CallNote, Intake, NewEvent, OnceKey, StoreE
 #[async_trait]
 impl Intake for SqliteStore {
     async fn accept(&self, event: Option<NewEvent>, once: Vec<OnceKey>) -> Result<Accepted, StoreError> {
+        let purged = self.purged_at.clone();
         self.run(move |conn| {
             let now = now_ms();
             if !once.is_empty() {
-                conn.prepare_cached("DELETE FROM seen WHERE expires_at < ?1")?.execute(params![now])?;
-                let mut known = conn.prepare_cached("SELECT 1 FROM seen WHERE key = ?1")?;
-                for k in &once {
-                    if known.exists(params![k.key])? {
+                purge_expired_keys(conn, now, &purged)?;
+                // One statement per key: new, or known but expired (not purged yet), takes it.
+                let mut claim = conn.prepare_cached(
+                    "INSERT INTO seen (key, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < ?3",
+                )?;
+                for (i, k) in once.iter().enumerate() {
+                    if claim.execute(params![k.key, k.expires_at_ms, now])? == 0 {
+                        // A repeat: the keys this event claimed before this one are not kept.
+                        let mut free = conn.prepare_cached("DELETE FROM seen WHERE key = ?1")?;
+                        for earlier in &once[..i] {
+                            free.execute(params![earlier.key])?;
+                        }
                         return Ok(Accepted::Seen(k.key.clone()));
                     }
-                }
-                let mut keep = conn.prepare_cached("INSERT INTO seen (key, expires_at) VALUES (?1, ?2)")?;
-                for k in &once {
-                    keep.execute(params![k.key, k.expires_at_ms])?;
                 }
             }
             if let Some(e) = event {
@@ -46,6 +54,16 @@ impl Intake for SqliteStore {
         })
         .await
     }
+}
+
+/// Forgets expired once-keys, at most once a second (claiming a key treats an expired one as
+/// absent, so this only bounds the table; deleting per event cost a statement per event).
+fn purge_expired_keys(conn: &Connection, now: i64, last: &AtomicI64) -> rusqlite::Result<()> {
+    if now - last.load(Ordering::Relaxed) >= 1000 {
+        last.store(now, Ordering::Relaxed);
+        conn.prepare_cached("DELETE FROM seen WHERE expires_at < ?1")?.execute(params![now])?;
+    }
+    Ok(())
 }
 
 /// Commits an event and its queue entries (when a channel takes it), and its recent row when it

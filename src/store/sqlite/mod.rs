@@ -25,6 +25,8 @@ const MAX_BATCH: usize = 1024;
 pub struct SqliteStore {
     jobs: mpsc::Sender<Box<dyn Job>>,
     path: PathBuf,
+    /// When expired once-keys were last deleted (ms).
+    purged_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqliteStore {
@@ -49,7 +51,7 @@ impl SqliteStore {
             .name("callrelay-store".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| fail(e.to_string()))?;
-        Ok(SqliteStore { jobs: tx, path: path.to_path_buf() })
+        Ok(SqliteStore { jobs: tx, path: path.to_path_buf(), purged_at: Default::default() })
     }
 
     /// The store version of the file at `path` when opening it would upgrade it (an older

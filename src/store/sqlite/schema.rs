@@ -17,13 +17,14 @@
 //!   event, utterances, end or time-out), with a partial index on the open calls' last event
 //!   for the time-out sweep; `recent` keeps what the call page shows of each event (caller,
 //!   agent, the utterance or the summary's facts), and the rows of calls still remembered.
+//! - Version 4: `seen` (once-keys: dedup and replay) is a `WITHOUT ROWID` table, one index
+//!   less written per key (its keys kept); dedup keys sort by call and time
+//!   ([`crate::event::dedup_key`]).
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
-/// The version this release writes. 3: `calls` remembers each call (agent, caller,
-/// `call_data`, times, utterances, end), and `recent` keeps what the call page shows of each
-/// event.
-pub const VERSION: i64 = 3;
+/// The version this release writes. 4: `seen` without rowid (see the module's list).
+pub const VERSION: i64 = 4;
 
 /// `events` and `queue` rows are written in id order and `queue.event_id` never decreases along
 /// `queue.id` (an event is inserted before its entries, and a replay inserts a new event), so the
@@ -85,7 +86,7 @@ CREATE TABLE IF NOT EXISTS readiness (x INTEGER);
 CREATE TABLE IF NOT EXISTS seen (
     key        TEXT    PRIMARY KEY,
     expires_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at);
 CREATE TABLE IF NOT EXISTS recent (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -140,6 +141,15 @@ INSERT INTO queue (id, channel, event_id, body, coalesce, attempts, last_answer)
 DROP TABLE deliveries;
 ";
 
+/// Version 3 → 4: the once-keys move to a table without rowid (run before [`TABLES`], which
+/// recreates the expiry index).
+const SEEN_WITHOUT_ROWID: &str = "
+CREATE TABLE seen_v4 (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO seen_v4 (key, expires_at) SELECT key, expires_at FROM seen;
+DROP TABLE seen;
+ALTER TABLE seen_v4 RENAME TO seen;
+";
+
 /// Brings the database to [`VERSION`], creating it when new; refuses a newer one.
 pub fn upgrade(conn: &Connection) -> Result<(), String> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
@@ -158,7 +168,17 @@ pub fn upgrade(conn: &Connection) -> Result<(), String> {
         .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'recent'", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
     let from_2 = if found == 2 && has_recent { "ALTER TABLE recent ADD COLUMN shown TEXT;" } else { "" };
-    let script = format!("BEGIN IMMEDIATE; {from_2} {TABLES} {steps} PRAGMA user_version = {VERSION}; COMMIT;");
+    // Version 3 → 4: `seen` rebuilt without rowid, keeping its keys.
+    let seen: Option<String> = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'seen'", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| e.to_string())?;
+    let from_3 = match seen {
+        Some(sql) if !sql.contains("WITHOUT ROWID") => SEEN_WITHOUT_ROWID,
+        _ => "",
+    };
+    let script =
+        format!("BEGIN IMMEDIATE; {from_2} {from_3} {TABLES} {steps} PRAGMA user_version = {VERSION}; COMMIT;");
     conn.execute_batch(&script).map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         format!("upgrading it from store version {found} to {VERSION} failed (nothing was changed): {e}")

@@ -100,7 +100,8 @@ async fn a_store_from_a_newer_release_is_refused_untouched() {
 }
 
 /// A store version 2 left (the release before call memory): its queue, dead letters and recent
-/// events are kept; it gains `calls`, and `recent` the call page's view (none for old rows).
+/// events and once-keys are kept; it gains `calls`, `recent` the call page's view (none for old
+/// rows), and `seen` loses its rowid.
 #[tokio::test]
 async fn a_version_2_store_is_upgraded_keeping_its_queue_and_recent_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,6 +114,7 @@ async fn a_version_2_store_is_upgraded_keeping_its_queue_and_recent_events() {
                INSERT INTO queue (channel, event_id) VALUES ('a', 1);
                INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at)
                    VALUES (1, 'c', 'message', '["r"]', '["a"]', 1);
+               INSERT INTO seen (key, expires_at) VALUES ('kept', 9999999999999);
                PRAGMA user_version = 2;"#,
         )
         .unwrap();
@@ -123,6 +125,8 @@ async fn a_version_2_store_is_upgraded_keeping_its_queue_and_recent_events() {
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["old"], "the queue is kept");
     let kept = store.recent(Some("c"), 10).await.unwrap();
     assert_eq!((kept.len(), kept[0].shown.clone()), (1, None), "old recent rows have no view");
+    let again = OnceKey { key: "kept".into(), expires_at_ms: now_ms() + 60_000 };
+    assert_eq!(store.accept(None, vec![again]).await.unwrap(), Accepted::Seen("kept".into()), "once-keys are kept");
     let note = CallNote { agent_id: Some("agent_1".into()), utterance: true, ..CallNote::default() };
     accept(&store, NewEvent { call_id: "c".into(), call: Some(note), ..event(&["a"], "new") }).await.unwrap();
     assert_eq!(texts(&store.pending("a", 10).await.unwrap()), ["old", "new"]);
