@@ -18,7 +18,7 @@ mod schema;
 mod stats;
 mod tls;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::AsyncMessage;
 
@@ -202,6 +202,7 @@ pub fn shown_url(url: &str) -> String {
 
 /// Group commit: every accept waiting goes into one transaction.
 async fn writer(pool: Pool, mut jobs: mpsc::Receiver<AcceptJob>) {
+    let mut purged_at = 0;
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -210,7 +211,13 @@ async fn writer(pool: Pool, mut jobs: mpsc::Receiver<AcceptJob>) {
                 Err(_) => break,
             }
         }
-        match commit(&pool, &batch).await {
+        // Expired once-keys are deleted at most once a second (a claim treats them as absent).
+        let now = now_ms();
+        let purge = now - purged_at >= 1000;
+        if purge {
+            purged_at = now;
+        }
+        match commit(&pool, &batch, purge).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(outcome);
@@ -225,30 +232,82 @@ async fn writer(pool: Pool, mut jobs: mpsc::Receiver<AcceptJob>) {
     }
 }
 
-/// One transaction for the whole batch, in a fixed number of statements whatever its size (each
-/// a round trip; per-event statements made PostgreSQL intake round-trip bound): claim every
-/// once-key at once, decide per event, release the keys of events found to be repeats, insert the
-/// events with ids drawn in acceptance order, then their queue entries in that order.
-async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted, StoreError>>, StoreError> {
-    let mut client = pool.get().await.map_err(failed)?;
-    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+/// Runs `sql` as a statement prepared once per connection (an unprepared one costs a second
+/// round trip each time).
+async fn run<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query(&statement, params).await
+}
+
+/// One transaction for the whole batch, in a fixed number of round trips whatever its size
+/// (per-event statements made PostgreSQL intake round-trip bound), each statement prepared once
+/// and the independent ones sent together (tokio-postgres pipelines the queries in flight on one
+/// connection, in the order they are first polled; statements are prepared before they are
+/// joined, so none waits for its preparation behind a later one): `BEGIN` with the claim of
+/// every once-key (deciding per event, and releasing the keys of events found to be repeats);
+/// remembering the calls with drawing ids in acceptance order; then the events, their queue
+/// entries, their recent rows, the wake-ups and `COMMIT`. Four round trips per batch.
+async fn commit(
+    pool: &Pool,
+    batch: &[AcceptJob],
+    purge: bool,
+) -> Result<Vec<Result<Accepted, StoreError>>, StoreError> {
+    let client = pool.get().await.map_err(failed)?;
+    match commit_on(&client, batch, purge).await {
+        Ok(outcomes) => Ok(outcomes),
+        Err(e) => {
+            // The connection goes back to the pool: leave no transaction open on it.
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                let _ = Object::take(client);
+            }
+            Err(classify(&e))
+        }
+    }
+}
+
+async fn commit_on<C: GenericClient>(
+    client: &C,
+    batch: &[AcceptJob],
+    purge: bool,
+) -> Result<Vec<Result<Accepted, StoreError>>, tokio_postgres::Error> {
     let now = now_ms();
     let mut outcomes: Vec<Accepted> = vec![Accepted::New; batch.len()];
-    let (keys, expiries): (Vec<&str>, Vec<i64>) =
-        batch.iter().flat_map(|j| &j.once).map(|k| (k.key.as_str(), k.expires_at_ms)).unzip();
+    // Each key once (two identical events in one batch: the first takes it), longest expiry.
+    let mut wanted: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for k in batch.iter().flat_map(|j| &j.once) {
+        let expiry = wanted.entry(k.key.as_str()).or_insert(k.expires_at_ms);
+        *expiry = (*expiry).max(k.expires_at_ms);
+    }
+    let (keys, expiries): (Vec<&str>, Vec<i64>) = wanted.into_iter().unzip();
+    let claim = client
+        .prepare_cached(
+            "INSERT INTO seen (key, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[])
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < $3
+             RETURNING key",
+        )
+        .await?;
+    let purge_expired = client.prepare_cached("DELETE FROM seen WHERE expires_at < $1").await?;
+    let (_, _, claimed) = tokio::try_join!(
+        client.batch_execute("BEGIN"),
+        async {
+            match purge {
+                true => client.query(&purge_expired, &[&now]).await,
+                false => Ok(Vec::new()),
+            }
+        },
+        async {
+            match keys.is_empty() {
+                true => Ok(Vec::new()),
+                false => client.query(&claim, &[&keys, &expiries, &now]).await,
+            }
+        }
+    )?;
     if !keys.is_empty() {
-        tx.execute("DELETE FROM seen WHERE expires_at < $1", &[&now]).await.map_err(|e| classify(&e))?;
-        let claimed: std::collections::HashSet<String> = tx
-            .query(
-                "INSERT INTO seen (key, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[])
-                 ON CONFLICT (key) DO NOTHING RETURNING key",
-                &[&keys, &expiries],
-            )
-            .await
-            .map_err(|e| classify(&e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let claimed: std::collections::HashSet<String> = claimed.iter().map(|r| r.get(0)).collect();
         // An event is new when this batch claimed all its keys and no earlier event in it did.
         let mut taken = std::collections::HashSet::new();
         for (job, outcome) in batch.iter().zip(outcomes.iter_mut()) {
@@ -259,7 +318,7 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
         }
         let release: Vec<&str> = claimed.iter().map(String::as_str).filter(|k| !taken.contains(k)).collect();
         if !release.is_empty() {
-            tx.execute("DELETE FROM seen WHERE key = ANY($1)", &[&release]).await.map_err(|e| classify(&e))?;
+            run(client, "DELETE FROM seen WHERE key = ANY($1)", &[&release]).await?;
         }
     }
     let accepted: Vec<&NewEvent> = batch
@@ -268,83 +327,143 @@ async fn commit(pool: &Pool, batch: &[AcceptJob]) -> Result<Vec<Result<Accepted,
         .filter(|(_, o)| **o == Accepted::New)
         .filter_map(|(j, _)| j.event.as_ref())
         .collect();
-    let mut first = remember(&tx, &accepted, now).await.map_err(|e| classify(&e))?;
+    let stored = |e: &NewEvent| !e.channels.is_empty() || e.recent;
+    // Ids for every event that may be stored (a call's start only if the call is new: an id
+    // drawn and not used leaves a gap, which nothing minds).
+    let most = accepted.iter().filter(|e| stored(e)).count()
+        + accepted.iter().filter_map(|e| e.started.as_deref()).filter(|e| stored(e)).count();
+    let (mut first, mut ids) = tokio::try_join!(remember(client, &accepted, now), draw_ids(client, most))?;
+    ids.reverse();
     // Each call's `call_started` goes ahead of the first of its events when the call is new.
-    let mut events: Vec<&NewEvent> = Vec::with_capacity(accepted.len());
+    let mut events: Vec<(&NewEvent, i64)> = Vec::with_capacity(accepted.len());
     for e in accepted {
         if let Some(started) = e.started.as_deref().filter(|_| first.remove(&e.call_id)) {
-            events.push(started);
+            if stored(started) {
+                events.push((started, ids.pop().expect("an id for each event")));
+            }
         }
-        events.push(e);
+        if stored(e) {
+            events.push((e, ids.pop().expect("an id for each event")));
+        }
     }
-    insert_events(&tx, &events, now).await.map_err(|e| classify(&e))?;
-    tx.commit().await.map_err(|e| classify(&e))?;
+    insert_with_ids(client, &events, now, true).await?;
     Ok(outcomes.into_iter().map(Ok).collect())
 }
 
-/// Commits events with ids drawn in the given order: those some channel takes with their queue
-/// entries in that order, and the recent rows of those kept (routed or not: a call's page shows
-/// every utterance), then the wake-ups of their channels.
-async fn insert_events(
-    tx: &tokio_postgres::Transaction<'_>,
-    all: &[&NewEvent],
-    now: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let all: Vec<&NewEvent> = all.iter().copied().filter(|e| !e.channels.is_empty() || e.recent).collect();
-    if all.is_empty() {
-        return Ok(());
+/// `n` event ids, ascending.
+async fn draw_ids<C: GenericClient>(tx: &C, n: usize) -> Result<Vec<i64>, tokio_postgres::Error> {
+    if n == 0 {
+        return Ok(Vec::new());
     }
-    let mut ids: Vec<i64> = tx
-        .query(
-            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
-            &[&(all.len() as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = run(
+        tx,
+        "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
+        &[&(n as i64)],
+    )
+    .await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort_unstable();
-    let kept: Vec<(&NewEvent, i64)> = all.iter().zip(&ids).filter(|(e, _)| e.recent).map(|(e, i)| (*e, *i)).collect();
-    let (events, ids): (Vec<&NewEvent>, Vec<i64>) =
-        all.iter().zip(&ids).filter(|(e, _)| !e.channels.is_empty()).map(|(e, i)| (*e, *i)).unzip();
+    Ok(ids)
+}
+
+/// Commits events (those some channel takes or the console keeps) with ids drawn in the given
+/// order; see [`insert_with_ids`].
+async fn insert_events(tx: &Transaction<'_>, all: &[&NewEvent], now: i64) -> Result<(), tokio_postgres::Error> {
+    let stored: Vec<&NewEvent> = all.iter().copied().filter(|e| !e.channels.is_empty() || e.recent).collect();
+    let ids = draw_ids(tx, stored.len()).await?;
+    let events: Vec<(&NewEvent, i64)> = stored.into_iter().zip(ids).collect();
+    insert_with_ids(tx, &events, now, false).await
+}
+
+/// Writes events with their ids (drawn in acceptance order): those some channel takes with
+/// their queue entries in that order, and the recent rows of those kept (routed or not: a call's
+/// page shows every utterance), then the wake-ups of their channels; the statements prepared
+/// first, then sent together, followed by `COMMIT` when `commit` (see [`commit`]).
+async fn insert_with_ids<C: GenericClient>(
+    c: &C,
+    all: &[(&NewEvent, i64)],
+    now: i64,
+    commit: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let kept: Vec<(&NewEvent, i64)> = all.iter().filter(|(e, _)| e.recent).copied().collect();
+    let (events, ids): (Vec<&NewEvent>, Vec<i64>) = all.iter().filter(|(e, _)| !e.channels.is_empty()).copied().unzip();
     let calls: Vec<String> = events.iter().map(|e| clean(&e.call_id)).collect();
     let types: Vec<String> = events.iter().map(|e| clean(&e.event_type)).collect();
     let bodies: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    tx.execute(
-        "INSERT INTO events (id, call_id, event_type, event, accepted_at)
-         SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
-        &[&ids, &calls, &types, &bodies, &now],
-    )
-    .await?;
     let (channels, owners): (Vec<&str>, Vec<i64>) =
         events.iter().zip(&ids).flat_map(|(e, id)| e.channels.iter().map(move |c| (c.as_str(), *id))).unzip();
-    tx.execute(
-        "INSERT INTO queue (channel, event_id)
-         SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
-        &[&channels, &owners],
-    )
-    .await?;
     let list = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
     let routes: Vec<String> = kept.iter().map(|(e, _)| list(&e.routes)).collect();
     let routed: Vec<String> = kept.iter().map(|(e, _)| list(&e.channels)).collect();
-    let (ids, calls, types): (Vec<i64>, Vec<String>, Vec<String>) = (
+    let (kept_ids, kept_calls, kept_types): (Vec<i64>, Vec<String>, Vec<String>) = (
         kept.iter().map(|(_, i)| *i).collect(),
         kept.iter().map(|(e, _)| clean(&e.call_id)).collect(),
         kept.iter().map(|(e, _)| clean(&e.event_type)).collect(),
     );
     let shown: Vec<Option<&str>> = kept.iter().map(|(e, _)| e.shown.as_deref()).collect();
-    tx.execute(
-        "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
-         SELECT i, c, t, r, ch, $6, e
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
-             AS u(i, c, t, r, ch, e)",
-        &[&ids, &calls, &types, &routes, &routed, &now, &shown],
-    )
-    .await?;
-    let mut woken = channels;
+    let mut woken = channels.clone();
     woken.sort_unstable();
     woken.dedup();
-    wake(tx, &woken).await?;
+    let insert_events = c
+        .prepare_cached(
+            "INSERT INTO events (id, call_id, event_type, event, accepted_at)
+             SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
+        )
+        .await?;
+    let insert_entries = c
+        .prepare_cached(
+            "INSERT INTO queue (channel, event_id)
+             SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
+        )
+        .await?;
+    let insert_recent = c
+        .prepare_cached(
+            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
+             SELECT i, c, t, r, ch, $6, e
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
+                 AS u(i, c, t, r, ch, e)",
+        )
+        .await?;
+    let wake_sql =
+        format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c");
+    let wake = c.prepare_cached(&wake_sql).await?;
+    // Each sent on its first poll, in this order; `COMMIT` last.
+    tokio::try_join!(
+        async {
+            match ids.is_empty() {
+                true => Ok(Vec::new()),
+                false => c.query(&insert_events, &[&ids, &calls, &types, &bodies, &now]).await,
+            }
+        },
+        async {
+            match channels.is_empty() {
+                true => Ok(Vec::new()),
+                false => c.query(&insert_entries, &[&channels, &owners]).await,
+            }
+        },
+        async {
+            match kept_ids.is_empty() {
+                true => Ok(Vec::new()),
+                false => {
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+                        [&kept_ids, &kept_calls, &kept_types, &routes, &routed, &now, &shown];
+                    c.query(&insert_recent, &params).await
+                }
+            }
+        },
+        async {
+            match woken.is_empty() {
+                true => Ok(Vec::new()),
+                false => c.query(&wake, &[&woken]).await,
+            }
+        },
+        async {
+            match commit {
+                true => c.batch_execute("COMMIT").await,
+                false => Ok(()),
+            }
+        }
+    )?;
     Ok(())
 }
 
@@ -356,8 +475,8 @@ fn clean(s: &str) -> String {
 /// Remembers what a batch of events tells about their calls, in one statement (the rows of one
 /// call merged in acceptance order; written in call order, so two relays lock calls alike and
 /// cannot deadlock). Returns the calls this batch is the first to see.
-async fn remember(
-    tx: &tokio_postgres::Transaction<'_>,
+async fn remember<C: GenericClient>(
+    tx: &C,
     events: &[&NewEvent],
     now: i64,
 ) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
@@ -381,8 +500,8 @@ async fn remember(
     let data: Vec<Option<&str>> = calls.values().map(|n| n.call_data.as_deref()).collect();
     let utterances: Vec<i64> = calls.keys().map(|c| counts[c]).collect();
     let ended: Vec<bool> = calls.values().map(|n| n.ended).collect();
-    let rows = tx
-        .query(
+    let rows = run(
+            tx,
             "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
              SELECT c, a, u, d, $7::bigint, $7::bigint, n, CASE WHEN e THEN $7::bigint END
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, a, u, d, n, e)
@@ -402,13 +521,12 @@ async fn remember(
 }
 
 /// Tells every listening relay (at commit) that `channels` have new entries.
-async fn wake(tx: &tokio_postgres::Transaction<'_>, channels: &[&str]) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        &format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c"),
-        &[&channels],
-    )
-    .await
-    .map(|_| ())
+async fn wake<C: GenericClient>(tx: &C, channels: &[&str]) -> Result<(), tokio_postgres::Error> {
+    if channels.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c");
+    run(tx, &sql, &[&channels]).await.map(|_| ())
 }
 
 /// Records what became of queue entries' posts, for the console (only for events it still keeps).
