@@ -274,6 +274,23 @@ async fn commit_on<C: GenericClient>(
     batch: &[AcceptJob],
     purge: bool,
 ) -> Result<Vec<Result<Accepted, StoreError>>, tokio_postgres::Error> {
+    if let Some(done) = attempt(client, batch, purge, true).await? {
+        return Ok(done);
+    }
+    client.batch_execute("ROLLBACK").await?;
+    Ok(attempt(client, batch, purge, false).await?.expect("a careful attempt finishes"))
+}
+
+/// One try at committing `batch`. `optimistic`: takes every event for new and sends the calls'
+/// upsert and the id draw with the key claim (one round trip less); when the claim shows a
+/// repeat (rare: a resend), gives up (`None`, the transaction left open for the caller to roll
+/// back) so the careful attempt decides first and remembers only the new events.
+async fn attempt<C: GenericClient>(
+    client: &C,
+    batch: &[AcceptJob],
+    purge: bool,
+    optimistic: bool,
+) -> Result<Option<Vec<Result<Accepted, StoreError>>>, tokio_postgres::Error> {
     let now = now_ms();
     let mut outcomes: Vec<Accepted> = vec![Accepted::New; batch.len()];
     // Each key once (two identical events in one batch: the first takes it), longest expiry.
@@ -283,15 +300,14 @@ async fn commit_on<C: GenericClient>(
         *expiry = (*expiry).max(k.expires_at_ms);
     }
     let (keys, expiries): (Vec<&str>, Vec<i64>) = wanted.into_iter().unzip();
-    let claim = client
-        .prepare_cached(
-            "INSERT INTO seen (key, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[])
-             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < $3
-             RETURNING key",
-        )
-        .await?;
+    let claim = client.prepare_cached(CLAIM_SQL).await?;
     let purge_expired = client.prepare_cached("DELETE FROM seen WHERE expires_at < $1").await?;
-    let (_, _, claimed) = tokio::try_join!(
+    // Prepared now, so that in the pipeline below the upsert is sent before the id draw (ids are
+    // drawn after the call's row lock is taken; see `remember`).
+    client.prepare_cached(REMEMBER_SQL).await?;
+    client.prepare_cached(DRAW_IDS_SQL).await?;
+    let all: Vec<&NewEvent> = batch.iter().filter_map(|j| j.event.as_ref()).collect();
+    let (_, _, claimed, early) = tokio::try_join!(
         client.batch_execute("BEGIN"),
         async {
             match purge {
@@ -303,6 +319,12 @@ async fn commit_on<C: GenericClient>(
             match keys.is_empty() {
                 true => Ok(Vec::new()),
                 false => client.query(&claim, &[&keys, &expiries, &now]).await,
+            }
+        },
+        async {
+            match optimistic {
+                true => tokio::try_join!(remember(client, &all, now), draw_ids(client, most_ids(&all))).map(Some),
+                false => Ok(None),
             }
         }
     )?;
@@ -316,6 +338,9 @@ async fn commit_on<C: GenericClient>(
                 None => taken.extend(job.once.iter().map(|k| k.key.as_str())),
             }
         }
+        if optimistic && outcomes.iter().any(|o| *o != Accepted::New) {
+            return Ok(None);
+        }
         let release: Vec<&str> = claimed.iter().map(String::as_str).filter(|k| !taken.contains(k)).collect();
         if !release.is_empty() {
             run(client, "DELETE FROM seen WHERE key = ANY($1)", &[&release]).await?;
@@ -327,12 +352,10 @@ async fn commit_on<C: GenericClient>(
         .filter(|(_, o)| **o == Accepted::New)
         .filter_map(|(j, _)| j.event.as_ref())
         .collect();
-    let stored = |e: &NewEvent| !e.channels.is_empty() || e.recent;
-    // Ids for every event that may be stored (a call's start only if the call is new: an id
-    // drawn and not used leaves a gap, which nothing minds).
-    let most = accepted.iter().filter(|e| stored(e)).count()
-        + accepted.iter().filter_map(|e| e.started.as_deref()).filter(|e| stored(e)).count();
-    let (mut first, mut ids) = tokio::try_join!(remember(client, &accepted, now), draw_ids(client, most))?;
+    let (mut first, mut ids) = match early {
+        Some(done) => done,
+        None => tokio::try_join!(remember(client, &accepted, now), draw_ids(client, most_ids(&accepted)))?,
+    };
     ids.reverse();
     // Each call's `call_started` goes ahead of the first of its events when the call is new.
     let mut events: Vec<(&NewEvent, i64)> = Vec::with_capacity(accepted.len());
@@ -347,20 +370,35 @@ async fn commit_on<C: GenericClient>(
         }
     }
     insert_with_ids(client, &events, now, true).await?;
-    Ok(outcomes.into_iter().map(Ok).collect())
+    Ok(Some(outcomes.into_iter().map(Ok).collect()))
 }
+
+/// Whether an event is written at all: some channel takes it, or the console keeps it.
+fn stored(e: &NewEvent) -> bool {
+    !e.channels.is_empty() || e.recent
+}
+
+/// Ids for every event of `events` that may be stored, with its call's start (used only if the
+/// call is new: an id drawn and not used leaves a gap, which nothing minds).
+fn most_ids(events: &[&NewEvent]) -> usize {
+    events.iter().filter(|e| stored(e)).count()
+        + events.iter().filter_map(|e| e.started.as_deref()).filter(|e| stored(e)).count()
+}
+
+/// Claims once-keys: new ones, and known ones that have expired; returns the keys claimed.
+const CLAIM_SQL: &str = "INSERT INTO seen (key, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[])
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < $3
+     RETURNING key";
+
+/// Draws `$1` event ids.
+const DRAW_IDS_SQL: &str = "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)";
 
 /// `n` event ids, ascending.
 async fn draw_ids<C: GenericClient>(tx: &C, n: usize) -> Result<Vec<i64>, tokio_postgres::Error> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let rows = run(
-        tx,
-        "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
-        &[&(n as i64)],
-    )
-    .await?;
+    let rows = run(tx, DRAW_IDS_SQL, &[&(n as i64)]).await?;
     let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort_unstable();
     Ok(ids)
@@ -500,9 +538,12 @@ async fn remember<C: GenericClient>(
     let data: Vec<Option<&str>> = calls.values().map(|n| n.call_data.as_deref()).collect();
     let utterances: Vec<i64> = calls.keys().map(|c| counts[c]).collect();
     let ended: Vec<bool> = calls.values().map(|n| n.ended).collect();
-    let rows = run(
-            tx,
-            "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
+    let rows = run(tx, REMEMBER_SQL, &[&ids, &agents, &names, &data, &utterances, &ended, &now]).await?;
+    Ok(rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect())
+}
+
+/// The calls' batch upsert of [`remember`]; returns each call and whether this made its row.
+const REMEMBER_SQL: &str = "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
              SELECT c, a, u, d, $7::bigint, $7::bigint, n, CASE WHEN e THEN $7::bigint END
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, a, u, d, n, e)
              ORDER BY c
@@ -513,12 +554,7 @@ async fn remember<C: GenericClient>(
                  last_at = GREATEST(calls.last_at, excluded.last_at),
                  utterances = calls.utterances + excluded.utterances,
                  ended_at = COALESCE(calls.ended_at, excluded.ended_at)
-             RETURNING call_id, (xmax = 0)",
-            &[&ids, &agents, &names, &data, &utterances, &ended, &now],
-        )
-        .await?;
-    Ok(rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect())
-}
+             RETURNING call_id, (xmax = 0)";
 
 /// Tells every listening relay (at commit) that `channels` have new entries.
 async fn wake<C: GenericClient>(tx: &C, channels: &[&str]) -> Result<(), tokio_postgres::Error> {
