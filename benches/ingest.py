@@ -191,8 +191,10 @@ def main():
     if only:
         return
     latency = end_to_end_latency()
-    (HERE / "ingest.json").write_text(json.dumps({"date": str(date.today()), "machine": machine(), "rounds": rounds,
-                                                   "runs": runs, "medians": med, "end_to_end": latency}, indent=1))
+    data = {"date": str(date.today()), "machine": machine(), "rounds": rounds, "runs": runs, "medians": med,
+            "end_to_end": latency}
+    data["section"] = section(data)
+    (HERE / "ingest.json").write_text(json.dumps(data, indent=1))
     write_readme()
 
 
@@ -224,8 +226,8 @@ def machine():
 
 
 def section(data):
-    """The README's section for a saved run (benches/ingest.json); `load.py`'s report folds it in
-    before its own results, as it does the replicas' run."""
+    """The README's section for a run, saved with it in benches/ingest.json; `load.py`'s report
+    puts it before its own results."""
     med, rounds, latency = data["medians"], data["rounds"], data["end_to_end"]
     bare, sqlite, pg = med["bare"]["rps"], med["sqlite"]["rps"], med["postgres"]["rps"]
     lines = [
