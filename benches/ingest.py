@@ -255,14 +255,14 @@ def section(data):
         if name not in med:
             continue
         m = med[name]
-        threads = ", ".join(f"{t} {v:.1f}" for t, v in sorted(m["by_thread"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
+        threads = ", ".join(f"{t.replace('|', '/')} {v:.1f}" for t, v in sorted(m["by_thread"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
         lines.append(f"| {desc} | {m['rps']:,.0f} | {m['rps'] / bare:.0%} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
                      f"{m['cpu_us']:.1f} µs | {threads} |")
     lines += [
         "",
         f"Durable SQLite ingest in the default configuration: **{sqlite / bare:.0%} of the bare handler** (target 50%: "
         f"{'met' if sqlite >= bare / 2 else 'not met'}); PostgreSQL: **{pg / sqlite:.0%} of SQLite** (target 50%: "
-        f"{'met' if pg >= sqlite / 2 else 'not met'}). What each share is made of and why the rest cannot go lower here: "
+        f"{'met' if pg >= sqlite / 2 else 'not met'}). What each share is made of: "
         "[ANALYSIS.md](ANALYSIS.md#ingest-in-the-default-configuration).",
         "",
         "End to end at a steady 200 events/s (the relay's 200 to the post's arrival at an emulator without limits,",
