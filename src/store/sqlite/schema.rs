@@ -9,9 +9,10 @@
 //!   the recently accepted events and their posts' status for the console (all three added
 //!   within version 2, created if missing). Event and queue ids are reused once deleted (no
 //!   AUTOINCREMENT), so `recent` has its own never-reused id, and an entry's post belongs to the
-//!   newest `recent` row of its event id. `recent` has no index but its key (each index is
-//!   written on every accept: measured, the two dropped ones cost a quarter of ingest): old rows
-//!   are deleted by id range, and a call's page scans the kept hour. Posts a version-1 relay had
+//!   newest `recent` row of its event id. `recent` has one index besides its key,
+//!   `recent_by_event`, with which a post's outcome finds its row (each index is written on every
+//!   accept: measured, the two dropped ones cost a quarter of ingest): old rows are deleted by id
+//!   range, and a call's page scans the kept hour. Posts a version-1 relay had
 //!   queued become version-2 entries carrying their body, and are sent as they were rendered.
 //! - Version 3: `calls` remembers each call (its agent, caller and `call_data`, first and last
 //!   event, utterances, end or time-out), with a partial index on the open calls' last event
