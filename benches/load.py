@@ -403,7 +403,7 @@ def replicas_section(p):
         "Failover: two relays on one database; the one holding the channel's lease is killed with SIGKILL at a random",
         "point of its renewal period; the time until the other holds the channel (`callrelay_lane_held`, polled every 10 ms).",
         "",
-        "| `store.lease` | kills | median | worst | bound (lease + the 1 s a relay waits between asks) |",
+        "| `store.lease` | kills | median | worst | bound (lease + 1 s: a relay asks every second for a channel it does not hold; these kills were measured when it asked every third of a lease) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for f in p["failover"]:
