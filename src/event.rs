@@ -279,11 +279,12 @@ fn number(v: Option<&Value>) -> Option<f64> {
 /// has none: the same words said twice in a call could not be told from a resend, and dropping
 /// real speech is worse than a repeated post.
 ///
-/// Shaped for the store's index: `event:CALL:TIME:DIGEST`, the call id and (for a `message`) its
-/// `sent_at` in fixed-width microseconds before a 128-bit digest of the rest, so a call's keys
-/// sort by time and each live call inserts at one place in the index, instead of every key
-/// landing on a random page (measured: a random-keyed index made dedup cost a third of the
-/// relay's ingest; `benches/ANALYSIS.md`).
+/// Shaped for the store's index: `event:TIME:CALL:DIGEST`, (for a `message`) its `sent_at` in
+/// fixed-width microseconds, then the call id and a 128-bit digest of the rest, so keys sort by
+/// the time they were said and every live call's new keys land at the index's end: a commit
+/// writes one or two of its pages. Keyed by call first, each of a hundred live calls wrote its
+/// own page per commit (half of all pages written), and a random key was worse still (measured:
+/// `benches/ANALYSIS.md`).
 pub fn dedup_key(event: &Event, body: &[u8]) -> Option<String> {
     use sha2::{Digest, Sha256};
     use std::fmt::Write as _;
@@ -307,7 +308,7 @@ pub fn dedup_key(event: &Event, body: &[u8]) -> Option<String> {
     };
     let mut key = String::with_capacity(event.call_id.len() + 64);
     // Offset so that times before 1970 still sort (as 20 digits, never negative).
-    let _ = write!(key, "event:{}:{:020}:", event.call_id, at.saturating_add(i64::MAX / 2));
+    let _ = write!(key, "event:{:020}:{}:", at.saturating_add(i64::MAX / 2), event.call_id);
     for b in &h.finalize()[..16] {
         let _ = write!(key, "{b:02x}");
     }

@@ -132,6 +132,46 @@ pub async fn concurrent_accepts_all_commit(store: Arc<dyn Store>) {
     assert_eq!(store.pending("b", 1000).await.unwrap().len(), 200);
 }
 
+/// Accepts arriving together (so committed in one group) that share once-keys: of each key's
+/// events exactly one is new and queued once on every channel; the others are repeats that keep
+/// nothing, not even their other keys.
+pub async fn repeats_arriving_together_commit_once(store: Arc<dyn Store>) {
+    let later = now_ms() + 60_000;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = store.clone();
+            let keys = vec![
+                OnceKey { key: format!("own-{i}"), expires_at_ms: later },
+                OnceKey { key: format!("shared-{}", i % 20), expires_at_ms: later },
+            ];
+            tokio::spawn(async move { store.accept(Some(event(&["a", "b"], &i.to_string())), keys).await })
+        })
+        .collect();
+    let mut new = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap().unwrap() {
+            Accepted::New => new.push(i),
+            Accepted::Seen(key) => {
+                assert_eq!(key, format!("shared-{}", i % 20), "event {i} is refused by its shared key")
+            }
+        }
+    }
+    let mut firsts: Vec<usize> = new.iter().map(|i| i % 20).collect();
+    firsts.sort();
+    assert_eq!(firsts, (0..20).collect::<Vec<_>>(), "exactly one event per shared key is new");
+    for channel in ["a", "b"] {
+        let mut queued: Vec<usize> =
+            texts(&store.pending(channel, 100).await.unwrap()).iter().map(|t| t.parse().unwrap()).collect();
+        queued.sort();
+        assert_eq!(queued, new, "each new event queued once for {channel}, no repeat");
+    }
+    for i in 0..60 {
+        let own = vec![OnceKey { key: format!("own-{i}"), expires_at_ms: later }];
+        let expected = if new.contains(&i) { Accepted::Seen(format!("own-{i}")) } else { Accepted::New };
+        assert_eq!(store.accept(None, own).await.unwrap(), expected, "event {i}'s own key is kept only if it was new");
+    }
+}
+
 /// A once-key refuses a second event carrying it until it expires; nothing of the second is kept.
 pub async fn once_keys_refuse_repeats_until_they_expire(store: Arc<dyn Store>) {
     let store = &*store;
@@ -417,7 +457,8 @@ macro_rules! contract_tests {
             leases_fence_off_the_previous_holder,
             calls_are_remembered_and_started_once,
             quiet_calls_time_out_once,
-            a_remembered_calls_events_outlive_the_recent_window
+            a_remembered_calls_events_outlive_the_recent_window,
+            repeats_arriving_together_commit_once
         );
     };
     (@each $fresh:ident; $($name:ident),*) => {

@@ -38,9 +38,11 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create its directory: {e}")))?;
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;")
             .map_err(|e| fail(e.to_string()))?;
         schema::upgrade(&conn).map_err(fail)?;
+        // Room for the multi-row intake statements (up to seven sizes per table) beside the rest.
+        conn.set_prepared_statement_cache_capacity(128);
         if let Some(max) = max_bytes {
             let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
             conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(16)))
@@ -113,6 +115,10 @@ impl SqliteStore {
 trait Job: Send {
     fn run(&mut self, conn: &Connection) -> rusqlite::Result<()>;
     fn finish(&mut self, outcome: Result<(), StoreError>);
+    /// An accept, which the writer commits together with the accepts queued next to it.
+    fn accepting(&mut self) -> Option<&mut intake::Accepting> {
+        None
+    }
 }
 
 struct Op<T, F> {
@@ -144,8 +150,10 @@ fn classify(e: &rusqlite::Error) -> StoreError {
 }
 
 /// The writer loop: take every job waiting, run them in one transaction (each in a savepoint, so
-/// one failing job does not undo the others), commit once, then answer each. The control
-/// statements are prepared once (parsing them per job was a measurable share of the writer's time).
+/// one failing job does not undo the others; a run of accepts side by side in one savepoint, with
+/// a statement per table for all of them, and one by one if that fails), commit once, then answer
+/// each. The control statements are prepared once (parsing them per job was a measurable share
+/// of the writer's time).
 fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     let control = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ());
     while let Ok(first) = rx.recv() {
@@ -163,24 +171,44 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
         }
         let mut results = Vec::with_capacity(batch.len());
         let mut fatal = None;
-        for job in batch.iter_mut() {
+        let mut i = 0;
+        while i < batch.len() && fatal.is_none() {
+            let mut accepts: Vec<&mut intake::Accepting> = batch[i..].iter_mut().map_while(|j| j.accepting()).collect();
+            if accepts.len() > 1 {
+                let n = accepts.len();
+                let _ = control("SAVEPOINT accepts");
+                match intake::accept_many(&conn, &mut accepts) {
+                    Ok(()) => {
+                        let _ = control("RELEASE accepts");
+                        results.extend((0..n).map(|_| Ok(())));
+                        i += n;
+                        continue;
+                    }
+                    Err(e) if conn.is_autocommit() => {
+                        fatal = Some(classify(&e));
+                        break;
+                    }
+                    // Then each alone, so one failing accept does not refuse the others.
+                    Err(_) => {
+                        let _ = control("ROLLBACK TO accepts").and_then(|()| control("RELEASE accepts"));
+                    }
+                }
+            }
             let _ = control("SAVEPOINT job");
-            match job.run(&conn) {
+            match batch[i].run(&conn) {
                 Ok(()) => {
                     let _ = control("RELEASE job");
                     results.push(Ok(()));
                 }
                 // Some errors (a full disk among them) make SQLite roll back the whole
                 // transaction: then nothing in this batch was written, and every caller hears so.
-                Err(e) if conn.is_autocommit() => {
-                    fatal = Some(classify(&e));
-                    break;
-                }
+                Err(e) if conn.is_autocommit() => fatal = Some(classify(&e)),
                 Err(e) => {
                     let _ = control("ROLLBACK TO job").and_then(|()| control("RELEASE job"));
                     results.push(Err(classify(&e)));
                 }
             }
+            i += 1;
         }
         let committed = match fatal {
             Some(err) => Err(err),
