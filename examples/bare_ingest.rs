@@ -4,6 +4,10 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+/// The relay's allocator, so the ceiling is what actix-web and serde do at their best.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn ingest(body: web::Bytes) -> HttpResponse {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) if v.get("event_type").and_then(|t| t.as_str()).is_some() => {

@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: a request is parsed on a web worker and its event
+/// freed on the store's writer thread, and glibc's per-thread arenas made that hand-over a
+/// measurable share of ingest (consolidating and trimming; `benches/ANALYSIS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     callrelay::cli::run(callrelay::cli::Cli::parse())
 }
