@@ -92,7 +92,7 @@ def start(name, sink_port):
             config = config.replace('events = ["message"]', 'events = ["call_ended"]')
         (d / "relay.toml").write_text(config)
         sink = f"http://127.0.0.1:{sink_port}"
-        full = dict(os.environ, SLACK_WEBHOOK_URL=sink + "/services/T/B/x", DISCORD_WEBHOOK_URL=sink + "/api/webhooks/1/x",
+        full = dict(os.environ, SLACK_WEBHOOK_URL=sink + "/services/T/B/bench", DISCORD_WEBHOOK_URL=sink + "/api/webhooks/1/bench",
                     CALLRELAY__SERVER__LISTEN=f"127.0.0.1:{port}", CALLRELAY__ADMIN__LISTEN="127.0.0.1:0", RUST_LOG="warn",
                     **env)
         p = subprocess.Popen([str(TARGET / "callrelay"), "--config", str(d / "relay.toml")], env=full,
