@@ -383,6 +383,26 @@ pub async fn calls_are_remembered_and_started_once(shared_store: Arc<dyn Store>)
     assert_eq!(store.call("z").await.unwrap().unwrap().utterances, 8);
 }
 
+/// A call's last-event time moves only with an event that says so (`touch`: a busy call's are
+/// written at most every so often, see [`crate::calls::Recall::touch`]) or ends it; every
+/// utterance is counted either way.
+pub async fn a_calls_time_moves_only_when_an_event_says_so(store: Arc<dyn Store>) {
+    let store = &*store;
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let note = |touch| CallNote { utterance: true, touch, ..CallNote::default() };
+    accept(store, of_call("t", &["a"], "1", note(true), "started")).await.unwrap();
+    let first = store.call("t").await.unwrap().unwrap();
+    pause().await;
+    accept(store, NewEvent { call_id: "t".into(), call: Some(note(false)), ..event(&["a"], "2") }).await.unwrap();
+    let quiet = store.call("t").await.unwrap().unwrap();
+    assert_eq!((quiet.last_at_ms, quiet.utterances), (first.last_at_ms, 2), "untouched: counted, time kept");
+    pause().await;
+    accept(store, NewEvent { call_id: "t".into(), call: Some(note(true)), ..event(&["a"], "3") }).await.unwrap();
+    let touched = store.call("t").await.unwrap().unwrap();
+    assert!(touched.last_at_ms > first.last_at_ms, "touched: the time moves");
+    assert_eq!((touched.utterances, touched.first_at_ms), (3, first.first_at_ms));
+}
+
 /// A call quiet since before the cut-off with no `call_ended` is timed out once, its event
 /// committed with it (queued for the channels holding its thread or transcript as `make` says);
 /// an ended call never is.
@@ -458,7 +478,8 @@ macro_rules! contract_tests {
             calls_are_remembered_and_started_once,
             quiet_calls_time_out_once,
             a_remembered_calls_events_outlive_the_recent_window,
-            repeats_arriving_together_commit_once
+            repeats_arriving_together_commit_once,
+            a_calls_time_moves_only_when_an_event_says_so
         );
     };
     (@each $fresh:ident; $($name:ident),*) => {

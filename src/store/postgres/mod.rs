@@ -527,6 +527,7 @@ async fn remember<C: GenericClient>(
         merged.user_name = merged.user_name.take().or_else(|| note.user_name.as_deref().map(clean));
         merged.call_data = merged.call_data.take().or_else(|| note.call_data.clone());
         merged.ended |= note.ended;
+        merged.touch |= note.touch || note.ended;
         *counts.entry(clean(&e.call_id)).or_default() += i64::from(note.utterance);
     }
     if calls.is_empty() {
@@ -538,20 +539,32 @@ async fn remember<C: GenericClient>(
     let data: Vec<Option<&str>> = calls.values().map(|n| n.call_data.as_deref()).collect();
     let utterances: Vec<i64> = calls.keys().map(|c| counts[c]).collect();
     let ended: Vec<bool> = calls.values().map(|n| n.ended).collect();
-    let rows = run(tx, REMEMBER_SQL, &[&ids, &agents, &names, &data, &utterances, &ended, &now]).await?;
+    let touched: Vec<bool> = calls.values().map(|n| n.touch).collect();
+    let rows = run(tx, REMEMBER_SQL, &[&ids, &agents, &names, &data, &utterances, &ended, &now, &touched]).await?;
     Ok(rows.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get(0)).collect())
 }
 
 /// The calls' batch upsert of [`remember`]; returns each call and whether this made its row.
-const REMEMBER_SQL: &str = "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
-             SELECT c, a, u, d, $7::bigint, $7::bigint, n, CASE WHEN e THEN $7::bigint END
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, a, u, d, n, e)
+///
+/// A call's last-event time moves only when one of its events says so (`$8`, the note's
+/// `touch`: at most every so often for a busy call), as on SQLite: `last_at` is indexed (the
+/// open calls' index), so moving it makes every update a new index entry in both of the table's
+/// indexes, while an update that leaves it alone is a heap-only (HOT) update. The flag reaches
+/// the update through the proposed row: a touched call proposes `last_at` = `first_at` = now,
+/// an untouched one a millisecond less (which only a row new to the database keeps).
+const REMEMBER_SQL: &str =
+    "INSERT INTO calls (call_id, agent_id, user_name, call_data, first_at, last_at, utterances, ended_at)
+             SELECT c, a, u, d, $7::bigint, CASE WHEN t THEN $7::bigint ELSE $7::bigint - 1 END, n,
+                 CASE WHEN e THEN $7::bigint END
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[], $8::bool[])
+                 AS x(c, a, u, d, n, e, t)
              ORDER BY c
              ON CONFLICT (call_id) DO UPDATE SET
                  agent_id = COALESCE(calls.agent_id, excluded.agent_id),
                  user_name = COALESCE(calls.user_name, excluded.user_name),
                  call_data = COALESCE(calls.call_data, excluded.call_data),
-                 last_at = GREATEST(calls.last_at, excluded.last_at),
+                 last_at = CASE WHEN excluded.last_at = excluded.first_at
+                     THEN GREATEST(calls.last_at, excluded.last_at) ELSE calls.last_at END,
                  utterances = calls.utterances + excluded.utterances,
                  ended_at = COALESCE(calls.ended_at, excluded.ended_at)
              RETURNING call_id, (xmax = 0)";
