@@ -19,7 +19,7 @@
 //!   for the time-out sweep; `recent` keeps what the call page shows of each event (caller,
 //!   agent, the utterance or the summary's facts), and the rows of calls still remembered.
 //! - Version 4: `seen` (once-keys: dedup and replay) is a `WITHOUT ROWID` table, one index
-//!   less written per key (its keys kept); dedup keys sort by call and time
+//!   less written per key (its keys kept); dedup keys sort by time, then call
 //!   ([`crate::event::dedup_key`]).
 
 use rusqlite::{Connection, OptionalExtension};
