@@ -415,8 +415,8 @@ async fn insert_events(tx: &Transaction<'_>, all: &[&NewEvent], now: i64) -> Res
 
 /// Writes events with their ids (drawn in acceptance order): those some channel takes with
 /// their queue entries in that order, and the recent rows of those kept (routed or not: a call's
-/// page shows every utterance), then the wake-ups of their channels; the statements prepared
-/// first, then sent together, followed by `COMMIT` when `commit` (see [`commit`]).
+/// page shows every utterance), then the wake-ups of their channels: one statement
+/// ([`INSERT_SQL`]), sent together with `COMMIT` when `commit` (see [`commit`]).
 async fn insert_with_ids<C: GenericClient>(
     c: &C,
     all: &[(&NewEvent, i64)],
@@ -442,68 +442,49 @@ async fn insert_with_ids<C: GenericClient>(
     let mut woken = channels.clone();
     woken.sort_unstable();
     woken.dedup();
-    let insert_events = c
-        .prepare_cached(
-            "INSERT INTO events (id, call_id, event_type, event, accepted_at)
-             SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)",
-        )
-        .await?;
-    let insert_entries = c
-        .prepare_cached(
-            "INSERT INTO queue (channel, event_id)
-             SELECT c, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n",
-        )
-        .await?;
-    let insert_recent = c
-        .prepare_cached(
-            "INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
-             SELECT i, c, t, r, ch, $6, e
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
-                 AS u(i, c, t, r, ch, e)",
-        )
-        .await?;
-    let wake_sql =
-        format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c");
-    let wake = c.prepare_cached(&wake_sql).await?;
-    // Each sent on its first poll, in this order; `COMMIT` last.
-    tokio::try_join!(
-        async {
-            match ids.is_empty() {
-                true => Ok(Vec::new()),
-                false => c.query(&insert_events, &[&ids, &calls, &types, &bodies, &now]).await,
-            }
-        },
-        async {
-            match channels.is_empty() {
-                true => Ok(Vec::new()),
-                false => c.query(&insert_entries, &[&channels, &owners]).await,
-            }
-        },
-        async {
-            match kept_ids.is_empty() {
-                true => Ok(Vec::new()),
-                false => {
-                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-                        [&kept_ids, &kept_calls, &kept_types, &routes, &routed, &now, &shown];
-                    c.query(&insert_recent, &params).await
-                }
-            }
-        },
-        async {
-            match woken.is_empty() {
-                true => Ok(Vec::new()),
-                false => c.query(&wake, &[&woken]).await,
-            }
-        },
-        async {
-            match commit {
-                true => c.batch_execute("COMMIT").await,
-                false => Ok(()),
-            }
+    let insert = c.prepare_cached(&INSERT_SQL).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+        &ids,
+        &calls,
+        &types,
+        &bodies,
+        &now,
+        &channels,
+        &owners,
+        &kept_ids,
+        &kept_calls,
+        &kept_types,
+        &routes,
+        &routed,
+        &shown,
+        &woken,
+    ];
+    // Sent together, `COMMIT` last.
+    tokio::try_join!(c.query(&insert, &params), async {
+        match commit {
+            true => c.batch_execute("COMMIT").await,
+            false => Ok(()),
         }
-    )?;
+    })?;
     Ok(())
 }
+
+/// [`insert_with_ids`]'s one statement: the events, their queue entries in order, the recent
+/// rows, and the wake-ups of the channels (one statement, not four: each statement costs
+/// PostgreSQL a bind, a plan lookup and an executor start whatever its rows).
+static INSERT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH e AS (INSERT INTO events (id, call_id, event_type, event, accepted_at)
+             SELECT i, c, t, e, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(i, c, t, e)),
+         q AS (INSERT INTO queue (channel, event_id)
+             SELECT c, e FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS u(c, e, n) ORDER BY n),
+         r AS (INSERT INTO recent (event_id, call_id, event_type, routes, channels, accepted_at, shown)
+             SELECT i, c, t, r, ch, $5, e
+             FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+                 AS u(i, c, t, r, ch, e))
+         SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($14::text[]) c"
+    )
+});
 
 /// PostgreSQL text cannot hold NUL; the event JSON escapes it, other fields are raw.
 fn clean(s: &str) -> String {
