@@ -391,7 +391,10 @@ const CLAIM_SQL: &str = "INSERT INTO seen (key, expires_at) SELECT * FROM unnest
      RETURNING key";
 
 /// Draws `$1` event ids.
-const DRAW_IDS_SQL: &str = "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)";
+/// The sequence is looked up once per statement (a scalar subquery), not once per id:
+/// `pg_get_serial_sequence` is a catalog lookup PostgreSQL does not fold into a constant.
+const DRAW_IDS_SQL: &str = "SELECT nextval((SELECT pg_get_serial_sequence('events', 'id'))::regclass)
+     FROM generate_series(1, $1::bigint)";
 
 /// `n` event ids, ascending.
 async fn draw_ids<C: GenericClient>(tx: &C, n: usize) -> Result<Vec<i64>, tokio_postgres::Error> {
