@@ -249,8 +249,10 @@ async fn run<C: GenericClient>(
 /// connection, in the order they are first polled; statements are prepared before they are
 /// joined, so none waits for its preparation behind a later one): `BEGIN` with the claim of
 /// every once-key (deciding per event, and releasing the keys of events found to be repeats);
-/// remembering the calls with drawing ids in acceptance order; then the events, their queue
-/// entries, their recent rows, the wake-ups and `COMMIT`. Four round trips per batch.
+/// remembering the calls with drawing ids in acceptance order; then one statement for the
+/// events, their queue entries, their recent rows and the wake-ups, sent with `COMMIT`. Two
+/// round trips a batch when none of its events is a repeat (the calls and the ids ride with the
+/// claim; see [`attempt`]); a batch with a repeat rolls back and takes up to five.
 async fn commit(
     pool: &Pool,
     batch: &[AcceptJob],
