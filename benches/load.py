@@ -392,7 +392,7 @@ def replicas_section(p):
         "reports the sum of both rates and the worse of both percentiles). Every request is a durable acceptance, with",
         "the console's recent events kept (the default; one more row per event: an A/B run on SQLite measured 8 to 14%",
         "fewer requests per second with them, `admin.keep_events = \"0s\"` turns them off). Repeated runs here varied",
-        "by up to a quarter: three runs of this code gave PostgreSQL 4,900 to 6,400 req/s and SQLite 21,000 to 23,500.",
+        "by up to a quarter (one repeated event here; `benches/ingest.py`'s distinct events are the default configuration's figures).",
         "",
         "| store | ingest | p50 | p99 |",
         "| --- | --- | --- | --- |",
@@ -403,7 +403,7 @@ def replicas_section(p):
         "Failover: two relays on one database; the one holding the channel's lease is killed with SIGKILL at a random",
         "point of its renewal period; the time until the other holds the channel (`callrelay_lane_held`, polled every 10 ms).",
         "",
-        "| `store.lease` | kills | median | worst | bound (lease + 1 s: a relay asks every second for a channel it does not hold; these kills were measured when it asked every third of a lease) |",
+        "| `store.lease` | kills | median | worst | bound (lease + 1 s: a relay asks every second for a channel it does not hold) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for f in p["failover"]:
