@@ -54,6 +54,17 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def wait_port(port):
+    """Returns once something listens on `port` (20 s at most)."""
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
 def run(binary, sink, stripped, seconds=8):
     d = tempfile.mkdtemp()
     with open(os.path.join(d, "relay.toml"), "w") as f:
@@ -64,12 +75,7 @@ def run(binary, sink, stripped, seconds=8):
         env.update(CALLRELAY__DEDUP__WINDOW="0s", CALLRELAY__ADMIN__KEEP_EVENTS="0s")
     relay = subprocess.Popen([binary, "--config", os.path.join(d, "relay.toml")], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(PORT)
     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", SCRIPT, f"http://127.0.0.1:{PORT}/webhook"],
                          capture_output=True, text=True).stdout
     relay.terminate()

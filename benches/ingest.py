@@ -29,7 +29,7 @@ SCRIPT = HERE / "distinct.lua"
 TICK = os.sysconf("SC_CLK_TCK")
 PG = "postgres://postgres@127.0.0.1:5432/callrelay_bench"
 sys.path.insert(0, str(HERE))
-from ab import CONFIG  # noqa: E402  (the shipped relay.toml's channels and routes, as ab.py runs them)
+from ab import CONFIG, wait_port  # noqa: E402  (the shipped relay.toml's channels and routes, as ab.py runs them)
 # name -> (description, environment overrides); None: the bare handler.
 SERVERS = {
     "bare": ("bare actix-web handler: parse the JSON, answer 200 (the ceiling)", None),
@@ -47,16 +47,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def cpu_by_thread(pid):
