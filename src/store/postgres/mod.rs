@@ -487,9 +487,15 @@ static INSERT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
              SELECT i, c, t, r, ch, $5, e
              FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
                  AS u(i, c, t, r, ch, e))
-         SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($14::text[]) c"
+         {}",
+        notify_sql("$14")
     )
 });
+
+/// Wakes the listening relays' lanes of the channels in the text array `param` (at commit).
+fn notify_sql(param: &str) -> String {
+    format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest({param}::text[]) c")
+}
 
 /// PostgreSQL text cannot hold NUL; the event JSON escapes it, other fields are raw.
 fn clean(s: &str) -> String {
@@ -560,8 +566,7 @@ async fn wake<C: GenericClient>(tx: &C, channels: &[&str]) -> Result<(), tokio_p
     if channels.is_empty() {
         return Ok(());
     }
-    let sql = format!("SELECT pg_notify('{WAKE_CHANNEL}', current_schema() || ':' || c) FROM unnest($1::text[]) c");
-    run(tx, &sql, &[&channels]).await.map(|_| ())
+    run(tx, &notify_sql("$1"), &[&channels]).await.map(|_| ())
 }
 
 /// Records what became of queue entries' posts, for the console (only for events it still keeps).
