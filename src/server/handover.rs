@@ -64,27 +64,32 @@ pub fn announce_ready() {
 /// another `SIGUSR2` tries again.
 pub fn restart_on_signal(sockets: Sockets, handed_over: Arc<Notify>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{signal, SignalKind};
+        // Registered before this returns, so before "callrelay is listening." is logged: registered
+        // inside the task, a SIGUSR2 sent right after that line could still meet the default
+        // action, which ends the process.
         let Ok(mut usr2) = signal(SignalKind::user_defined2()) else { return };
-        // The program as it was started (a path, or a name found on `PATH`), so the successor is
-        // the binary there now: an upgrade replaces the file and then signals.
-        let program = std::env::args_os().next().unwrap_or_else(|| "callrelay".into());
-        while usr2.recv().await.is_some() {
-            tracing::info!("SIGUSR2: starting a new relay on the same sockets (in-place restart).");
-            match start_successor(&program, &sockets).await {
-                Ok(pid) => {
-                    tracing::info!(
+        tokio::spawn(async move {
+            // The program as it was started (a path, or a name found on `PATH`), so the successor is
+            // the binary there now: an upgrade replaces the file and then signals.
+            let program = std::env::args_os().next().unwrap_or_else(|| "callrelay".into());
+            while usr2.recv().await.is_some() {
+                tracing::info!("SIGUSR2: starting a new relay on the same sockets (in-place restart).");
+                match start_successor(&program, &sockets).await {
+                    Ok(pid) => {
+                        tracing::info!(
                         successor = pid,
                         "The new relay serves; this one stops accepting, finishes what it has in flight, hands its lanes over and exits."
                     );
-                    handed_over.notify_one();
-                    return;
+                        handed_over.notify_one();
+                        return;
+                    }
+                    Err(e) => tracing::error!(error = %e, "In-place restart failed; this relay keeps serving."),
                 }
-                Err(e) => tracing::error!(error = %e, "In-place restart failed; this relay keeps serving."),
             }
-        }
-    });
+        });
+    }
 }
 
 async fn start_successor(program: &std::ffi::OsStr, sockets: &Sockets) -> Result<u32, String> {
