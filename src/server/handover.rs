@@ -79,9 +79,9 @@ pub fn restart_on_signal(sockets: Sockets, handed_over: Arc<Notify>) {
                 match start_successor(&program, &sockets).await {
                     Ok(pid) => {
                         tracing::info!(
-                        successor = pid,
-                        "The new relay serves; this one stops accepting, finishes what it has in flight, hands its lanes over and exits."
-                    );
+                            successor = pid,
+                            "The new relay serves; this one stops accepting, finishes what it has in flight, hands its lanes over and exits."
+                        );
                         handed_over.notify_one();
                         return;
                     }
